@@ -1,0 +1,1 @@
+/* backend/env.c - the LMDB environment (in progress). */
