@@ -264,19 +264,19 @@ static int redo_replay(backend *be, size_t upto)
     return 0;
 }
 
-/* Aborts the batch, grows the map, and replays the first `upto` redo bytes.
- * Returns 0, MDB_MAP_FULL when the map is already at its maximum, or an
- * LMDB error. */
-static int grow_and_replay(backend *be, size_t upto)
+/* Aborts the batch, grows the map (up to `limit`), and replays the first
+ * `upto` redo bytes. Returns 0, MDB_MAP_FULL when the map is already at the
+ * limit, or an LMDB error. */
+static int grow_and_replay(backend *be, size_t upto, size_t limit)
 {
     for (;;) {
         mdb_txn_abort(be->txn);
         be->txn = NULL;
-        if (be->map_size >= be->opt.max_map_size)
+        if (be->map_size >= limit)
             return MDB_MAP_FULL;
         size_t next = be->map_size * 2;
-        if (next > be->opt.max_map_size)
-            next = be->opt.max_map_size;
+        if (next > limit)
+            next = limit;
         int rc = mdb_env_set_mapsize(be->env, next);
         if (rc)
             return rc;
@@ -306,6 +306,17 @@ static int restore_batch(backend *be, size_t upto)
     return redo_replay(be, upto);
 }
 
+/* Writes stop at max_map_size; a commit may take the map a little further
+ * (LMDB needs pages to commit: free list, meta), so that a batch that filled
+ * the map can always become durable. */
+static size_t commit_limit(const backend *be)
+{
+    size_t slack = be->opt.max_map_size / 16;
+    if (slack < ((size_t)1 << 20))
+        slack = (size_t)1 << 20;
+    return be->opt.max_map_size + slack;
+}
+
 static int commit_batch(backend *be)
 {
     if (!be->txn)
@@ -316,7 +327,7 @@ static int commit_batch(backend *be)
         /* Committing can need pages too: grow, replay, commit again. */
         size_t upto = be->redo.len;
         if (mdb_txn_begin(be->env, NULL, 0, &be->txn) == 0)
-            rc = grow_and_replay(be, upto);
+            rc = grow_and_replay(be, upto, commit_limit(be));
         if (rc == 0) {
             rc = mdb_txn_commit(be->txn);
             be->txn = NULL;
@@ -371,7 +382,7 @@ static int apply_logged(backend *be, int rc_first, size_t before)
             }
             metcd_free(op);
         } else {
-            rc = grow_and_replay(be, be->redo.len);
+            rc = grow_and_replay(be, be->redo.len, be->opt.max_map_size);
         }
         if (rc == MDB_MAP_FULL) {
             /* At the quota: drop this op, keep the batch as it was. */
