@@ -226,6 +226,11 @@ void rpc_h2_on_read(struct rpc_conn *c);
 void rpc_h2_drop_calls(struct rpc_conn *c, enum rpc_code code);
 void rpc_h2_goaway(struct rpc_conn *c);
 
+/* ---- client.c ---- */
+int rpc_h2_client_callbacks(nghttp2_session_callbacks **out);
+struct event_base *rpc_client_base(const struct rpc_client *cl);
+void rpc_client_cancel_all(struct rpc_client *cl);
+
 /* ---- http1.c ---- */
 int rpc_http1_start(struct rpc_conn *c);
 void rpc_http1_on_read(struct rpc_conn *c);
