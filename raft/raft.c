@@ -82,10 +82,13 @@ int raft_new(const raft_config *cfg, raft **out)
         r->vote = hs.vote;
     }
     if (cfg->applied) {
-        if (cfg->applied > r->log.committed) {
+        /* Applied entries were committed, even if the hard state saying
+         * so was not yet durable when the member went down. */
+        if (cfg->applied > log_last_index(&r->log)) {
             rc = RAFT_EINVAL;
             goto err;
         }
+        log_commit_to(&r->log, cfg->applied);
         if (cfg->applied > r->log.applied)
             r->log.applied = r->log.applying = cfg->applied;
     }
@@ -115,8 +118,8 @@ void raft_free(raft *r)
     metcd_free(r);
 }
 
-/* Queues m (moved). Acknowledgements that vouch for durable state (votes,
- * append responses) wait for the Ready they belong to to be persisted. */
+/* Queues m (moved). Messages that vouch for durable state (votes, vote
+ * requests, append responses) wait for their Ready to be persisted. */
 void raft_send(raft *r, raft_msg *m)
 {
     m->from = r->id;
@@ -129,8 +132,11 @@ void raft_send(raft *r, raft_msg *m)
     } else {
         m->term = r->term;
     }
+    /* A candidate's own vote must be durable before it asks for others:
+     * after a crash it must not vote again in that term (thesis 3.8). */
     raft_msg_vec *q = &r->msgs;
-    if (m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_VOTE_RESP)
+    if (m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_VOTE_RESP ||
+        m->type == RAFT_MSG_VOTE)
         q = &r->msgs_after;
     if (msg_vec_push(q, m) != 0)
         r->err = RAFT_ENOMEM; /* the message is lost, as on a network */

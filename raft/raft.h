@@ -30,9 +30,9 @@
  *
  * The leader replicates entries before its own fsync but counts itself
  * toward the commit quorum only for what raft_persisted() reported (Raft
- * thesis 10.2.1). Votes and append acknowledgements are only ever put in
- * rd.msgs_after_persist, so they leave after the hard state and entries they
- * vouch for are durable (thesis 3.8). Committed entries are handed out only
+ * thesis 10.2.1). Votes, vote requests and append acknowledgements are only
+ * ever put in rd.msgs_after_persist, so they leave after the hard state and
+ * entries they vouch for are durable (thesis 3.8). Committed entries are handed out only
  * once they are persisted locally.
  *
  * Threading: none. A raft object is touched by one thread at a time.
