@@ -86,6 +86,7 @@ enum wal_error {
     BACKEND_EWAL_FAILED = -1057,  /* an earlier write or fdatasync failed: the WAL
                                      accepts nothing more; close and reopen (the
                                      page cache can no longer be trusted) */
+    BACKEND_EWAL_CLOSED = -1058,  /* appended from a callback run by wal_close */
 };
 
 #define WAL_METADATA_MAX 4096u            /* bytes of one metadata record */
@@ -115,7 +116,8 @@ int wal_open(wal **out, const char *dir, const wal_options *opt, char *errbuf, s
 
 /* Drains: every append accepted so far is written and synced. Joins the WAL
  * thread. Completions not yet delivered are delivered from inside this call
- * (each callback still runs exactly once). Then releases the lock and frees
+ * (each callback still runs exactly once; appends they make fail with
+ * BACKEND_EWAL_CLOSED). Then releases the lock and frees
  * everything. NULL is a no-op, so closing an already-closed handle that was
  * set to NULL is harmless. Never fails. Must not be called from inside a
  * completion callback. */
@@ -165,7 +167,7 @@ typedef void (*wal_done_fn)(void *arg, int status);
  * (backpressure: retry after completions), BACKEND_EWAL_TOOBIG when this one
  * append could never fit, BACKEND_EWAL_INVAL (no event_base, or entries not
  * consecutive, or metadata too long), BACKEND_EWAL_NOMEM,
- * BACKEND_EWAL_FAILED. */
+ * BACKEND_EWAL_FAILED, BACKEND_EWAL_CLOSED. */
 int wal_append(wal *w, const wal_write *wr, wal_done_fn done, void *arg);
 
 /* Appends and waits until the records are durable (for tests and restart
