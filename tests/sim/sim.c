@@ -247,6 +247,12 @@ typedef struct net_msg {
     uint64_t at;
 } net_msg;
 
+/* read-index requests in flight: ctx -> highest index applied anywhere
+ * when the read was issued (a linearizable read must see it) */
+typedef struct read_req {
+    uint64_t ctx, min_index;
+} read_req;
+
 typedef struct acked {
     uint64_t index, value;
 } acked;
@@ -268,11 +274,14 @@ static struct sim {
     bool pre_vote, check_quorum;
     acked *acks;
     size_t n_acks, cap_acks;
+    read_req reads[4096];
+    size_t n_reads;
+    uint64_t reads_done;
     uint64_t proposals, applied_total, elections, snapshots, restarts;
 } S;
 
 /* stats over all seeds */
-static uint64_t tot_applied, tot_elections, tot_snapshots, tot_restarts,
+static uint64_t tot_reads, tot_applied, tot_elections, tot_snapshots, tot_restarts,
     tot_confs, tot_transfers;
 
 static void net_send(raft_msg *m)
@@ -551,6 +560,23 @@ static void stop_removed(node *nd)
     nd->removed = true;
 }
 
+static void check_read(node *nd, const raft_read_state *rs)
+{
+    for (size_t i = 0; i < S.n_reads; i++) {
+        if (S.reads[i].ctx != rs->ctx)
+            continue;
+        CHECK(rs->index >= S.reads[i].min_index, "linearizable read: node %"
+              PRIu64 " got read index %" PRIu64 " but index %" PRIu64
+              " was applied before the read was issued", nd->id, rs->index,
+              S.reads[i].min_index);
+        tracef("node %" PRIu64 " read %" PRIx64 " at %" PRIu64, nd->id,
+               rs->ctx, rs->index);
+        S.reads_done++; /* kept: a duplicated request is answered twice */
+        return;
+    }
+    fail("read state for unknown ctx %" PRIx64, rs->ctx);
+}
+
 /* Takes every Ready of nd: messages out, writes queued for fsync,
  * committed entries applied. */
 static void drive(node *nd)
@@ -611,6 +637,8 @@ static void drive(node *nd)
                 nd->head = pw;
             nd->tail = pw;
         }
+        for (size_t i = 0; i < rd.n_read_states; i++)
+            check_read(nd, &rd.read_states[i]);
         if (rd.n_committed) {
             /* a leader's own term entries are applied once committed */
             for (size_t i = 0; i < rd.n_committed; i++)
@@ -861,12 +889,19 @@ static void chaos_step(void)
             drive(l);
         }
     }
-    if (chance(5000)) {
+    int reads = chance(100000) ? (int)rndn(5) : 0;
+    for (int i = 0; i < reads && S.n_reads < 4096; i++) {
         node *nd = &S.nodes[1 + rndn(MAX_IDS)];
-        if (nd->up && nd->state != RAFT_LEADER) {
-            raft_read_index(nd->r, rnd());
-            drive(nd);
-        }
+        if (!nd->up)
+            continue;
+        uint64_t ctx = rnd() | 1;
+        S.reads[S.n_reads].ctx = ctx;
+        S.reads[S.n_reads].min_index = max_applied;
+        S.n_reads++;
+        int rc = raft_read_index(nd->r, ctx);
+        tracef("read %" PRIx64 " at %" PRIu64 ": %s", ctx, nd->id,
+               rc ? raft_strerror(rc) : "ok");
+        drive(nd);
     }
 }
 
@@ -1036,6 +1071,7 @@ static void run_seed(uint64_t seed, uint64_t ticks)
         }
     }
     tot_applied += S.applied_total;
+    tot_reads += S.reads_done;
     tot_elections += S.elections;
     tot_snapshots += S.snapshots;
     tot_restarts += S.restarts;
@@ -1073,7 +1109,8 @@ int main(int argc, char **argv)
     printf("sim: %" PRIu64 " seeds from %" PRIu64 " ok: %" PRIu64
            " entries applied, %" PRIu64 " elections, %" PRIu64
            " snapshots, %" PRIu64 " crashes, %" PRIu64 " conf changes, %"
-           PRIu64 " transfers\n", seeds, first, tot_applied, tot_elections,
-           tot_snapshots, tot_restarts, tot_confs, tot_transfers);
+           PRIu64 " transfers, %" PRIu64 " reads\n", seeds, first,
+           tot_applied, tot_elections, tot_snapshots, tot_restarts, tot_confs,
+           tot_transfers, tot_reads);
     return 0;
 }
