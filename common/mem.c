@@ -1,6 +1,7 @@
 /* common/mem.c - allocation wrapper with failure injection for tests. */
 #include "common/mem.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,4 +85,11 @@ void metcd_mem_fail_after(long n)
 long metcd_mem_count(void)
 {
     return atomic_load(&alloc_calls);
+}
+
+void metcd_mem_tune(void)
+{
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 1 << 20);
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
 }

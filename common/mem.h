@@ -25,6 +25,12 @@ void *metcd_memdup(const void *p, size_t n);
 /* protobuf-c allocator routed through the wrapper (pass to unpack/free). */
 extern ProtobufCAllocator metcd_pb_allocator;
 
+/* Process-wide allocator tuning for long-running programs (the member,
+ * benchmarks): glibc's default 128 KiB trim threshold makes every free of a
+ * large top chunk shrink the heap with brk, and each shrink is a TLB
+ * shootdown. Keep up to 64 MiB of freed heap instead. Call once from main(). */
+void metcd_mem_tune(void);
+
 /* Test hooks. metcd_mem_fail_after(n): the n-th allocation from now fails
  * (n = 0: the next one), and every one after it succeeds again.
  * metcd_mem_fail_after(-1) disables injection. metcd_mem_count() returns the

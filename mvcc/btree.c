@@ -54,12 +54,25 @@ static void node_free(btree *t, struct bt_node *x)
     metcd_free(x);
 }
 
-/* First index i with items[i] >= key; *found when equal. */
+static inline void prefetch_item(const key_index *ki)
+{
+    /* the key length and the key bytes may sit on two cache lines */
+    __builtin_prefetch(ki);
+    __builtin_prefetch(ki->key);
+}
+
+/* First index i with items[i] >= key; *found when equal. Every comparison
+ * dereferences an item, a likely cache miss: the two items the next step
+ * may compare are prefetched first so their misses overlap this one. */
 static int lower_bound(const struct bt_node *x, const uint8_t *key, size_t len, bool *found)
 {
     int lo = 0, hi = x->n;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
+        if (hi - lo > 2) {
+            prefetch_item(x->items[(lo + mid) / 2]);
+            prefetch_item(x->items[(mid + 1 + hi) / 2 < x->n ? (mid + 1 + hi) / 2 : mid]);
+        }
         const key_index *k = x->items[mid];
         if (key_cmp(k->key, k->keylen, key, len) < 0)
             lo = mid + 1;
@@ -127,6 +140,55 @@ static int split_child(btree *t, struct bt_node *x, int i)
     x->items[i] = y->items[T - 1];
     x->n++;
     return 0;
+}
+
+key_index *bt_upsert(btree *t, const uint8_t *key, size_t len, bool *created)
+{
+    *created = false;
+    if (!t->root) {
+        t->root = node_new(t, true);
+        if (!t->root)
+            return NULL;
+    }
+    if (t->root->n == MAXK) {
+        struct bt_node *s = node_new(t, false);
+        if (!s)
+            return NULL;
+        s->child[0] = t->root;
+        if (split_child(t, s, 0)) {
+            node_free(t, s);
+            return NULL;
+        }
+        t->root = s;
+    }
+    struct bt_node *x = t->root;
+    for (;;) {
+        bool found;
+        int i = lower_bound(x, key, len, &found);
+        if (found)
+            return x->items[i];
+        if (x->leaf) {
+            key_index *ki = ki_new(key, len);
+            if (!ki)
+                return NULL;
+            memmove(x->items + i + 1, x->items + i, (size_t)(x->n - i) * sizeof(key_index *));
+            x->items[i] = ki;
+            x->n++;
+            t->count++;
+            *created = true;
+            return ki;
+        }
+        if (x->child[i]->n == MAXK) {
+            if (split_child(t, x, i))
+                return NULL;
+            int c = key_cmp(x->items[i]->key, x->items[i]->keylen, key, len);
+            if (c == 0)
+                return x->items[i];
+            if (c < 0)
+                i++;
+        }
+        x = x->child[i];
+    }
 }
 
 int bt_insert(btree *t, key_index *ki)

@@ -87,6 +87,10 @@ key_index *bt_get(const btree *t, const uint8_t *key, size_t len);
 /* Inserts ki, whose key must not be present. MVCC_ENOMEM on failure (the
  * tree is unchanged). */
 int bt_insert(btree *t, key_index *ki);
+/* The key index of key, created (empty, by ki_new) and inserted in the
+ * same descent when absent (*created set). NULL on allocation failure, with
+ * the tree's items unchanged. */
+key_index *bt_upsert(btree *t, const uint8_t *key, size_t len, bool *created);
 /* Removes and returns the key index of key, or NULL. */
 key_index *bt_delete(btree *t, const uint8_t *key, size_t len);
 /* Visits key indexes with start <= key < end in order (end == NULL: no upper

@@ -377,7 +377,20 @@ int store_range(mvcc_store *s, const mvcc_range_req *req, int64_t cur_rev, struc
         fetch++;
 
     struct collect c = {.rev = rev, .count_only = req->count_only != 0};
-    visit_range(s, req->key, req->key_len, req->range_end, req->range_end_len, collect_visit, &c);
+    struct pair one;
+    if (req->range_end_len == 0) {
+        /* a point read: no pair vector */
+        key_index *ki = bt_get(&s->index, req->key, req->key_len);
+        if (ki && ki_get(ki, rev, &one.mod, NULL, NULL)) {
+            one.ki = ki;
+            c.count = 1;
+            c.n = !c.count_only;
+        }
+    } else {
+        visit_range(s, req->key, req->key_len, req->range_end, req->range_end_len, collect_visit,
+                    &c);
+    }
+    struct pair *pairs = c.pairs ? c.pairs : &one;
     if (c.err) {
         metcd_free(c.pairs);
         return c.err;
@@ -402,7 +415,7 @@ int store_range(mvcc_store *s, const mvcc_range_req *req, int64_t cur_rev, struc
     }
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        rc = load_kv(s, c.pairs[i].mod, a, &kvs[kept]);
+        rc = load_kv(s, pairs[i].mod, a, &kvs[kept]);
         if (rc) {
             metcd_free(c.pairs);
             return rc;
@@ -483,34 +496,33 @@ int store_put(mvcc_store *s, const mvcc_put_req *req, struct mvcc_arena *a, mvcc
     int rc = check_put_req(req);
     if (rc)
         return rc;
-    key_index *ki = bt_get(&s->index, req->key, req->key_len);
+    if (!req->ignore_lease && req->lease != 0 && s->lease.lease_exists &&
+        !s->lease.lease_exists(s->lease.arg, req->lease))
+        return MVCC_ELEASE_NOT_FOUND;
+    /* One descent finds the key or makes its (empty) key index. */
+    bool fresh;
+    key_index *ki = bt_upsert(&s->index, req->key, req->key_len, &fresh);
+    if (!ki)
+        return MVCC_ENOMEM;
+    if (fresh)
+        s->index_item_bytes += ki_bytes(ki);
     mvcc_kv prev = {0};
     int have_prev = 0;
-    if (req->prev_kv || req->ignore_value || req->ignore_lease || s->lease.lease_attach) {
+    if (!fresh && (req->prev_kv || req->ignore_value || req->ignore_lease || s->lease.lease_attach)) {
         have_prev = head_kv(s, ki, a, &prev);
-        if (have_prev < 0)
-            return have_prev;
+        if (have_prev < 0) {
+            rc = have_prev;
+            goto err_ki;
+        }
     }
-    if ((req->ignore_value || req->ignore_lease) && !have_prev)
-        return MVCC_EKEY_NOT_FOUND;
+    if ((req->ignore_value || req->ignore_lease) && !have_prev) {
+        rc = MVCC_EKEY_NOT_FOUND;
+        goto err_ki;
+    }
     int64_t lease = req->ignore_lease ? prev.lease : req->lease;
-    if (!req->ignore_lease && lease != 0 && s->lease.lease_exists &&
-        !s->lease.lease_exists(s->lease.arg, lease))
-        return MVCC_ELEASE_NOT_FOUND;
     const uint8_t *val = req->ignore_value ? prev.value : req->value;
     size_t vlen = req->ignore_value ? prev.value_len : req->value_len;
 
-    bool fresh = ki == NULL;
-    if (fresh) {
-        ki = ki_new(req->key, req->key_len);
-        if (!ki)
-            return MVCC_ENOMEM;
-        if (bt_insert(&s->index, ki)) {
-            ki_free(ki);
-            return MVCC_ENOMEM;
-        }
-        s->index_item_bytes += ki_bytes(ki);
-    }
     size_t ki_before = ki_bytes(ki);
     mvcc_rev mod_before, created;
     int64_t ver = 0;
@@ -561,6 +573,7 @@ int store_put(mvcc_store *s, const mvcc_put_req *req, struct mvcc_arena *a, mvcc
 
 err_rev:
     s->sub--;
+err_ki:
     if (fresh) {
         s->index_item_bytes -= ki_bytes(ki);
         bt_delete(&s->index, req->key, req->key_len);
@@ -799,37 +812,35 @@ static int restore_visit(void *arg, backend_val k, backend_val v)
         return 1;
     }
     s->current_rev = rev.main;
-    key_index *ki = bt_get(&s->index, kv.key, kv.key_len);
-    if (ki) {
-        size_t before = ki_bytes(ki);
-        bool was_alive = ki_get(ki, INT64_MAX, NULL, NULL, NULL);
-        int rc = tomb ? (was_alive ? ki_tombstone(ki, rev) : 0) : ki_put(ki, rev);
-        if (rc) {
-            r->err = rc;
-            return 1;
-        }
-        index_add_bytes(s, ki, before);
-        if (tomb && was_alive)
-            s->keys_total--;
-        else if (!tomb && !was_alive)
-            s->keys_total++;
-        return 0;
-    }
-    if (tomb)
-        return 0; /* the key's earlier revisions were compacted away */
-    ki = ki_new(kv.key, kv.key_len);
+    bool created;
+    key_index *ki = bt_upsert(&s->index, kv.key, kv.key_len, &created);
     if (!ki) {
         r->err = MVCC_ENOMEM;
         return 1;
     }
-    ki_restore(ki, (mvcc_rev){kv.create_revision, 0}, rev, kv.version);
-    if (bt_insert(&s->index, ki)) {
-        ki_free(ki);
-        r->err = MVCC_ENOMEM;
+    if (created) {
+        s->index_item_bytes += ki_bytes(ki);
+        if (tomb) {
+            /* the key's earlier revisions were compacted away: an empty
+             * key index reads as absent and goes at the next compaction */
+            return 0;
+        }
+        ki_restore(ki, (mvcc_rev){kv.create_revision, 0}, rev, kv.version);
+        s->keys_total++;
+        return 0;
+    }
+    size_t before = ki_bytes(ki);
+    bool was_alive = ki_get(ki, INT64_MAX, NULL, NULL, NULL);
+    int rc = tomb ? (was_alive ? ki_tombstone(ki, rev) : 0) : ki_put(ki, rev);
+    if (rc) {
+        r->err = rc;
         return 1;
     }
-    s->index_item_bytes += ki_bytes(ki);
-    s->keys_total++;
+    index_add_bytes(s, ki, before);
+    if (tomb && was_alive)
+        s->keys_total--;
+    else if (!tomb && !was_alive)
+        s->keys_total++;
     return 0;
 }
 
