@@ -51,11 +51,11 @@ enum rec_type {
 #define ENTRY_FIXED_LEN 16u
 #define CRC_LEN 20u
 
-/* Room kept at the start of every segment for its header records: crc,
- * metadata (at most WAL_METADATA_MAX), snapshot marker, hard state. One
- * append never exceeds segment size less this. */
+/* Room kept in every segment for its header records (crc, metadata of at
+ * most WAL_METADATA_MAX, snapshot marker, hard state) and the crc record
+ * that starts a batch. One append never exceeds segment size less this. */
 #define SEG_HDR_BUDGET                                                                         \
-    (4 * REC_HDR + CRC_LEN + WAL_METADATA_MAX + SNAPSHOT_LEN + HARDSTATE_LEN)
+    (5 * REC_HDR + 2 * CRC_LEN + WAL_METADATA_MAX + SNAPSHOT_LEN + HARDSTATE_LEN)
 
 /* How far ahead of the data the WAL thread keeps the current segment
  * written with zeros. fallocate() leaves unwritten extents: the first write
@@ -128,7 +128,7 @@ struct wal {
 
     /* WAL thread (wal_open before it starts) */
     int cur_fd;
-    uint64_t cur_off, cur_cap, cur_seq;
+    uint64_t cur_off, cur_cap, cur_seq, cur_first;
     uint64_t cur_zeroed; /* [0, cur_zeroed) of the segment has been written */
     uint32_t last_crc;
     uint64_t last_index;
@@ -401,16 +401,42 @@ static int rec_parse(const unsigned char *m, uint64_t size, uint64_t off, struct
     return 1;
 }
 
-/* Whether a record that verifies starts anywhere in (off, end of data). */
-static int valid_record_after(const unsigned char *m, uint64_t size, uint64_t off)
+#define SECTOR 512u
+
+/* Decides whether the bad record at m[off] of the last segment is a torn
+ * tail (1) or corruption (0). Every batch made durable by one fdatasync
+ * starts with a crc record, and a batch is written only after the previous
+ * one's fdatasync returned; so:
+ *  - a crc record that verifies after off proves the bad record belongs to
+ *    a batch that was synced: corruption;
+ *  - nothing that verifies after off: the tail of the last batch never
+ *    fully reached the disk: torn;
+ *  - records that verify after off but no crc record: all of it is the
+ *    last batch, whose sectors may have reached the disk in any order on a
+ *    crash. Torn if the bad stretch shows what a lost sector leaves, zeros
+ *    from off to the next sector boundary or a whole zero sector; a bad
+ *    record without any (a flipped bit) is corruption. */
+static int is_torn(const unsigned char *m, uint64_t size, uint64_t off)
 {
-    uint64_t end = data_end(m, (size_t)size);
+    uint64_t end = data_end(m, (size_t)size), next = 0;
     for (uint64_t p = off + 1; p < end; p++) {
         struct rec r;
         const char *why;
-        if (rec_parse(m, size, p, &r, &why) == 1)
-            return 1;
+        if (rec_parse(m, size, p, &r, &why) != 1)
+            continue;
+        if (r.type == REC_CRC)
+            return 0;
+        if (!next)
+            next = p;
     }
+    if (!next)
+        return 1;
+    uint64_t b = (off / SECTOR + 1) * SECTOR;
+    if (all_zero(m + off, (size_t)((b < next ? b : next) - off)))
+        return 1;
+    for (; b + SECTOR <= next; b += SECTOR)
+        if (all_zero(m + b, SECTOR))
+            return 1;
     return 0;
 }
 
@@ -679,7 +705,7 @@ static int scan_segment(wal *w, size_t i)
             k = -1;
         }
         if (k < 0) {
-            if (!last || valid_record_after(map, size, off)) {
+            if (!last || !is_torn(map, size, off)) {
                 rc = corrupt(w, name, off, why);
                 goto out_map;
             }
@@ -692,10 +718,8 @@ static int scan_segment(wal *w, size_t i)
             w->st.torn_bytes += end - off;
             break;
         }
-        if ((off == 0) != (r.type == REC_CRC)) {
-            rc = corrupt(w, name, off,
-                         off == 0 ? "segment does not start with a crc record"
-                                  : "crc record inside a segment");
+        if (off == 0 && r.type != REC_CRC) {
+            rc = corrupt(w, name, off, "segment does not start with a crc record");
             goto out_map;
         }
         switch (r.type) {
@@ -706,8 +730,10 @@ static int scan_segment(wal *w, size_t i)
                 rc = corrupt(w, name, off, "segment header disagrees with the file name");
                 goto out_map;
             }
-            if (i > 0 && prev != w->last_crc) {
-                rc = corrupt(w, name, off, "segment does not chain to the previous one");
+            if ((off > 0 || i > 0) && prev != w->last_crc) {
+                rc = corrupt(w, name, off,
+                             off ? "crc record does not chain to the record before it"
+                                 : "segment does not chain to the previous one");
                 goto out_map;
             }
             break;
@@ -768,6 +794,7 @@ static int scan_segment(wal *w, size_t i)
         w->cur_cap = cap;
         w->cur_zeroed = off; /* unknown beyond: zero_ahead redoes it */
         w->cur_seq = s->seq;
+        w->cur_first = s->first;
         fd = -1;
     }
 out_map:
@@ -861,16 +888,31 @@ static int cut(wal *w, char *msg, size_t msglen)
     w->cur_cap = w->seg_size;
     w->cur_zeroed = w->seg_size < ZERO_AHEAD ? w->seg_size : ZERO_AHEAD;
     w->cur_seq = seq;
+    w->cur_first = first;
     w->last_crc = crc;
     return 0;
 }
 
-/* Writes one batch of requests and makes it durable: runs of requests go
- * into the current segment with pwritev; a request that does not fit ends
- * the run, the segment is synced and cut. One fdatasync at the end. */
+/* Fills `rec` with the crc record that starts a batch in the current
+ * segment, chained to the record before it. */
+static void batch_marker(wal *w, unsigned char *rec)
+{
+    unsigned char *pl = rec + REC_HDR;
+    put_le64(pl, w->cur_seq);
+    put_le64(pl + 8, w->cur_first);
+    put_le32(pl + 16, w->last_crc);
+    w->last_crc = rec_header(rec, REC_CRC, pl, CRC_LEN, NULL, 0);
+}
+
+/* Writes one batch of requests and makes it durable: a crc record, then
+ * the requests' records go into the current segment with pwritev; a request
+ * that does not fit ends the run: the segment is synced and cut, and the
+ * rest starts again with a crc record in the new one. One fdatasync at the
+ * end. */
 static int write_batch(wal *w, struct req *batch, char *msg, size_t msglen)
 {
     struct iovec iov[IOV_BATCH];
+    unsigned char marker[REC_HDR + CRC_LEN];
     int niov = 0, dirty = 0, has_entries = 0;
     uint64_t start = w->cur_off, max_index = 0, nbytes = 0, nrec = 0;
     const char *what;
@@ -878,18 +920,20 @@ static int write_batch(wal *w, struct req *batch, char *msg, size_t msglen)
     for (struct req *r = batch; r; r = r->next) {
         if (r->len == 0)
             continue;
-        if (niov == IOV_BATCH || w->cur_off + r->len > w->cur_cap) {
+        uint64_t need = r->len + (dirty ? 0 : sizeof marker);
+        if (niov + 2 > IOV_BATCH || w->cur_off + need > w->cur_cap) {
             what = "write";
             if (niov && writev_all(w->cur_fd, iov, niov, start) < 0)
                 goto err;
             niov = 0;
             start = w->cur_off;
         }
-        if (w->cur_off + r->len > w->cur_cap) {
+        if (w->cur_off + need > w->cur_cap) {
             what = "fdatasync";
             if (dirty && fdatasync(w->cur_fd) < 0)
                 goto err;
-            publish_current(w, has_entries, max_index, dirty);
+            if (dirty)
+                publish_current(w, has_entries, max_index, 1);
             dirty = has_entries = 0;
             max_index = 0;
             int rc = cut(w, msg, msglen);
@@ -897,11 +941,17 @@ static int write_batch(wal *w, struct req *batch, char *msg, size_t msglen)
                 return rc;
             start = w->cur_off;
         }
+        if (!dirty) {
+            batch_marker(w, marker);
+            iov[niov++] = (struct iovec){marker, sizeof marker};
+            w->cur_off += sizeof marker;
+            nbytes += sizeof marker;
+            dirty = 1;
+        }
         iov[niov++] = (struct iovec){r->buf, r->len};
         w->cur_off += r->len;
         nbytes += r->len;
         nrec += r->n_records;
-        dirty = 1;
         note_written(w, r, &has_entries, &max_index);
     }
     what = "write";
@@ -1184,6 +1234,7 @@ int wal_open(wal **out, const char *dir, const wal_options *opt, char *errbuf, s
         w->cur_cap = w->seg_size;
         w->cur_zeroed = w->seg_size < ZERO_AHEAD ? w->seg_size : ZERO_AHEAD;
         w->cur_seq = 0;
+        w->cur_first = 0;
     } else {
         for (size_t i = 0; i < w->nsegs; i++)
             if ((rc = scan_segment(w, i)) != 0)

@@ -25,32 +25,47 @@
  *     2 hardstate  u64 term | u64 vote | u64 commit
  *     3 entry      u64 index | u64 term | data (the encoded raft entry)
  *     4 snapshot   u64 index | u64 term (a snapshot marker)
- *     5 crc        u64 seq | u64 first_index | u32 prev_crc: the segment
- *                  header, always the first record of a segment and nowhere
- *                  else. prev_crc is the crc field of the last record of the
- *                  previous segment (0 for the first segment of a new WAL):
- *                  this chains the segments, so a missing, swapped or
- *                  shortened segment is detected on open.
+ *     5 crc        u64 seq | u64 first_index | u32 prev_crc: starts every
+ *                  segment (at offset 0: the segment header) and every batch
+ *                  of records made durable by one fdatasync. seq and
+ *                  first_index repeat the segment's file name. prev_crc is
+ *                  the crc field of the record before it (for a segment
+ *                  header: the last record of the previous segment; 0 for the
+ *                  first segment of a new WAL). This chains every batch to
+ *                  the one before and every segment to its predecessor, so a
+ *                  missing, swapped or shortened segment or batch is
+ *                  detected on open, and it marks where batches begin.
  *
  * A segment header is followed by copies of the latest metadata, snapshot
  * marker and hard state written before the cut (those that exist), so every
  * segment is self-describing and releasing old segments never loses them.
+ * The WAL thread keeps about 1 MiB past the data written with zeros (ext4
+ * journals the first write into fallocate'd space; doing it ahead keeps
+ * that cost out of most fdatasyncs).
  *
  * Crash recovery (wal_open). Every segment is read and every record verified.
- * A record that does not verify (bad length, type, size for its type or CRC;
- * or a zero header with data after it) is:
- *  - a torn tail, when it lies in the last segment and no record that
- *    verifies starts anywhere after it: the bytes from it to the last
- *    non-zero byte of the file are zeroed (and synced) and the WAL continues
- *    at that offset. These records were written by a batch whose fdatasync
- *    never returned, so no append that reported success is lost;
- *  - corruption otherwise (a verifying record after it, or not in the last
- *    segment): BACKEND_EWAL_CORRUPT, and wal_open's error text names the file
- *    and the byte offset of the bad record.
- * A last segment holding no record at all (only zeros, or empty: torn while
- * it was made) gets its header written again. Leftover "*.tmp" files are
- * deleted. A gap in the sequence numbers, a header that disagrees with the
- * file name, or a prev_crc that does not match is BACKEND_EWAL_CORRUPT.
+ * A bad record (bad length, type, size for its type or CRC; or a zero header
+ * with data after it) is:
+ *  - corruption when it is not in the last segment, or when a crc record
+ *    that verifies follows it: a batch is written only after the previous
+ *    one's fdatasync returned, so the bad record was durable once.
+ *    BACKEND_EWAL_CORRUPT, and the error text names the file and the byte
+ *    offset of the bad record;
+ *  - a torn tail when nothing that verifies follows it (a partial write
+ *    followed by zeros or garbage): it belongs to the last batch, whose
+ *    fdatasync never returned, so no append that reported success is lost;
+ *  - when records that verify follow it but no crc record (all within the
+ *    last batch, whose sectors may reach the disk in any order on a power
+ *    loss): a torn tail if the bad stretch shows what a lost sector leaves
+ *    (zeros up to the next 512-byte boundary, or a whole zero sector), else
+ *    corruption (a flipped bit).
+ * A torn tail is zeroed from the bad record to the last non-zero byte of the
+ * file, synced, and the WAL continues at that offset. A last segment holding
+ * no record at all (only zeros, or empty: torn while it was made) gets its
+ * header written again. Leftover "*.tmp" files are deleted. A gap in the
+ * sequence numbers, a crc record that disagrees with the file name or does
+ * not chain is BACKEND_EWAL_CORRUPT. A WAL found corrupt is not modified
+ * (beyond deleting "*.tmp" leftovers).
  *
  * Threads. wal_open() starts one WAL thread that writes and fdatasyncs
  * appended records (group commit: everything queued while one fdatasync runs
@@ -248,7 +263,8 @@ typedef struct wal_stats {
 
 void wal_get_stats(wal *w, wal_stats *out);
 
-/* Index of the last entry record written (0 if none). */
+/* Index of the last entry appended (accepted by wal_append or
+ * wal_append_sync, or found by wal_open); 0 if none. */
 uint64_t wal_last_index(wal *w);
 
 /* The detail of the last failure on this WAL (never NULL). */

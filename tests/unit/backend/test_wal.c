@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -710,6 +712,59 @@ START_TEST(test_torn_tail_lost_sector)
 }
 END_TEST
 
+/* Entries 1..30 written by one append: one batch, one fdatasync. */
+static void make_wal_one_batch(void)
+{
+    wal *w = open_ok(SEG, NULL);
+    write_meta_hs(w, 1, 0);
+    append_range(w, 1, 30, 1, 300, 30);
+    wal_close(w);
+}
+
+START_TEST(test_torn_last_batch_sectors_out_of_order)
+{
+    /* a crash let later sectors of the last batch reach the disk but not an
+       earlier one: records that verify follow the hole, yet none of them is
+       a crc record starting a later batch, so this batch never finished its
+       fdatasync and is cut at the hole */
+    make_wal_one_batch();
+    char p[512];
+    first_seg_path(p, sizeof p);
+    off_t z = (record_offset(p, 10) / 512 + 1) * 512;
+    uint64_t hit = 10;
+    while (record_offset(p, hit + 1) <= z)
+        hit++;
+    ck_assert_int_gt(record_offset(p, 30), z + 512); /* valid records after */
+    static const unsigned char zeros[512];
+    pwrite_file(p, zeros, sizeof zeros, z);
+    wal *w = open_ok(SEG, NULL);
+    wal_replay_result *r = replay_ok(w, 0);
+    ck_assert_uint_eq(r->n_entries, hit - 1);
+    check_entry(&r->entries[hit - 2], hit - 1, 1, 300);
+    wal_replay_free(r);
+    wal_close(w);
+    check_entries_then_append(hit - 1);
+}
+END_TEST
+
+START_TEST(test_bit_flip_in_last_batch_is_corruption)
+{
+    /* a flipped bit leaves no zeros: the batch was whole on disk once, so
+       this is damage, not a torn write */
+    make_wal_one_batch();
+    char p[512], err[512], want[64];
+    first_seg_path(p, sizeof p);
+    off_t off = record_offset(p, 12);
+    unsigned char b;
+    pread_file(p, &b, 1, off + 9 + 16 + 33);
+    b ^= 0x01;
+    pwrite_file(p, &b, 1, off + 9 + 16 + 33);
+    ck_assert_int_eq(open_fails(SEG, err, sizeof err), BACKEND_EWAL_CORRUPT);
+    snprintf(want, sizeof want, "offset %lld", (long long)off);
+    ck_assert_msg(strstr(err, want) != NULL, "%s lacks %s", err, want);
+}
+END_TEST
+
 START_TEST(test_bad_crc_mid_file_names_file_and_offset)
 {
     make_wal(10);
@@ -1090,6 +1145,56 @@ START_TEST(test_sync_append_orders_after_async)
 }
 END_TEST
 
+/* A write the kernel refuses (RLIMIT_FSIZE makes pwrite fail with EFBIG
+ * past the limit) fails the WAL for good: that append reports
+ * BACKEND_EWAL_IO, later ones BACKEND_EWAL_FAILED, nothing is retried. */
+static int io_done, io_status[8];
+static void on_io_done(void *arg, int status)
+{
+    (void)arg;
+    io_status[io_done++] = status;
+}
+
+START_TEST(test_write_failure_is_sticky)
+{
+    struct event_base *base = event_base_new();
+    wal *w = open_ok(SEG, base);
+    append_range(w, 1, 2, 1, 1000, 1);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl, saved;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = 12 << 10; /* soft limit only: it can be raised again */
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+
+    static unsigned char d[6000];
+    wal_entry e = {3, 1, d, sizeof d};
+    wal_write wr = {.entries = &e, .n_entries = 1};
+    ck_assert_int_eq(wal_append(w, &wr, on_io_done, NULL), 0);
+    e.index = 4;
+    ck_assert_int_eq(wal_append(w, &wr, on_io_done, NULL), 0);
+    while (io_done < 2)
+        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+    ck_assert_int_eq(io_status[0], BACKEND_EWAL_IO);
+    /* 4 went out in the same batch as 3, or after it as FAILED */
+    ck_assert(io_status[1] == BACKEND_EWAL_IO || io_status[1] == BACKEND_EWAL_FAILED);
+    ck_assert_ptr_nonnull(strstr(wal_errmsg(w), "File too large"));
+    e.index = 5;
+    ck_assert_int_eq(wal_append(w, &wr, on_io_done, NULL), BACKEND_EWAL_FAILED);
+    ck_assert_int_eq(wal_append_sync(w, &wr), BACKEND_EWAL_FAILED);
+    wal_close(w);
+    event_base_free(base);
+
+    /* what reached the disk is consistent again after a reopen */
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    w = open_ok(SEG, NULL);
+    wal_replay_result *r = replay_ok(w, 0);
+    ck_assert_uint_ge(r->n_entries, 2);
+    wal_replay_free(r);
+    wal_close(w);
+}
+END_TEST
+
 /* ---- allocation failures ------------------------------------------------------------- */
 
 START_TEST(test_alloc_failures_open)
@@ -1226,6 +1331,8 @@ int main(void)
     tcase_add_test(tc, test_torn_tail_header_only);
     tcase_add_test(tc, test_torn_tail_garbage_after_last_record);
     tcase_add_test(tc, test_torn_tail_lost_sector);
+    tcase_add_test(tc, test_torn_last_batch_sectors_out_of_order);
+    tcase_add_test(tc, test_bit_flip_in_last_batch_is_corruption);
     tcase_add_test(tc, test_bad_crc_mid_file_names_file_and_offset);
     tcase_add_test(tc, test_bad_length_mid_file);
     tcase_add_test(tc, test_zeroed_record_mid_file);
@@ -1244,6 +1351,7 @@ int main(void)
     tcase_add_test(tc, test_queue_full_is_backpressure);
     tcase_add_test(tc, test_close_drains_and_delivers);
     tcase_add_test(tc, test_sync_append_orders_after_async);
+    tcase_add_test(tc, test_write_failure_is_sticky);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("alloc");
