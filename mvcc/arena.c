@@ -20,18 +20,27 @@ struct mvcc_arena {
     size_t next_cap;
 };
 
+/* One arena with a single small chunk is kept per thread for the next
+ * result: a point read then allocates nothing. Freed by arena_release_spare
+ * (mvcc_close). */
+static _Thread_local struct mvcc_arena *spare;
+
 struct mvcc_arena *arena_new(void)
 {
-    struct mvcc_arena *a = metcd_calloc(1, sizeof(*a));
+    struct mvcc_arena *a = spare;
+    if (a) {
+        spare = NULL;
+        a->head->used = 0;
+        return a;
+    }
+    a = metcd_calloc(1, sizeof(*a));
     if (a)
         a->next_cap = CHUNK_MIN;
     return a;
 }
 
-void arena_free(struct mvcc_arena *a)
+static void destroy(struct mvcc_arena *a)
 {
-    if (!a)
-        return;
     struct chunk *c = a->head;
     while (c) {
         struct chunk *n = c->next;
@@ -39,6 +48,25 @@ void arena_free(struct mvcc_arena *a)
         c = n;
     }
     metcd_free(a);
+}
+
+void arena_free(struct mvcc_arena *a)
+{
+    if (!a)
+        return;
+    if (!spare && a->head && !a->head->next && a->head->cap <= CHUNK_MAX) {
+        spare = a;
+        return;
+    }
+    destroy(a);
+}
+
+void arena_release_spare(void)
+{
+    if (spare) {
+        destroy(spare);
+        spare = NULL;
+    }
 }
 
 void *arena_alloc(struct mvcc_arena *a, size_t n)

@@ -11,6 +11,8 @@
 struct mvcc_arena;
 struct mvcc_arena *arena_new(void);
 void arena_free(struct mvcc_arena *a);
+/* Frees the calling thread's cached arena. */
+void arena_release_spare(void);
 void *arena_alloc(struct mvcc_arena *a, size_t n); /* 8-aligned, NULL on OOM */
 void *arena_dup(struct mvcc_arena *a, const void *p, size_t n);
 /* Ensures res has an arena; returns it or NULL on OOM. */

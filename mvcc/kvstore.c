@@ -899,4 +899,5 @@ void mvcc_close(mvcc_store *s)
     arena_free(s->ev_arena);
     metcd_free(s->scratch);
     metcd_free(s);
+    arena_release_spare();
 }
