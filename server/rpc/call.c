@@ -57,8 +57,10 @@ void rpc_call_free(struct rpc_call *call)
         c->srv->stats.calls_open--;
     if (call->deadline_ev)
         event_free(call->deadline_ev);
-    if (call->out)
+    if (call->out) {
+        c->queued -= evbuffer_get_length(call->out);
         evbuffer_free(call->out);
+    }
     rpc_deframer_reset(&call->in);
     for (size_t i = 0; i < call->n_md; i++)
         metcd_free((char *)call->md[i].key);
@@ -234,6 +236,7 @@ ssize_t rpc_call_read_data(struct rpc_call *call, uint8_t *buf, size_t length,
     if (n)
         evbuffer_remove(call->out, buf, n);
     avail -= n;
+    call->conn->queued -= n;
     if (call->full && avail <= call->conn->srv->cfg.stream_queue_bytes / 2) {
         call->full = false;
         if (!call->drain_flag) {
@@ -275,8 +278,10 @@ static void call_set_status(struct rpc_call *call, enum rpc_code code, const cha
     count_status(call, code);
     if (call->deadline_ev)
         event_del(call->deadline_ev);
-    if (drop && call->out)
+    if (drop && call->out) {
+        call->conn->queued -= evbuffer_get_length(call->out);
         evbuffer_drain(call->out, evbuffer_get_length(call->out));
+    }
     if (!call->headers_sent) {
         submit_trailers_only(call, http_status ? http_status : "200");
         rpc_conn_schedule(call->conn);
@@ -311,9 +316,11 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
         call->full = true;
         return RPC_ERR_FULL;
     }
-    int rc = rpc_frame_pack(call->out, msg, cfg->max_send_msg_size, NULL);
+    size_t framed = 0;
+    int rc = rpc_frame_pack(call->out, msg, cfg->max_send_msg_size, &framed);
     if (rc != 0)
         return rc;
+    call->conn->queued += framed;
     struct channelz_socket_data *sd = call_sock(call);
     if (sd) {
         sd->messages_sent++;

@@ -24,6 +24,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     struct rpc_conn *c = ud;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (c->queued >= c->srv->cfg.conn_queue_bytes) {
+        /* Answers already wait for this client's window: refuse (the
+         * client may retry the stream; nothing was processed). */
+        c->srv->stats.streams_refused++;
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     struct rpc_call *call = rpc_call_new(c, frame->hd.stream_id);
     if (!call)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -299,6 +307,11 @@ void rpc_h2_flush(struct rpc_conn *c)
     }
     if (c->drain_pending)
         rpc_conn_schedule(c);
+    /* Paused while the socket's queue passes the bound: a client that
+     * sends faster than it reads stops being read (TCP pushes back). Not
+     * for answers held back by flow control (c->queued): reading is what
+     * brings the client's WINDOW_UPDATEs; new streams are refused instead
+     * (on_begin_headers). */
     bool over = evbuffer_get_length(out) >= limit;
     if (over && !c->paused) {
         c->paused = true;

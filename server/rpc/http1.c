@@ -78,16 +78,15 @@ static void on_h1_written(struct bufferevent *bev, void *arg)
 
 static void on_h1_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct rpc_conn *c = arg;
-    if (what & BEV_EVENT_EOF) {
-        /* Half-closed by the client: answer what is pending, then close. */
-        if (c->h1->req) {
-            c->close_after_write = true;
-            return;
-        }
+    if ((what & BEV_EVENT_TIMEOUT) && c->h1 && c->h1->req) {
+        /* Idle only because the handler takes its time: keep waiting. */
+        bufferevent_enable(bev, EV_READ);
+        return;
     }
-    rpc_conn_kill(c);
+    /* EOF, error or idle timeout: like Go's net/http, a request still being handled is
+     * aborted (its route's on_abort runs when the connection is freed). */
+    rpc_conn_kill(arg);
 }
 
 int rpc_http1_start(struct rpc_conn *c)
@@ -103,6 +102,10 @@ int rpc_http1_start(struct rpc_conn *c)
     struct timeval tv = {c->srv->cfg.handshake_timeout_ms / 1000,
                          (c->srv->cfg.handshake_timeout_ms % 1000) * 1000};
     bufferevent_set_timeouts(c->bev, &tv, NULL);
+    /* Reading goes on while a request is handled (to notice the client
+     * leaving), bounded: one more request head and body at most. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0,
+                             2 * RPC_HTTP1_MAX_HEAD + c->srv->cfg.max_recv_msg_size);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
         return RPC_ERR_IO;
     rpc_conn_schedule(c); /* bytes are already waiting */
@@ -281,8 +284,7 @@ void rpc_http1_on_read(struct rpc_conn *c)
             rpc_conn_schedule(c); /* pipelined requests */
         return;
     }
-    c->h1->req = r;
-    bufferevent_disable(c->bev, EV_READ); /* one request at a time */
+    c->h1->req = r; /* one request at a time: the rest waits in the input */
     r->route->fn(r, r->route->data);
 }
 
@@ -325,7 +327,6 @@ int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_t
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             rpc_conn_kill(c);
     } else {
-        bufferevent_enable(c->bev, EV_READ);
         rpc_conn_schedule(c); /* pipelined requests already buffered */
     }
     return rc;

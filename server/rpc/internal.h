@@ -114,6 +114,7 @@ struct rpc_conn {
     struct rpc_http_conn *h1;
     struct rpc_call *calls;          /* open streams (H2) */
     size_t n_calls;
+    size_t queued;                   /* bytes in all calls' outbound queues */
     unsigned drain_pending;          /* calls flagged for on_drain */
     bool dead;                       /* free at the next flush */
     bool paused;                     /* reading disabled (backpressure) */

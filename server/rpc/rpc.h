@@ -135,7 +135,9 @@ struct rpc_server_config {
     size_t stream_queue_bytes;
     /* Per-connection outbound bound (0: 1 MiB): while the bytes written to
      * the socket but not yet taken by the kernel pass it, the connection is
-     * not read (a client that sends faster than it reads is paused). */
+     * not read (a client that sends faster than it reads is paused); while
+     * the answers of its streams held back by HTTP/2 flow control pass it,
+     * new streams are refused with REFUSED_STREAM (safe to retry). */
     size_t conn_queue_bytes;
     /* Server keepalive pings (--grpc-keepalive-interval/-timeout), ms; 0 off. */
     uint32_t keepalive_interval_ms;
@@ -194,7 +196,8 @@ struct rpc_server_stats {
     uint64_t conns_open;
     uint64_t calls_open;
     uint64_t calls_started, calls_succeeded, calls_failed;
-    uint64_t conns_paused; /* times a connection's reading was paused */
+    uint64_t conns_paused;    /* times a connection's reading was paused */
+    uint64_t streams_refused; /* REFUSED_STREAM: answers were piling up */
 };
 void rpc_server_get_stats(const struct rpc_server *srv, struct rpc_server_stats *st);
 

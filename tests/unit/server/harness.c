@@ -159,8 +159,12 @@ static void on_raw_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct raw *r = arg;
-    if (r->read_paused)
+    if (r->read_paused) {
+        event_del(r->ev); /* level-triggered: would spin */
         return;
+    }
+    if (!r->eof)
+        event_add(r->ev, NULL);
     uint8_t buf[16384];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n <= 0) {
@@ -334,4 +338,52 @@ size_t raw_count_messages(const struct raw_stream *s)
     while (nth(s, i, &n))
         i++;
     return i;
+}
+
+int sock_adopted(struct fixture *f)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    ck_assert_int_eq(rpc_server_adopt(f->srv, sv[1]), 0);
+    return sv[0];
+}
+
+size_t sock_read_until(struct fixture *f, int fd, char *buf, size_t cap, const char *needle,
+                       unsigned ms, bool *eof)
+{
+    size_t len = 0;
+    bool dummy;
+    if (!eof)
+        eof = &dummy;
+    *eof = false;
+    for (unsigned waited = 0; waited <= ms; waited += 5) {
+        for (;;) {
+            ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+            if (n == 0) {
+                *eof = true;
+                break;
+            }
+            if (n < 0)
+                break;
+            len += (size_t)n;
+        }
+        buf[len] = 0;
+        if (*eof || (needle && strstr(buf, needle)) || len == cap - 1)
+            return len;
+        run_for(f->base, 5);
+    }
+    return len;
+}
+
+void sock_write(int fd, const void *s, size_t len)
+{
+    const char *p = s;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        p += n;
+        len -= (size_t)n;
+    }
 }

@@ -84,4 +84,14 @@ size_t frame_msg(uint8_t **buf, size_t len, const ProtobufCMessage *msg);
 Metcd__Test__EchoResponse *raw_response(const struct raw_stream *s, size_t i);
 size_t raw_count_messages(const struct raw_stream *s);
 
+/* A socketpair end adopted by the server; returns the other end
+ * (non-blocking). */
+int sock_adopted(struct fixture *f);
+/* Runs the loop while reading fd into buf until `needle` appears (or EOF
+ * when needle is NULL) or ms pass. Returns bytes read; *eof set on EOF. */
+size_t sock_read_until(struct fixture *f, int fd, char *buf, size_t cap, const char *needle,
+                       unsigned ms, bool *eof);
+/* Writes all of s (blocking-ish loop on a non-blocking fd). */
+void sock_write(int fd, const void *s, size_t len);
+
 #endif

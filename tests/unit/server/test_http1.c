@@ -1,0 +1,202 @@
+/* tests/unit/server/test_http1.c - server/rpc/http1.c: the HTTP/1.1 side
+ * of the client port: routing (exact, prefix, longest match), request
+ * parts, late answers, keep-alive and pipelining, limits, aborts. */
+#include "harness.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct fixture f;
+static int fd;
+static struct rpc_http_req *parked;
+static int aborted;
+static struct event *later_ev;
+
+static void on_echo(struct rpc_http_req *req, void *data)
+{
+    char body[512];
+    size_t blen;
+    const char *b = rpc_http_body(req, &blen);
+    const char *h = rpc_http_header(req, "X-Test");
+    snprintf(body, sizeof body, "%s|%s|%s|%s|%.*s|%s", (const char *)data, rpc_http_method(req),
+             rpc_http_path(req), rpc_http_query(req), (int)blen, b, h ? h : "-");
+    rpc_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
+static void on_later_timer(evutil_socket_t s, short what, void *arg)
+{
+    (void)s;
+    (void)what;
+    (void)arg;
+    rpc_http_respond(parked, 201, NULL, "late", 4);
+    parked = NULL;
+}
+
+static void on_park(struct rpc_http_req *req, void *data)
+{
+    (void)data;
+    parked = req;
+    if (strcmp(rpc_http_query(req), "answer") == 0) {
+        struct timeval tv = {0, 30000};
+        evtimer_add(later_ev, &tv);
+    }
+}
+
+static void on_park_abort(struct rpc_http_req *req, void *data)
+{
+    (void)data;
+    ck_assert_ptr_eq(req, parked);
+    parked = NULL;
+    aborted++;
+}
+
+static void setup(void)
+{
+    struct rpc_server_config cfg = {.max_recv_msg_size = 100};
+    fixture_setup(&f, &cfg);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/v3/", on_echo, NULL, "prefix"), 0);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/v3/kv/range", on_echo, NULL, "exact"), 0);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/health", on_echo, NULL, "health"), 0);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/park", on_park, on_park_abort, NULL), 0);
+    later_ev = evtimer_new(f.base, on_later_timer, NULL);
+    fd = sock_adopted(&f);
+    parked = NULL;
+    aborted = 0;
+}
+
+static void teardown(void)
+{
+    close(fd);
+    event_free(later_ev);
+    fixture_teardown(&f);
+}
+
+static char buf[8192];
+
+static const char *roundtrip(const char *req, const char *until)
+{
+    sock_write(fd, req, strlen(req));
+    sock_read_until(&f, fd, buf, sizeof buf, until, 1000, NULL);
+    return buf;
+}
+
+START_TEST(routes_and_parts)
+{
+    roundtrip("POST /v3/kv/range?x=1&y=2 HTTP/1.1\r\nHost: a\r\nX-Test:  v  \r\n"
+              "Content-Length: 5\r\n\r\nhello", "hello|v");
+    ck_assert(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    ck_assert_ptr_nonnull(strstr(buf, "Content-Type: text/plain\r\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\nexact|POST|/v3/kv/range|x=1&y=2|hello|v"));
+    roundtrip("GET /v3/watch HTTP/1.1\r\n\r\n", "|-");
+    ck_assert_ptr_nonnull(strstr(buf, "prefix|GET|/v3/watch||"));
+    roundtrip("GET /health HTTP/1.1\r\n\r\n", "|-");
+    ck_assert_ptr_nonnull(strstr(buf, "health|GET|/health||"));
+    roundtrip("GET /healthz HTTP/1.1\r\n\r\n", "found\n");
+    ck_assert(strncmp(buf, "HTTP/1.1 404", 12) == 0);
+}
+END_TEST
+
+START_TEST(pipelined_requests_in_order)
+{
+    roundtrip("GET /health?a HTTP/1.1\r\n\r\nGET /health?b HTTP/1.1\r\n\r\n"
+              "GET /nope HTTP/1.1\r\n\r\nGET /health?c HTTP/1.1\r\n\r\n",
+              "health|GET|/health|c");
+    char *a = strstr(buf, "|a|"), *b = strstr(buf, "|b|"), *n = strstr(buf, "404"),
+         *c = strstr(buf, "|c|");
+    ck_assert(a && b && n && c);
+    ck_assert(a < b && b < n && n < c);
+}
+END_TEST
+
+START_TEST(late_answer)
+{
+    roundtrip("GET /park?answer HTTP/1.1\r\n\r\n", "late");
+    ck_assert(strncmp(buf, "HTTP/1.1 201 Created\r\n", 22) == 0);
+    ck_assert_ptr_nonnull(strstr(buf, "Content-Length: 4\r\n"));
+    ck_assert_ptr_null(parked);
+}
+END_TEST
+
+START_TEST(abort_on_close)
+{
+    sock_write(fd, "GET /park HTTP/1.1\r\n\r\n", 22);
+    run_for(f.base, 20);
+    ck_assert_ptr_nonnull(parked);
+    close(fd);
+    run_for(f.base, 50);
+    ck_assert_int_eq(aborted, 1);
+    ck_assert_ptr_null(parked);
+    fd = sock_adopted(&f); /* for teardown */
+}
+END_TEST
+
+START_TEST(limits)
+{
+    roundtrip("POST /health HTTP/1.1\r\nContent-Length: 101\r\n\r\n", "\r\n\r\n");
+    ck_assert(strncmp(buf, "HTTP/1.1 413", 12) == 0);
+    bool eof;
+    sock_read_until(&f, fd, buf, sizeof buf, NULL, 500, &eof);
+    ck_assert(eof);
+    close(fd);
+    fd = sock_adopted(&f);
+    char *big = malloc(20000);
+    memset(big, 'a', 20000);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    sock_write(fd, big, 20000);
+    free(big);
+    sock_read_until(&f, fd, buf, sizeof buf, "\r\n\r\n", 1000, NULL);
+    ck_assert(strncmp(buf, "HTTP/1.1 431", 12) == 0);
+    close(fd);
+    fd = sock_adopted(&f);
+    roundtrip("GARBAGE\r\n\r\n", "\r\n\r\n");
+    ck_assert(strncmp(buf, "HTTP/1.1 400", 12) == 0);
+    close(fd);
+    fd = sock_adopted(&f);
+    roundtrip("POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "\r\n\r\n");
+    ck_assert(strncmp(buf, "HTTP/1.1 501", 12) == 0);
+}
+END_TEST
+
+START_TEST(http10_closes)
+{
+    roundtrip("GET /health HTTP/1.0\r\n\r\n", "|-");
+    ck_assert_ptr_nonnull(strstr(buf, "Connection: close\r\n"));
+    bool eof;
+    sock_read_until(&f, fd, buf, sizeof buf, NULL, 500, &eof);
+    ck_assert(eof);
+}
+END_TEST
+
+START_TEST(body_arrives_later)
+{
+    sock_write(fd, "POST /health HTTP/1.1\r\nContent-Length: 6\r\n\r\nab", 46);
+    run_for(f.base, 20);
+    sock_write(fd, "cdef", 4);
+    sock_read_until(&f, fd, buf, sizeof buf, "|-", 1000, NULL);
+    ck_assert_ptr_nonnull(strstr(buf, "health|POST|/health||abcdef|-"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("server/http1");
+    TCase *tc = tcase_create("http1");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, routes_and_parts);
+    tcase_add_test(tc, pipelined_requests_in_order);
+    tcase_add_test(tc, late_answer);
+    tcase_add_test(tc, abort_on_close);
+    tcase_add_test(tc, limits);
+    tcase_add_test(tc, http10_closes);
+    tcase_add_test(tc, body_arrives_later);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
