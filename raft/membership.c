@@ -17,31 +17,49 @@ static bool contains(const uint64_t *v, size_t n, uint64_t id)
     return false;
 }
 
-/* Replaces the tracker by the configuration cs. All or nothing. */
-int raft_conf_from_state(raft *r, const raft_conf_state *cs)
+/* Builds a tracker for configuration cs into *nt (free with tracker_free
+ * unless swapped in with raft_conf_swap). */
+int raft_conf_build(raft *r, const raft_conf_state *cs, raft_tracker *nt)
 {
+    tracker_init(nt, r->trk.max_inflight);
     if (cs->n_voters + cs->n_learners > RAFT_MAX_NODES)
         return RAFT_ETOOMANY;
     for (size_t i = 0; i < cs->n_learners; i++)
         if (contains(cs->voters, cs->n_voters, cs->learners[i]))
             return RAFT_EINVAL;
-    raft_tracker nt;
-    tracker_init(&nt, r->trk.max_inflight);
-    uint64_t next = log_last_index(&r->log) + 1;
     int rc = 0;
     for (size_t i = 0; i < cs->n_voters && !rc; i++)
-        rc = tracker_add(&nt, cs->voters[i], false, next);
+        rc = tracker_add(nt, cs->voters[i], false, 1);
     for (size_t i = 0; i < cs->n_learners && !rc; i++)
-        rc = tracker_add(&nt, cs->learners[i], true, next);
-    if (rc) {
-        tracker_free(&nt);
-        return rc;
+        rc = tracker_add(nt, cs->learners[i], true, 1);
+    if (rc)
+        tracker_free(nt);
+    return rc;
+}
+
+/* Installs nt (moved) as the configuration; progress restarts from the
+ * current log. */
+void raft_conf_swap(raft *r, raft_tracker *nt)
+{
+    uint64_t next = log_last_index(&r->log) + 1;
+    for (size_t i = 0; i < nt->n; i++) {
+        pr_reset(&nt->prs[i], next);
+        if (nt->prs[i].id == r->id)
+            nt->prs[i].match = log_persisted_index(&r->log);
     }
-    raft_progress *self = tracker_find(&nt, r->id);
-    if (self)
-        self->match = log_persisted_index(&r->log);
     tracker_free(&r->trk);
-    r->trk = nt;
+    r->trk = *nt;
+    nt->n = 0;
+}
+
+/* Replaces the tracker by the configuration cs. All or nothing. */
+int raft_conf_from_state(raft *r, const raft_conf_state *cs)
+{
+    raft_tracker nt;
+    int rc = raft_conf_build(r, cs, &nt);
+    if (rc)
+        return rc;
+    raft_conf_swap(r, &nt);
     return 0;
 }
 

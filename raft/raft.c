@@ -165,7 +165,21 @@ int raft_step(raft *r, const raft_msg *m)
         return RAFT_EINVAL;
     r->err = 0;
     if (m->term == 0) {
-        /* local message, or a forwarded local request */
+        /* local message, or a forwarded local request; anything else
+         * without a term is malformed */
+        switch (m->type) {
+        case RAFT_MSG_HUP:
+        case RAFT_MSG_BEAT:
+        case RAFT_MSG_PROP:
+        case RAFT_MSG_UNREACHABLE:
+        case RAFT_MSG_SNAP_STATUS:
+        case RAFT_MSG_CHECK_QUORUM:
+        case RAFT_MSG_TRANSFER_LEADER:
+        case RAFT_MSG_READ_INDEX:
+            break;
+        default:
+            return RAFT_EINVAL;
+        }
     } else if (m->term > r->term) {
         if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) {
             /* Thesis 4.2.3: within the minimum election timeout of

@@ -52,7 +52,8 @@
 /* Errors: the raft module owns the range [-3099, -3000]. */
 typedef enum raft_err {
     RAFT_OK = 0,
-    RAFT_ENOMEM = -3000,       /* allocation failed; the object is unchanged */
+    RAFT_ENOMEM = -3000,       /* allocation failed: the request or message is
+                                * lost (as on a network), state stays valid */
     RAFT_ENOLEADER = -3001,    /* no known leader ("etcdserver: no leader") */
     RAFT_EDROPPED = -3002,     /* proposal dropped: leadership transfer in
                                 * progress, conf change pending, too much

@@ -226,6 +226,8 @@ void raft_read_heartbeat_ack(raft *r, raft_progress *pr, uint64_t round);
 void raft_read_release(raft *r);
 
 /* membership.c */
+int raft_conf_build(raft *r, const raft_conf_state *cs, raft_tracker *nt);
+void raft_conf_swap(raft *r, raft_tracker *nt);
 int raft_conf_from_state(raft *r, const raft_conf_state *cs);
 int raft_leader_transfer(raft *r, const raft_msg *m);
 void raft_send_timeout_now(raft *r, uint64_t to);

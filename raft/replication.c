@@ -409,14 +409,20 @@ static bool restore(raft *r, const raft_snapshot *s)
         log_commit_to(&r->log, s->meta.index);
         return false;
     }
-    int rc = log_restore(&r->log, s);
+    /* log and configuration change together, or not at all */
+    raft_tracker nt;
+    int rc = raft_conf_build(r, &s->meta.conf, &nt);
     if (rc) {
         r->err = rc;
         return false;
     }
-    rc = raft_conf_from_state(r, &s->meta.conf);
-    if (rc)
+    rc = log_restore(&r->log, s);
+    if (rc) {
+        tracker_free(&nt);
         r->err = rc;
+        return false;
+    }
+    raft_conf_swap(r, &nt);
     return true;
 }
 
