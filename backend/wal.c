@@ -1517,9 +1517,11 @@ static int replay_add(wal *w, struct replay *rp, uint64_t index, uint64_t term,
     return 0;
 }
 
-/* Applies one verified record to the replay state (rules in wal.h). */
+/* Applies one verified record to the replay state (rules in wal.h).
+ * header_copy: the record is one of the copies that follow a segment's
+ * header, which restate the state and are no new event. */
 static int replay_record(wal *w, struct replay *rp, const struct rec *r, uint64_t from,
-                         const char *name, uint64_t off)
+                         int header_copy, const char *name, uint64_t off)
 {
     switch (r->type) {
     case REC_METADATA: {
@@ -1541,7 +1543,12 @@ static int replay_record(wal *w, struct replay *rp, const struct rec *r, uint64_
         wal_snapshot s = {get_le64(r->payload), get_le64(r->payload + 8)};
         rp->pub.snapshot = s;
         rp->pub.has_snapshot = 1;
-        int reset = !rp->have_last || s.index > rp->last;
+        if (header_copy)
+            return 0; /* the marker was applied where it was first written */
+        /* without an entry seen yet (a new log, or reading from past the
+           segments before) nothing is gathered and where the log ended is
+           unknown: the marker changes nothing */
+        int reset = rp->have_last && s.index > rp->last;
         if (!reset && rp->n && s.index >= rp->ents[0].index &&
             s.index <= rp->ents[rp->n - 1].index)
             reset = rp->ents[s.index - rp->ents[0].index].term != s.term;
@@ -1589,6 +1596,9 @@ static int replay_segment(wal *w, struct replay *rp, const struct seg *s, uint64
         rc = sys_err(w, "mmap", name);
         goto out_fd;
     }
+    /* the records between the crc record at offset 0 and the next crc
+       record (which starts the first batch) are the header's copies */
+    int header = 0;
     for (uint64_t off = 0; off < s->end;) {
         struct rec r;
         const char *why = "zero record header";
@@ -1596,7 +1606,9 @@ static int replay_segment(wal *w, struct replay *rp, const struct seg *s, uint64
             rc = corrupt(w, name, off, why);
             break;
         }
-        if ((rc = replay_record(w, rp, &r, from, name, off)) != 0)
+        if (r.type == REC_CRC)
+            header = off == 0;
+        else if ((rc = replay_record(w, rp, &r, from, header, name, off)) != 0)
             break;
         off += REC_HDR + r.len;
     }

@@ -223,7 +223,9 @@ typedef struct wal_replay_result {
  *  - a snapshot marker (i, t) beyond the last entry seen, or whose term
  *    differs from the gathered entry at i, discards every gathered entry: raft
  *    replaced its log by the snapshot, and entries continue at i + 1. A marker
- *    of a snapshot taken inside the log changes nothing.
+ *    of a snapshot taken inside the log changes nothing, nor does one read
+ *    before any entry, nor the copies segment headers carry (they restate
+ *    the state: metadata, hard state and snapshot are still returned).
  * So entries[] is contiguous; entries[0].index may be greater than from + 1
  * when the log before it was released or replaced by a snapshot: the caller
  * checks it against its own position. Segments wholly at or below `from` are

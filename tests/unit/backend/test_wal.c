@@ -558,6 +558,84 @@ START_TEST(test_release_and_restart)
 }
 END_TEST
 
+/* Segment headers repeat the latest snapshot marker; those copies are state,
+ * not a new snapshot: reading from a later segment (after a release, or
+ * skipping segments below `from`) must not see them as a log reset. */
+START_TEST(test_replay_after_release_with_snapshot_in_headers)
+{
+    wal *w = open_ok(SEG, NULL);
+    write_meta_hs(w, 1, 0);
+    append_range(w, 1, 50, 1, 1000, 1);
+    wal_snapshot s = {40, 1};
+    wal_write ws = {.snapshot = &s};
+    ck_assert_int_eq(wal_append_sync(w, &ws), 0);
+    append_range(w, 51, 150, 1, 1000, 1);
+    for (uint64_t from = 0; from <= 150; from += 10) {
+        wal_replay_result *r = replay_ok(w, from);
+        ck_assert_uint_eq(r->n_entries, 150 - from);
+        ck_assert_uint_eq(r->snapshot.index, 40);
+        if (r->n_entries)
+            check_entry(&r->entries[0], from + 1, 1, 1000);
+        wal_replay_free(r);
+    }
+    ck_assert_int_eq(wal_release(w, 100), 0);
+    wal_close(w);
+    w = open_ok(SEG, NULL);
+    wal_replay_result *r = replay_ok(w, 0);
+    ck_assert_uint_gt(r->entries[0].index, 60);
+    ck_assert_uint_le(r->entries[0].index, 100);
+    ck_assert_uint_eq(r->entries[r->n_entries - 1].index, 150);
+    ck_assert_uint_eq(r->snapshot.index, 40);
+    ck_assert_mem_eq(r->metadata, META, sizeof META);
+    wal_replay_free(r);
+    r = replay_ok(w, WAL_FROM_SNAPSHOT);
+    ck_assert_uint_eq(r->entries[r->n_entries - 1].index, 150);
+    wal_replay_free(r);
+    wal_close(w);
+}
+END_TEST
+
+/* A leader's snapshot marker (inside its log) that happens to open a segment:
+ * replay from past the segments before it does not know where the log
+ * ended, and must not mistake the marker for a reset. */
+START_TEST(test_replay_from_segment_opening_with_snapshot)
+{
+    wal *w = open_ok(2 * SEG, NULL);
+    uint64_t last = 0;
+    char names[64][64], p[512];
+    /* fill until the current segment is more than half used */
+    for (;;) {
+        append_range(w, last + 1, last + 1, 1, 1000, 1);
+        last++;
+        int n = list_segs(names, 64);
+        seg_path(p, sizeof p, names[n - 1]);
+        if (n > 1 && file_data_end(p) > 2 * SEG - 30000)
+            break;
+    }
+    int before = list_segs(names, 64);
+    /* one append of a marker at last - 10 and 30 more entries: too big for
+       what is left, so it opens the next segment */
+    static unsigned char d[30][1000];
+    wal_entry e[30];
+    for (int i = 0; i < 30; i++)
+        e[i] = (wal_entry){last + 1 + (uint64_t)i, 1, d[i],
+                           entry_data(last + 1 + (uint64_t)i, 1, d[i], 1000)};
+    wal_snapshot s = {last - 10, 1};
+    wal_write wr = {.snapshot = &s, .entries = e, .n_entries = 30};
+    ck_assert_int_eq(wal_append_sync(w, &wr), 0);
+    ck_assert_int_eq(list_segs(names, 64), before + 1);
+    wal_replay_result *r = replay_ok(w, last);
+    ck_assert_uint_eq(r->n_entries, 30);
+    check_entry(&r->entries[0], last + 1, 1, 1000);
+    ck_assert_uint_eq(r->snapshot.index, last - 10);
+    wal_replay_free(r);
+    r = replay_ok(w, WAL_FROM_SNAPSHOT);
+    ck_assert_uint_eq(r->n_entries, 40);
+    wal_replay_free(r);
+    wal_close(w);
+}
+END_TEST
+
 START_TEST(test_missing_middle_segment_is_corruption)
 {
     wal *w = open_ok(SEG, NULL);
@@ -1319,6 +1397,8 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_segment_cut_names_and_headers);
     tcase_add_test(tc, test_release_and_restart);
+    tcase_add_test(tc, test_replay_after_release_with_snapshot_in_headers);
+    tcase_add_test(tc, test_replay_from_segment_opening_with_snapshot);
     tcase_add_test(tc, test_missing_middle_segment_is_corruption);
     tcase_add_test(tc, test_swapped_segment_breaks_chain);
     tcase_add_test(tc, test_leftover_tmp_is_removed);
