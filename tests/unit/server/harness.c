@@ -144,7 +144,8 @@ static int raw_on_frame(nghttp2_session *s, const nghttp2_frame *frame, void *ud
         r->goaway = true;
         r->goaway_code = frame->goaway.error_code;
         size_t n = frame->goaway.opaque_data_len < 63 ? frame->goaway.opaque_data_len : 63;
-        memcpy(r->goaway_data, frame->goaway.opaque_data, n);
+        if (n)
+            memcpy(r->goaway_data, frame->goaway.opaque_data, n);
         r->goaway_data[n] = 0;
     } else if (frame->hd.type == NGHTTP2_PING) {
         if (frame->hd.flags & NGHTTP2_FLAG_ACK)
