@@ -37,9 +37,11 @@ static int conf_from_pb(const Raftpb__ConfState *p, raft_conf_state *cs)
         return 0;
     if (p->n_voters > RAFT_MAX_NODES || p->n_learners > RAFT_MAX_NODES)
         return RAFT_EDECODE;
-    memcpy(cs->voters, p->voters, p->n_voters * sizeof(uint64_t));
+    if (p->n_voters)
+        memcpy(cs->voters, p->voters, p->n_voters * sizeof(uint64_t));
     cs->n_voters = p->n_voters;
-    memcpy(cs->learners, p->learners, p->n_learners * sizeof(uint64_t));
+    if (p->n_learners)
+        memcpy(cs->learners, p->learners, p->n_learners * sizeof(uint64_t));
     cs->n_learners = p->n_learners;
     return 0;
 }
