@@ -449,7 +449,95 @@ START_TEST(test_stale_leader_steps_down_on_higher_term_response)
 }
 END_TEST
 
+START_TEST(test_failed_snapshot_pauses_until_heartbeat_response)
+{
+    h_net *net = h_net_new(3, false, false);
+    h_net_elect(net, 1);
+    h_node *l = &net->nodes[1];
+    h_net_isolate(net, 3);
+    for (uint64_t i = 0; i < 5; i++)
+        raft_propose(l->r, &i, 8);
+    h_net_settle(net);
+    raft_status st = h_status(l->r);
+    raft_mem_storage_create_snapshot(l->ms, st.applied, &st.conf, NULL);
+    raft_mem_storage_compact(l->ms, st.applied);
+    h_net_heal(net);
+    net->drop_type[RAFT_MSG_SNAP] = true;
+    h_net_tick(net, 1, 1);
+    st = h_status(l->r);
+    ck_assert_int_eq(st.peers[2].state, RAFT_PROGRESS_SNAPSHOT);
+    /* while a snapshot is in flight nothing else is sent to the peer */
+    raft_propose(l->r, "abcdefgh", 8);
+    struct raft_ready rd;
+    ck_assert_int_eq(raft_ready(l->r, &rd), 0);
+    size_t to2 = 0;
+    for (size_t k = 0; k < rd.n_msgs; k++) {
+        ck_assert_uint_ne(rd.msgs[k].to, 3);
+        to2 += rd.msgs[k].to == 2;
+    }
+    ck_assert_uint_eq(to2, 1);
+    raft_mem_storage_append(l->ms, rd.entries, rd.n_entries);
+    raft_persisted(l->r, rd.entries[0].index, rd.entries[0].term);
+    raft_advance(l->r, &rd);
+    h_net_settle(net);
+    /* the transport reports the failure: probe, paused */
+    raft_report_snapshot(l->r, 3, true);
+    st = h_status(l->r);
+    ck_assert_int_eq(st.peers[2].state, RAFT_PROGRESS_PROBE);
+    net->drop_type[RAFT_MSG_SNAP] = false;
+    h_net_tick(net, 1, 1); /* heartbeat response unpauses: snapshot again */
+    raft_report_snapshot(l->r, 3, false);
+    h_net_tick(net, 1, 2);
+    ck_assert_uint_eq(h_status(net->nodes[3].r).commit, h_status(l->r).commit);
+    h_net_free(net);
+}
+END_TEST
+
+START_TEST(test_unreachable_peer_falls_back_to_probe)
+{
+    h_net *net = h_net_new(3, false, false);
+    h_net_elect(net, 1);
+    h_net_tick(net, 1, 1);
+    raft *l = net->nodes[1].r;
+    ck_assert_int_eq(h_status(l).peers[1].state, RAFT_PROGRESS_REPLICATE);
+    raft_report_unreachable(l, 2);
+    ck_assert_int_eq(h_status(l).peers[1].state, RAFT_PROGRESS_PROBE);
+    h_net_tick(net, 1, 1);
+    raft_propose(l, "abcdefgh", 8);
+    h_net_settle(net);
+    ck_assert_int_eq(h_status(l).peers[1].state, RAFT_PROGRESS_REPLICATE);
+    h_net_free(net);
+}
+END_TEST
+
+START_TEST(test_duplicate_and_reordered_appends_are_harmless)
+{
+    raft_mem_storage *ms;
+    raft *r = h_raft(2, 3, &ms);
+    h_node nd = {.id = 2, .r = r, .ms = ms};
+    raft_entry e[3] = {{.term = 1, .index = 1}, {.term = 1, .index = 2},
+                       {.term = 1, .index = 3}};
+    raft_msg full = {.type = RAFT_MSG_APP, .from = 1, .to = 2, .term = 1,
+                     .index = 0, .log_term = 0, .commit = 0, .entries = e,
+                     .n_entries = 3};
+    raft_msg prefix = full;
+    prefix.n_entries = 1;
+    raft_step(r, &full);
+    h_drive(NULL, &nd);
+    /* an older, shorter append arrives late: nothing is truncated */
+    raft_step(r, &prefix);
+    h_drive(NULL, &nd);
+    ck_assert_uint_eq(h_status(r).last_index, 3);
+    ck_assert_uint_eq(raft_mem_storage_last_index(ms), 3);
+    raft_free(r);
+    raft_mem_storage_free(ms);
+}
+END_TEST
+
 RAFT_TEST_MAIN("raft/replication",
+               test_failed_snapshot_pauses_until_heartbeat_response,
+               test_unreachable_peer_falls_back_to_probe,
+               test_duplicate_and_reordered_appends_are_harmless,
                test_figure7_leader_brings_every_follower_in_line,
                test_figure8_only_current_term_entries_commit_by_counting,
                test_leader_counts_itself_only_when_persisted,
