@@ -14,26 +14,39 @@
  *
  *   1. rd.msgs               send now, in any order, may be lost.
  *   2. rd.hard_state, rd.snapshot, rd.entries
- *                            write to stable storage (WAL) in this order,
- *                            fsync, then add them to the raft_storage
- *                            (raft_mem_storage_set_hard_state/apply_snapshot/
- *                            append), then call raft_persisted(last index,
- *                            its term) and send rd.msgs_after_persist.
- *                            Readies must be persisted in the order they
- *                            were returned.
- *   3. rd.committed          apply in order once rd.snapshot (if any) is
- *                            installed; call raft_applied(index) as you go.
- *                            Conf-change entries are applied with
+ *                            write to stable storage (WAL) in this order and
+ *                            fsync; then add them to the raft_storage
+ *                            (raft_mem_storage_set_hard_state /
+ *                            apply_snapshot / append), call
+ *                            raft_persisted(index, term) of the last entry
+ *                            (or of the snapshot when there is no entry) and
+ *                            send rd.msgs_after_persist. Readies are
+ *                            persisted in the order they were returned; a
+ *                            Ready with only msgs_after_persist still waits
+ *                            for the Readies before it.
+ *   3. rd.snapshot           once durable, install it in the state machine
+ *                            and call raft_applied(snapshot index).
+ *   4. rd.committed          apply in order (after the snapshot, if any);
+ *                            call raft_applied(index) as you go. Conf-change
+ *                            entries are applied with
  *                            raft_apply_conf_change().
- *   4. rd.read_states        reads whose index is confirmed (ReadIndex).
- *   5. raft_advance(&rd)     releases what the caller did not take.
+ *   5. rd.read_states        reads whose index is confirmed (ReadIndex):
+ *                            serve each once applied >= its index.
+ *   6. raft_advance(&rd)     releases what the caller did not take.
  *
  * The leader replicates entries before its own fsync but counts itself
  * toward the commit quorum only for what raft_persisted() reported (Raft
  * thesis 10.2.1). Votes, vote requests and append acknowledgements are only
  * ever put in rd.msgs_after_persist, so they leave after the hard state and
- * entries they vouch for are durable (thesis 3.8). Committed entries are handed out only
- * once they are persisted locally.
+ * entries they vouch for are durable (thesis 3.8). Committed entries are
+ * handed out only once they are persisted locally.
+ *
+ * Membership: config.voters/learners is the configuration "at index 0"
+ * (bootstrap). Every member, including one that joins later with an empty
+ * log, passes the same bootstrap membership, so that replaying the log from
+ * index 1 yields the right configuration; a snapshot replaces it. On
+ * restart the configuration comes from the storage's snapshot, and conf
+ * changes after it are applied again as their entries are re-delivered.
  *
  * Threading: none. A raft object is touched by one thread at a time.
  * Errors: functions return 0 or a negative raft_err; raft_strerror() names it.
@@ -313,9 +326,10 @@ const char *raft_state_name(raft_state s);
 
 typedef struct raft_config {
     uint64_t id;               /* this node, != RAFT_NONE */
-    /* Bootstrap membership, used only when storage has no configuration
-     * (no snapshot yet). Conf changes since are replayed through
-     * raft_apply_conf_change as their entries come out of rd.committed. */
+    /* Bootstrap membership (borrowed during raft_new), used only when
+     * storage has no configuration (no snapshot yet). Conf changes since
+     * are replayed through raft_apply_conf_change as their entries come
+     * out of rd.committed. See "Membership" above. */
     const uint64_t *voters;
     size_t n_voters;
     const uint64_t *learners;
@@ -329,7 +343,8 @@ typedef struct raft_config {
     uint64_t max_uncommitted_size; /* bytes; proposals beyond are dropped
                                     * with RAFT_EDROPPED (0: no limit) */
     size_t max_pending_reads;  /* ReadIndex queue bound (0: 4096) */
-    uint64_t applied;          /* last applied index on restart */
+    uint64_t applied;          /* last applied index on restart (the
+                                * state machine's consistent index) */
     raft_storage storage;      /* borrowed for the life of the raft */
     /* Random source for election timeouts: returns a value in [0, n).
      * NULL: an internal xorshift seeded from id. */
