@@ -426,10 +426,34 @@ static void start_node(node *nd, bool fresh)
     tracef("start %" PRIu64 " (applied %" PRIu64 ")", nd->id, nd->applied);
 }
 
+/* A crash during the oldest pending write leaves a prefix of it on disk
+ * (WAL record order: hard state, snapshot, entries). */
+static void torn_write(node *nd)
+{
+    pending_write *pw = nd->head;
+    if (!pw || !chance(500000))
+        return;
+    if (pw->has_hs)
+        raft_mem_storage_set_hard_state(nd->ms, &pw->hs);
+    if (pw->snap) {
+        if (chance(500000))
+            return;
+        CHECK(raft_mem_storage_apply_snapshot(nd->ms, pw->snap) == 0,
+              "torn snapshot");
+    }
+    size_t k = (size_t)rndn(pw->n_ents + 1);
+    if (k)
+        CHECK(raft_mem_storage_append(nd->ms, pw->ents, k) == 0,
+              "torn append");
+    tracef("torn write on %" PRIu64 ": hs=%d snap=%d %zu/%zu entries",
+           nd->id, pw->has_hs, pw->snap != NULL, k, pw->n_ents);
+}
+
 static void crash_node(node *nd)
 {
     tracef("crash %" PRIu64 " (%s, term %" PRIu64 ")", nd->id,
            raft_state_name(nd->state), nd->term);
+    torn_write(nd);
     free_pending(nd);
     raft_free(nd->r);
     nd->r = NULL;
