@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REC_HDR 9u /* u32 len | u32 crc | u8 type */
@@ -848,6 +849,27 @@ static void publish_current(wal *w, int has_entries, uint64_t max_index, uint64_
     pthread_mutex_unlock(&w->lock);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* fdatasync of the current segment, adding its duration to the stats. */
+static int timed_fdatasync(wal *w, int fd)
+{
+    uint64_t t0 = now_ns();
+    int rc = fdatasync(fd);
+    uint64_t t = now_ns() - t0;
+    pthread_mutex_lock(&w->lock);
+    w->st.sync_ns += t;
+    if (t > w->st.max_sync_ns)
+        w->st.max_sync_ns = t;
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
 /* Keeps at least half of ZERO_AHEAD written with zeros ahead of the data
  * (flushed by the caller's fdatasync). */
 static int zero_ahead(wal *w)
@@ -930,7 +952,7 @@ static int write_batch(wal *w, struct req *batch, char *msg, size_t msglen)
         }
         if (w->cur_off + need > w->cur_cap) {
             what = "fdatasync";
-            if (dirty && fdatasync(w->cur_fd) < 0)
+            if (dirty && timed_fdatasync(w, w->cur_fd) < 0)
                 goto err;
             if (dirty)
                 publish_current(w, has_entries, max_index, 1);
@@ -960,7 +982,7 @@ static int write_batch(wal *w, struct req *batch, char *msg, size_t msglen)
     if (dirty && zero_ahead(w) < 0)
         goto err;
     what = "fdatasync";
-    if (dirty && fdatasync(w->cur_fd) < 0)
+    if (dirty && timed_fdatasync(w, w->cur_fd) < 0)
         goto err;
     if (dirty)
         publish_current(w, has_entries, max_index, 1);

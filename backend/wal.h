@@ -253,6 +253,8 @@ typedef struct wal_stats {
     uint64_t records;     /* records appended (segment headers not counted) */
     uint64_t bytes;       /* bytes written, segment headers included */
     uint64_t syncs;       /* fdatasync calls on segments by the WAL thread */
+    uint64_t sync_ns;     /* total time spent in those fdatasyncs */
+    uint64_t max_sync_ns; /* the longest one */
     uint64_t batches;     /* batches the WAL thread took off the queue */
     uint64_t max_batch;   /* most appends in one batch */
     uint64_t cuts;        /* segments made after open */
