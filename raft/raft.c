@@ -48,6 +48,9 @@ int raft_new(const raft_config *cfg, raft **out)
     r->pre_vote = cfg->pre_vote;
     r->max_msg_size = cfg->max_size_per_msg;
     r->max_uncommitted_size = cfg->max_uncommitted_size;
+    r->max_committed_size = cfg->max_committed_size_per_ready
+                                ? cfg->max_committed_size_per_ready
+                                : (uint64_t)64 << 20;
     r->rand = cfg->rand ? cfg->rand : default_rand;
     r->rand_data = cfg->rand ? cfg->rand_data : r;
     r->rand_state = cfg->id * 0x9E3779B97F4A7C15ull + 1;
@@ -386,7 +389,8 @@ int raft_ready(raft *r, struct raft_ready *rd)
     uint64_t lo, hi;
     log_apply_window(&r->log, &lo, &hi);
     if (lo <= hi) {
-        rc = log_entries(&r->log, lo, hi + 1, UINT64_MAX, &committed);
+        rc = log_entries(&r->log, lo, hi + 1, r->max_committed_size,
+                         &committed);
         if (rc)
             goto err;
     }

@@ -343,6 +343,8 @@ typedef struct raft_config {
     uint64_t max_uncommitted_size; /* bytes; proposals beyond are dropped
                                     * with RAFT_EDROPPED (0: no limit) */
     size_t max_pending_reads;  /* ReadIndex queue bound (0: 4096) */
+    uint64_t max_committed_size_per_ready; /* payload bytes of rd.committed
+                                            * (at least one entry; 0: 64 MiB) */
     uint64_t applied;          /* last applied index on restart (the
                                 * state machine's consistent index) */
     raft_storage storage;      /* borrowed for the life of the raft */

@@ -157,6 +157,7 @@ struct raft {
     uint64_t uncommitted_size;
     uint64_t max_uncommitted_size;
     uint64_t max_msg_size;
+    uint64_t max_committed_size;
 
     int election_elapsed;
     int heartbeat_elapsed;

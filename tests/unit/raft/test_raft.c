@@ -247,6 +247,37 @@ START_TEST(test_uncommitted_size_bounds_proposals)
 }
 END_TEST
 
+START_TEST(test_committed_entries_come_in_bounded_batches)
+{
+    h_net *net = h_net_new(1, false, false);
+    h_net_elect(net, 1);
+    char buf[100] = {0};
+    for (int i = 0; i < 10; i++)
+        raft_propose(net->nodes[1].r, buf, sizeof(buf));
+    h_net_settle(net);
+    /* restart with a small batch size: replay comes in slices */
+    h_node *nd = &net->nodes[1];
+    raft_free(nd->r);
+    raft_config c = h_config(1, 1, nd->ms);
+    c.max_committed_size_per_ready = 250;
+    ck_assert_int_eq(raft_new(&c, &nd->r), 0);
+    size_t readies = 0, total = 0;
+    while (raft_has_ready(nd->r)) {
+        struct raft_ready rd;
+        raft_ready(nd->r, &rd);
+        ck_assert_uint_le(rd.n_committed, 3);
+        total += rd.n_committed;
+        if (rd.n_committed)
+            raft_applied(nd->r, rd.committed[rd.n_committed - 1].index);
+        readies++;
+        raft_advance(nd->r, &rd);
+    }
+    ck_assert_uint_eq(total, 11);
+    ck_assert_uint_ge(readies, 5);
+    h_net_free(net);
+}
+END_TEST
+
 /* ---- failmalloc: every allocation of a busy cluster may fail ---------- */
 
 static long budget; /* allocations left before the injected failure */
@@ -380,4 +411,5 @@ RAFT_TEST_MAIN("raft/raft", test_invalid_config_is_refused,
                test_every_message_type_in_every_role,
                test_local_messages_require_no_term,
                test_uncommitted_size_bounds_proposals,
+               test_committed_entries_come_in_bounded_batches,
                test_allocation_failures_unwind_cleanly)
