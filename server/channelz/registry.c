@@ -178,12 +178,44 @@ int channelz_add(struct channelz *cz, enum channelz_kind kind, struct channelz_n
     return 0;
 }
 
+static bool children_all_removed(const struct channelz_node *n)
+{
+    const struct channelz *cz = n->cz;
+    for (size_t i = 0; i < cz->n; i++)
+        if (cz->nodes[i]->parent == n && !cz->nodes[i]->removed)
+            return false;
+    return true;
+}
+
+/* A removed node whose children are all removed too lets go of its trace:
+ * otherwise a child referenced only from that trace (the usual
+ * "subchannel created" event) and the parent would hold each other. */
+static void settle(struct channelz_node *n)
+{
+    if (!n || !n->removed)
+        return;
+    if (n->n_events && children_all_removed(n)) {
+        n->trace_refs++; /* pin: clearing may free children, then n */
+        events_clear(n);
+        n->trace_refs--;
+    }
+    node_release(n);
+}
+
 void channelz_remove(struct channelz_node *n)
 {
     if (!n || n->removed)
         return;
     n->removed = true;
-    node_release(n);
+    struct channelz_node *parent = n->parent;
+    bool parent_waits = parent && parent->removed;
+    if (parent_waits)
+        parent->trace_refs++; /* pin while n settles */
+    settle(n);
+    if (parent_waits) {
+        parent->trace_refs--;
+        settle(parent);
+    }
 }
 
 uint64_t channelz_id(const struct channelz_node *n) { return n->id; }

@@ -37,6 +37,7 @@ struct rpc_ccall {
     struct rpc_deframer in;
     int http_status;
     int grpc_status;                 /* -1 until trailers */
+    uint64_t msgs_waiting;           /* sent while pending (channelz) */
     char *grpc_message;
     bool send_closed, deferred, full, closing;
     struct rpc_ccall *prev, *next;   /* client's call list */
@@ -239,7 +240,7 @@ static int call_submit(struct rpc_ccall *c, struct rpc_cconn *cc)
     nghttp2_data_provider prd = {.source.ptr = c, .read_callback = on_request_read};
     int32_t id = nghttp2_submit_request(cc->h2, NULL, nva, n, &prd, c);
     if (id < 0)
-        return RPC_ERR_PROTO;
+        return id == NGHTTP2_ERR_NOMEM ? RPC_ERR_NOMEM : RPC_ERR_PROTO;
     c->conn = cc;
     c->stream_id = id;
     cc->n_streams++;
@@ -247,7 +248,12 @@ static int call_submit(struct rpc_ccall *c, struct rpc_cconn *cc)
         struct channelz_socket_data *sd = channelz_socket_of(cc->cz);
         sd->streams_started++;
         sd->last_local_stream_ns = rpc_wall_ns();
+        if (c->msgs_waiting) { /* queued while the call waited */
+            sd->messages_sent += c->msgs_waiting;
+            sd->last_message_sent_ns = rpc_wall_ns();
+        }
     }
+    c->msgs_waiting = 0;
     if (ep->cz) {
         struct channelz_calls *calls = channelz_calls_of(ep->cz);
         calls->started++;
@@ -935,6 +941,8 @@ int rpc_ccall_send(struct rpc_ccall *c, const ProtobufCMessage *msg)
         struct channelz_socket_data *sd = channelz_socket_of(c->conn->cz);
         sd->messages_sent++;
         sd->last_message_sent_ns = rpc_wall_ns();
+    } else if (!c->conn) {
+        c->msgs_waiting++;
     }
     if (c->conn && c->deferred) {
         c->deferred = false;

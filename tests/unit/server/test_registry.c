@@ -94,6 +94,30 @@ START_TEST(removal_waits_for_trace_references)
 }
 END_TEST
 
+START_TEST(parent_trace_does_not_pin_forever)
+{
+    /* Subchannel referenced from its channel's trace: removing both, in
+     * either order, frees both. */
+    for (int order = 0; order < 2; order++) {
+        struct channelz_node *c = add(CHANNELZ_CHANNEL, NULL, "c");
+        struct channelz_node *sub = add(CHANNELZ_SUBCHANNEL, c, "sub");
+        struct channelz_node *sock = add(CHANNELZ_SOCKET, sub, "sock");
+        ck_assert_int_eq(channelz_trace_parent(sub, CHANNELZ_SEV_INFO, "created", 1), 0);
+        channelz_remove(sock);
+        if (order == 0) {
+            channelz_remove(sub);
+            ck_assert_uint_eq(channelz_count(cz), 2); /* in c's trace, c alive */
+            channelz_remove(c);
+        } else {
+            channelz_remove(c);
+            ck_assert_uint_eq(channelz_count(cz), 2); /* c has a live child */
+            channelz_remove(sub);
+        }
+        ck_assert_uint_eq(channelz_count(cz), 0);
+    }
+}
+END_TEST
+
 START_TEST(trace_off_with_zero)
 {
     struct channelz *z;
@@ -196,6 +220,7 @@ int main(void)
     tcase_add_test(tc, parents_must_fit);
     tcase_add_test(tc, removal_waits_for_children);
     tcase_add_test(tc, removal_waits_for_trace_references);
+    tcase_add_test(tc, parent_trace_does_not_pin_forever);
     tcase_add_test(tc, trace_off_with_zero);
     tcase_add_test(tc, pagination);
     tcase_add_test(tc, addresses_and_metrics);

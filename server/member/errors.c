@@ -1,0 +1,78 @@
+/* server/member/errors.c - the one table from metcd's internal errors to
+ * etcd's gRPC status codes and exact messages
+ * (etcdserver/api/v3rpc/rpctypes/error.go). Clients match on these texts. */
+#include "server/member/internal.h"
+
+#include "backend/backend.h"
+
+struct status_entry {
+    int err;
+    enum rpc_code code;
+    const char *msg;
+};
+
+static const struct status_entry table[] = {
+    {MVCC_EEMPTY_KEY, RPC_CODE_INVALID_ARGUMENT, "etcdserver: key is not provided"},
+    {MVCC_EKEY_NOT_FOUND, RPC_CODE_INVALID_ARGUMENT, "etcdserver: key not found"},
+    {MVCC_EVALUE_PROVIDED, RPC_CODE_INVALID_ARGUMENT, "etcdserver: value is provided"},
+    {MVCC_ELEASE_PROVIDED, RPC_CODE_INVALID_ARGUMENT, "etcdserver: lease is provided"},
+    {MVCC_ETOO_MANY_OPS, RPC_CODE_INVALID_ARGUMENT,
+     "etcdserver: too many operations in txn request"},
+    {MVCC_EDUPLICATE_KEY, RPC_CODE_INVALID_ARGUMENT,
+     "etcdserver: duplicate key given in txn request"},
+    {MVCC_EINVALID_SORT, RPC_CODE_INVALID_ARGUMENT, "etcdserver: invalid sort option"},
+    {MVCC_EINVALID, RPC_CODE_INVALID_ARGUMENT, "etcdserver: request is invalid"},
+    {MVCC_ECOMPACTED, RPC_CODE_OUT_OF_RANGE,
+     "etcdserver: mvcc: required revision has been compacted"},
+    {MVCC_EFUTURE_REV, RPC_CODE_OUT_OF_RANGE,
+     "etcdserver: mvcc: required revision is a future revision"},
+    {MVCC_ENOSPACE, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
+    {MERR_NO_SPACE, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
+    {BACKEND_ENOSPC, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
+    {MVCC_ELEASE_NOT_FOUND, RPC_CODE_NOT_FOUND, "etcdserver: requested lease not found"},
+    {MERR_NO_LEADER, RPC_CODE_UNAVAILABLE, "etcdserver: no leader"},
+    {RAFT_ENOLEADER, RPC_CODE_UNAVAILABLE, "etcdserver: no leader"},
+    {MERR_LEADER_CHANGED, RPC_CODE_UNAVAILABLE, "etcdserver: leader changed"},
+    {MERR_TIMEOUT, RPC_CODE_UNAVAILABLE, "etcdserver: request timed out"},
+    {MERR_STOPPED, RPC_CODE_UNAVAILABLE, "etcdserver: server stopped"},
+    {MERR_NOT_CAPABLE, RPC_CODE_UNAVAILABLE, "etcdserver: not capable"},
+    {MERR_UNHEALTHY, RPC_CODE_UNAVAILABLE, "etcdserver: unhealthy cluster"},
+    {MERR_TOO_MANY_REQUESTS, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: too many requests"},
+    {RAFT_EDROPPED, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: too many requests"},
+    {MERR_REQUEST_TOO_LARGE, RPC_CODE_INVALID_ARGUMENT, "etcdserver: request is too large"},
+    {MERR_MEMBER_NOT_FOUND, RPC_CODE_NOT_FOUND, "etcdserver: member not found"},
+    {MERR_BAD_LEADER_TRANSFEREE, RPC_CODE_FAILED_PRECONDITION,
+     "etcdserver: bad leader transferee"},
+};
+
+void member_error_status(int err, enum rpc_code *code, const char **msg)
+{
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        if (table[i].err == err) {
+            *code = table[i].code;
+            *msg = table[i].msg;
+            return;
+        }
+    }
+    /* Anything else is a failure of ours (backend, allocation): etcd
+     * answers those as unknown errors with their text. */
+    *code = RPC_CODE_UNKNOWN;
+    if (err <= -1000 && err > -1050)
+        *msg = backend_strerror(err);
+    else if (err <= -1050 && err > -1100)
+        *msg = wal_strerror(err);
+    else if (err <= -1100 && err > -1150)
+        *msg = mvcc_strerror(err);
+    else if (err <= -3000 && err > -3100)
+        *msg = raft_strerror(err);
+    else
+        *msg = "etcdserver: internal error";
+}
+
+void member_fail_call(struct rpc_call *call, int err)
+{
+    enum rpc_code code;
+    const char *msg;
+    member_error_status(err, &code, &msg);
+    rpc_call_finish(call, code, msg);
+}

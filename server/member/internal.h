@@ -1,0 +1,181 @@
+/* server/member/internal.h - shared by the member's files only. */
+#ifndef METCD_SERVER_MEMBER_INTERNAL_H
+#define METCD_SERVER_MEMBER_INTERNAL_H
+
+#include "server/member/member.h"
+
+#include "server/etcdserverpb/rpc.pb-c.h"
+#include "server/member/memberpb/internal.pb-c.h"
+
+#include <stdbool.h>
+
+/* ---- errors (errors.c): the one table from internal errors to etcd's gRPC
+ * statuses and messages ---- */
+typedef enum member_error {
+    MERR_OK = 0,
+    MERR_NO_LEADER = -2000,
+    MERR_TIMEOUT = -2001,
+    MERR_STOPPED = -2002,
+    MERR_TOO_MANY_REQUESTS = -2003,
+    MERR_REQUEST_TOO_LARGE = -2004,
+    MERR_NO_SPACE = -2005,
+    MERR_MEMBER_NOT_FOUND = -2006,
+    MERR_NOT_CAPABLE = -2007,
+    MERR_INTERNAL = -2008,
+    MERR_LEADER_CHANGED = -2009,
+    MERR_BAD_LEADER_TRANSFEREE = -2010,
+    MERR_UNHEALTHY = -2011,
+} member_error;
+
+/* Finishes call with the gRPC status for err (an MVCC_E*, MERR_*, RAFT_E*
+ * or backend code). */
+void member_fail_call(struct rpc_call *call, int err);
+/* The gRPC code and etcd message for err. */
+void member_error_status(int err, enum rpc_code *code, const char **msg);
+
+/* ---- waiters: proposals parked until applied, with a deadline ---- */
+typedef enum waiter_kind { WAIT_PUT, WAIT_DELETE, WAIT_TXN, WAIT_COMPACT, WAIT_ALARM,
+                           WAIT_INTERNAL } waiter_kind;
+
+typedef struct waiter {
+    uint64_t id;
+    waiter_kind kind;
+    struct rpc_call *call; /* NULL once the client went away */
+    int64_t deadline_ms;
+    bool physical; /* compaction: answer once the physical work is done */
+    struct waiter *hnext;             /* hash chain */
+    struct waiter *prev, *next;       /* FIFO = deadline order */
+} waiter;
+
+#define WAIT_BUCKETS 4096
+#define MAX_PENDING_PROPOSALS 65536
+
+/* A linearizable read waiting for its ReadIndex round and then for apply. */
+typedef struct pending_read {
+    struct rpc_call *call;
+    ProtobufCMessage *req; /* owned copy (RangeRequest or TxnRequest) */
+    uint64_t round;        /* the read-index round it joined */
+    uint64_t index;        /* read index once known, 0 before */
+    int64_t deadline_ms;
+    struct pending_read *next;
+} pending_read;
+
+/* A persisted-then-done job for one Ready (raftnode.c). */
+struct persist_job;
+
+typedef struct member_info {
+    uint64_t id;
+    char *name;
+    char **peer_urls;
+    size_t n_peer_urls;
+    char **client_urls;
+    size_t n_client_urls;
+    bool learner;
+} member_info;
+
+typedef struct alarm_rec {
+    uint64_t member_id;
+    int type; /* ETCDSERVERPB__ALARM_TYPE__* */
+} alarm_rec;
+
+struct member {
+    struct event_base *base;
+    member_options opt;
+    char *wal_path, *db_path;
+
+    backend *be;
+    mvcc_store *kv;
+    wal *wal;
+    raft *raft;
+    raft_mem_storage *ms;
+    struct rpc_server *rpc;
+
+    uint64_t id, cluster_id;
+    uint64_t term, lead;
+    raft_state state;
+    uint64_t applied, committed;
+    uint64_t snapshot_index;
+    raft_conf_state conf;
+
+    struct event *tick_ev, *ready_ev, *sweep_ev, *compact_ev;
+    bool stopping;
+    bool fatal;
+
+    /* proposals */
+    uint64_t next_req_id;
+    waiter *wait[WAIT_BUCKETS];
+    waiter *fifo_head, *fifo_tail;
+    size_t n_waiters;
+    waiter *compact_waiters; /* physical compactions, chained by next */
+
+    /* linearizable reads */
+    pending_read *reads_head, *reads_tail;
+    size_t n_reads;
+    uint64_t read_round;       /* last round asked of raft */
+    bool read_round_open;      /* a round is asked and not answered */
+
+    /* cluster state */
+    member_info *members;
+    size_t n_members;
+    alarm_rec *alarms;
+    size_t n_alarms;
+    char cluster_version[16];
+    bool published, serving, ready_logged;
+
+    /* persistence in flight */
+    size_t persist_inflight;
+
+    /* metrics */
+    uint64_t proposals_committed, proposals_applied, proposals_failed;
+    uint64_t leader_changes;
+    uint64_t puts_total, deletes_total;
+};
+
+int64_t member_now_ms(void);
+uint64_t member_request_timeout_ms(const member *m);
+
+/* raftnode.c */
+int raftnode_start(member *m, char *errbuf, size_t errlen);
+void raftnode_stop(member *m);
+void raftnode_kick(member *m);   /* schedules Ready processing */
+/* Proposes a memberpb.Request (its id set by the caller). */
+int raftnode_propose(member *m, const Memberpb__Request *req);
+int raftnode_read_index(member *m, uint64_t round);
+void raftnode_status(const member *m, raft_status *st);
+
+/* wait.c */
+waiter *wait_register(member *m, waiter_kind kind, struct rpc_call *call);
+waiter *wait_take(member *m, uint64_t id);
+void wait_forget_call(member *m, struct rpc_call *call);
+void wait_sweep(member *m, int64_t now_ms);
+void wait_fail_all(member *m, int err);
+
+/* apply.c */
+void apply_entry(member *m, const raft_entry *e);
+void apply_conf_change(member *m, const raft_entry *e);
+int member_meta_load(member *m);
+
+/* kv.c */
+int kv_register(member *m);
+void reads_on_read_state(member *m, uint64_t round, uint64_t index);
+void reads_on_applied(member *m);
+void reads_fail_all(member *m, int err);
+void reads_sweep(member *m, int64_t now_ms);
+void fill_header(const member *m, Etcdserverpb__ResponseHeader *h, int64_t rev);
+/* Conversions between etcdserverpb messages and mvcc requests/results. */
+int conv_txn_req(const Etcdserverpb__TxnRequest *in, mvcc_txn_req *out);
+void conv_txn_req_free(mvcc_txn_req *t);
+void conv_range_req(const Etcdserverpb__RangeRequest *in, mvcc_range_req *out);
+void conv_put_req(const Etcdserverpb__PutRequest *in, mvcc_put_req *out);
+void conv_delete_req(const Etcdserverpb__DeleteRangeRequest *in, mvcc_delete_req *out);
+/* Replies to `call` with the response for an mvcc result of `kind`. */
+void reply_result(member *m, struct rpc_call *call, const mvcc_op_resp *r, int kind);
+
+/* maintenance.c */
+int maintenance_register(member *m);
+int cluster_register(member *m);
+int http_register(member *m);
+bool member_has_leader(const member *m);
+bool member_alarm_active(const member *m, int type);
+
+#endif

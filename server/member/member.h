@@ -1,0 +1,96 @@
+/* server/member/member.h - the metcd member: one process, one event loop
+ * owning raft, the WAL, the MVCC store and the client services
+ * (DESIGN.md "A write, end to end").
+ *
+ * This header is shared by the member's own files and main(); nothing
+ * outside server/ includes it.
+ */
+#ifndef METCD_SERVER_MEMBER_H
+#define METCD_SERVER_MEMBER_H
+
+#include "backend/backend.h"
+#include "mvcc/mvcc.h"
+#include "raft/raft.h"
+#include "server/rpc/rpc.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct event;
+
+#define METCD_VERSION "3.4.23"        /* the etcd version metcd speaks */
+#define METCD_CLUSTER_VERSION "3.4"
+
+/* Log levels as etcd's capnslog letters. */
+enum mlog_level { MLOG_DEBUG = 'D', MLOG_INFO = 'I', MLOG_NOTICE = 'N', MLOG_WARN = 'W',
+                  MLOG_ERROR = 'E', MLOG_CRIT = 'C' };
+
+/* Where log lines go: main() plugs the configured logger in. `pkg` is the
+ * etcd package name the line belongs to ("etcdserver", "embed", ...). */
+typedef void (*member_log_fn)(void *ctx, int level, const char *pkg, const char *msg);
+
+/* One member of the initial cluster. */
+typedef struct member_peer {
+    uint64_t id;
+    char *name;
+    char **peer_urls;
+    size_t n_peer_urls;
+} member_peer;
+
+typedef struct member_options {
+    const char *name;
+    const char *data_dir;
+    const char *wal_dir; /* NULL: <data_dir>/member/wal */
+    /* client listeners, "http://host:port" */
+    char *const *listen_client_urls;
+    size_t n_listen_client_urls;
+    char *const *advertise_client_urls;
+    size_t n_advertise_client_urls;
+    /* identity and bootstrap (ids derived as etcd derives them) */
+    uint64_t member_id;
+    uint64_t cluster_id;
+    const member_peer *initial_cluster;
+    size_t n_initial_cluster;
+    bool new_cluster;
+    /* raft */
+    uint32_t heartbeat_ms;   /* etcd default 100 */
+    uint32_t election_ms;    /* etcd default 1000 */
+    uint64_t snapshot_count; /* etcd default 100000 */
+    bool pre_vote;
+    /* storage */
+    int64_t quota_backend_bytes; /* 0: 2 GiB */
+    uint32_t backend_batch_interval_ms;
+    uint32_t backend_batch_limit;
+    /* requests */
+    uint32_t max_txn_ops;
+    size_t max_request_bytes;
+    uint32_t max_concurrent_streams;
+    uint32_t grpc_keepalive_min_time_ms;
+    uint32_t grpc_keepalive_interval_ms;
+    uint32_t grpc_keepalive_timeout_ms;
+    bool initial_corrupt_check;
+    /* logging */
+    member_log_fn log;
+    void *log_ctx;
+} member_options;
+
+typedef struct member member;
+
+/* Opens storage (bootstrapping a new member or restarting from the WAL and
+ * LMDB), binds the client listeners and starts raft on `base`. The member
+ * logs etcd's milestone lines once it serves. Returns 0 or -1 with the
+ * reason logged (and in errbuf). */
+int member_start(member **out, struct event_base *base, const member_options *opt,
+                 char *errbuf, size_t errlen);
+
+/* Stops serving, flushes the backend, closes the WAL and frees. NULL-safe. */
+void member_stop(member *m);
+
+/* Formatted logging through the configured logger. */
+void member_logf(const member *m, int level, const char *pkg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif
