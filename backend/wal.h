@@ -104,7 +104,7 @@ enum wal_error {
     BACKEND_EWAL_CLOSED = -1058,  /* appended from a callback run by wal_close */
 };
 
-#define WAL_METADATA_MAX 4096u            /* bytes of one metadata record */
+#define WAL_METADATA_MAX 4096u /* bytes of one metadata record */
 #define WAL_SEGMENT_SIZE_DEFAULT (64u << 20)
 #define WAL_SEGMENT_SIZE_MIN (32u << 10)
 #define WAL_QUEUE_LIMIT_DEFAULT (16u << 20)
@@ -112,10 +112,10 @@ enum wal_error {
 typedef struct wal wal;
 
 typedef struct wal_options {
-    uint64_t segment_size; /* bytes per segment; 0 = 64 MiB, at least 32 KiB */
-    size_t queue_limit;    /* bytes of appends accepted and not yet delivered
-                              (queued, being written, or waiting for the loop);
-                              0 = 16 MiB */
+    uint64_t segment_size;   /* bytes per segment; 0 = 64 MiB, at least 32 KiB */
+    size_t queue_limit;      /* bytes of appends accepted and not yet delivered
+                                (queued, being written, or waiting for the loop);
+                                0 = 16 MiB */
     struct event_base *base; /* the loop that receives completions; NULL allows
                                 only wal_append_sync() */
 } wal_options;
@@ -249,20 +249,20 @@ int wal_release(wal *w, uint64_t index);
 /* ---- introspection ------------------------------------------------------- */
 
 typedef struct wal_stats {
-    uint64_t appends;     /* appends accepted (async and sync) */
-    uint64_t records;     /* records appended (segment headers not counted) */
-    uint64_t bytes;       /* bytes written, segment headers included */
-    uint64_t syncs;       /* fdatasync calls on segments by the WAL thread */
-    uint64_t sync_ns;     /* total time spent in those fdatasyncs */
-    uint64_t max_sync_ns; /* the longest one */
-    uint64_t batches;     /* batches the WAL thread took off the queue */
-    uint64_t max_batch;   /* most appends in one batch */
-    uint64_t cuts;        /* segments made after open */
-    uint64_t released;    /* segments deleted by wal_release */
-    uint64_t queue_full;  /* appends refused with BACKEND_EWAL_FULL */
+    uint64_t appends;      /* appends accepted (async and sync) */
+    uint64_t records;      /* records appended (segment headers not counted) */
+    uint64_t bytes;        /* bytes written, segment headers included */
+    uint64_t syncs;        /* fdatasync calls on segments by the WAL thread */
+    uint64_t sync_ns;      /* total time spent in those fdatasyncs */
+    uint64_t max_sync_ns;  /* the longest one */
+    uint64_t batches;      /* batches the WAL thread took off the queue */
+    uint64_t max_batch;    /* most appends in one batch */
+    uint64_t cuts;         /* segments made after open */
+    uint64_t released;     /* segments deleted by wal_release */
+    uint64_t queue_full;   /* appends refused with BACKEND_EWAL_FULL */
     uint64_t queued_bytes; /* bytes counted against queue_limit now */
-    uint64_t segments;    /* segment files now */
-    uint64_t torn_bytes;  /* bytes zeroed by wal_open's torn-tail repair */
+    uint64_t segments;     /* segment files now */
+    uint64_t torn_bytes;   /* bytes zeroed by wal_open's torn-tail repair */
 } wal_stats;
 
 void wal_get_stats(wal *w, wal_stats *out);

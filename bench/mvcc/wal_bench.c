@@ -326,9 +326,9 @@ int bench_wal_main(int argc, char **argv)
             return 1;
         double bound = res.raw_per_s * res.batch;
         double ratio = bound > 0 ? res.entries_per_s / bound : 0;
-        printf("%9d %8.0f %11.0f %12.0f %7.1f %12.0f %5.0f%% %9.3f %5.0f%%%s\n",
-               res.producers, res.raw_per_s, res.entries_per_s, res.syncs_per_s, res.batch, bound,
-               ratio * 100, res.sync_ms, res.busy * 100, ratio < 0.8 ? "  (< 80%)" : "");
+        printf("%9d %8.0f %11.0f %12.0f %7.1f %12.0f %5.0f%% %9.3f %5.0f%%%s\n", res.producers,
+               res.raw_per_s, res.entries_per_s, res.syncs_per_s, res.batch, bound, ratio * 100,
+               res.sync_ms, res.busy * 100, ratio < 0.8 ? "  (< 80%)" : "");
         fflush(stdout);
         if (ratio < 0.8)
             status = 2;

@@ -191,8 +191,8 @@ static off_t record_offset(const char *path, uint64_t index)
     off_t off = 0;
     for (;;) {
         pread_file(path, h, sizeof h, off);
-        uint32_t len = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-                       (uint32_t)h[3] << 24;
+        uint32_t len =
+            (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
         ck_assert_uint_ne(len, 0);
         if (h[8] == 3) {
             uint64_t idx = 0;
@@ -212,8 +212,8 @@ static off_t last_record(const char *path, off_t *end)
     off_t off = 0, last = 0;
     for (;;) {
         pread_file(path, h, sizeof h, off);
-        uint32_t len = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-                       (uint32_t)h[3] << 24;
+        uint32_t len =
+            (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
         if (len == 0 && h[8] == 0)
             break;
         last = off;
@@ -1162,7 +1162,7 @@ START_TEST(test_queue_full_is_backpressure)
     ck_assert_uint_eq(st.queued_bytes, 0);
     e = (wal_entry){4, 1, d, sizeof d};
     ck_assert_int_eq(wal_append(w, &wr, on_full_done, NULL), 0); /* room again */
-    wal_close(w); /* delivers the last completion */
+    wal_close(w);                                                /* delivers the last completion */
     ck_assert_int_eq(full_done, accepted + 1);
     event_base_free(base);
 }
@@ -1329,9 +1329,10 @@ START_TEST(test_alloc_failures_append_and_replay)
     unsigned char d[100];
     int accepted = 0;
     for (long i = 0; i < 4; i++) {
-        wal_entry e = {61 + (uint64_t)accepted, 1, d, entry_data(61 + (uint64_t)accepted, 1, d, 100)};
-        wal_write wr = {.metadata = META, .metadata_len = sizeof META, .entries = &e,
-                        .n_entries = 1};
+        wal_entry e = {61 + (uint64_t)accepted, 1, d,
+                       entry_data(61 + (uint64_t)accepted, 1, d, 100)};
+        wal_write wr = {
+            .metadata = META, .metadata_len = sizeof META, .entries = &e, .n_entries = 1};
         metcd_mem_fail_after(i);
         int rc = wal_append(w, &wr, on_close_done, NULL);
         metcd_mem_fail_after(-1);
