@@ -13,9 +13,12 @@
  * and takes back work through raft_ready():
  *
  *   1. rd.msgs               send now, in any order, may be lost.
- *   2. rd.hard_state, rd.snapshot, rd.entries
- *                            write to stable storage (WAL) in this order and
- *                            fsync; then add them to the raft_storage
+ *   2. rd.snapshot, rd.entries, rd.hard_state
+ *                            write to stable storage (WAL) in this order
+ *                            (the hard state last: its commit index must
+ *                            never be durable without the entries it
+ *                            covers, even in a torn tail) and fsync; then
+ *                            add them to the raft_storage
  *                            (raft_mem_storage_set_hard_state /
  *                            apply_snapshot / append), call
  *                            raft_persisted(index, term) of the last entry

@@ -427,14 +427,12 @@ static void start_node(node *nd, bool fresh)
 }
 
 /* A crash during the oldest pending write leaves a prefix of it on disk
- * (WAL record order: hard state, snapshot, entries). */
+ * (WAL record order: snapshot, entries, hard state). */
 static void torn_write(node *nd)
 {
     pending_write *pw = nd->head;
     if (!pw || !chance(500000))
         return;
-    if (pw->has_hs)
-        raft_mem_storage_set_hard_state(nd->ms, &pw->hs);
     if (pw->snap) {
         if (chance(500000))
             return;
@@ -445,8 +443,11 @@ static void torn_write(node *nd)
     if (k)
         CHECK(raft_mem_storage_append(nd->ms, pw->ents, k) == 0,
               "torn append");
-    tracef("torn write on %" PRIu64 ": hs=%d snap=%d %zu/%zu entries",
-           nd->id, pw->has_hs, pw->snap != NULL, k, pw->n_ents);
+    bool hs = k == pw->n_ents && pw->has_hs && chance(500000);
+    if (hs)
+        raft_mem_storage_set_hard_state(nd->ms, &pw->hs);
+    tracef("torn write on %" PRIu64 ": snap=%d %zu/%zu entries hs=%d",
+           nd->id, pw->snap != NULL, k, pw->n_ents, hs);
 }
 
 static void crash_node(node *nd)
@@ -688,8 +689,6 @@ static void fsync_some(node *nd, bool all)
         nd->head = pw->next;
         if (!nd->head)
             nd->tail = NULL;
-        if (pw->has_hs)
-            raft_mem_storage_set_hard_state(nd->ms, &pw->hs);
         uint64_t pi = 0, pt = 0;
         if (pw->snap) {
             CHECK(raft_mem_storage_apply_snapshot(nd->ms, pw->snap) == 0,
@@ -703,6 +702,8 @@ static void fsync_some(node *nd, bool all)
             pi = pw->ents[pw->n_ents - 1].index;
             pt = pw->ents[pw->n_ents - 1].term;
         }
+        if (pw->has_hs)
+            raft_mem_storage_set_hard_state(nd->ms, &pw->hs);
         if (pi)
             CHECK(raft_persisted(nd->r, pi, pt) == 0, "persisted");
         for (size_t i = 0; i < pw->n_after; i++)
