@@ -319,9 +319,10 @@ int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_t
         return RPC_ERR_INVAL;
     struct rpc_conn *c = req->conn;
     bool close = !req->keep_alive || c->close_after_write || c->srv->shutting_down;
+    /* Write first: body may point into the request (an echo). */
+    int rc = write_response(c, status, content_type, body, len, close);
     c->h1->req = NULL;
     req_free(req);
-    int rc = write_response(c, status, content_type, body, len, close);
     if (close || rc != 0) {
         c->close_after_write = true;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)

@@ -26,6 +26,14 @@ static void on_echo(struct rpc_http_req *req, void *data)
     rpc_http_respond(req, 200, "text/plain", body, strlen(body));
 }
 
+static void on_body_echo(struct rpc_http_req *req, void *data)
+{
+    (void)data;
+    size_t n;
+    const void *b = rpc_http_body(req, &n);
+    rpc_http_respond(req, 200, NULL, b, n); /* the body is the request's own */
+}
+
 static void on_later_timer(evutil_socket_t s, short what, void *arg)
 {
     (void)s;
@@ -61,6 +69,7 @@ static void setup(void)
     ck_assert_int_eq(rpc_server_route(f.srv, "/v3/kv/range", on_echo, NULL, "exact"), 0);
     ck_assert_int_eq(rpc_server_route(f.srv, "/health", on_echo, NULL, "health"), 0);
     ck_assert_int_eq(rpc_server_route(f.srv, "/park", on_park, on_park_abort, NULL), 0);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/body", on_body_echo, NULL, NULL), 0);
     later_ev = evtimer_new(f.base, on_later_timer, NULL);
     fd = sock_adopted(&f);
     parked = NULL;
@@ -108,6 +117,14 @@ START_TEST(pipelined_requests_in_order)
          *c = strstr(buf, "|c|");
     ck_assert(a && b && n && c);
     ck_assert(a < b && b < n && n < c);
+}
+END_TEST
+
+START_TEST(answer_with_request_body)
+{
+    /* Found by fuzz_sniff_http1: the answer's body may be the request's. */
+    roundtrip("POST /body HTTP/1.1\r\nContent-Length: 7\r\n\r\npayload", "payload");
+    ck_assert_ptr_nonnull(strstr(buf, "Content-Length: 7\r\n\r\npayload"));
 }
 END_TEST
 
@@ -188,6 +205,7 @@ int main(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, routes_and_parts);
     tcase_add_test(tc, pipelined_requests_in_order);
+    tcase_add_test(tc, answer_with_request_body);
     tcase_add_test(tc, late_answer);
     tcase_add_test(tc, abort_on_close);
     tcase_add_test(tc, limits);
