@@ -405,6 +405,8 @@ int wal_open(wal **out, const char *dir, const wal_options *opt, char *errbuf, s
         rc = wal_set_err(w, BACKEND_EWAL_NOMEM, "wal: out of memory");
         goto err;
     }
+    for (size_t n = strlen(w->dir); n > 1 && w->dir[n - 1] == '/'; n--)
+        w->dir[n - 1] = '\0'; /* "member/wal/" names files "member/wal/x" */
     if ((rc = open_dir(w)) != 0 || (rc = list_segments(w)) != 0)
         goto err;
     if (w->nsegs == 0) {

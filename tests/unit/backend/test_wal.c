@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SEG (32u << 10) /* small segments so that cuts happen quickly */
@@ -264,6 +265,25 @@ START_TEST(test_second_open_is_locked)
     ck_assert_ptr_nonnull(strstr(err, dir));
     wal_close(w);
     w = open_ok(SEG, NULL); /* the lock went with the close */
+    wal_close(w);
+}
+END_TEST
+
+START_TEST(test_lock_holds_across_processes)
+{
+    wal *w = open_ok(SEG, NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        wal *w2 = NULL;
+        char d2[300];
+        snprintf(d2, sizeof d2, "%s/", dir); /* same directory, other spelling */
+        int rc = wal_open(&w2, d2, NULL, NULL, 0);
+        _exit(rc == BACKEND_EWAL_LOCKED && w2 == NULL ? 0 : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     wal_close(w);
 }
 END_TEST
@@ -1200,6 +1220,40 @@ START_TEST(test_close_drains_and_delivers)
 }
 END_TEST
 
+/* Replay reads only what the WAL thread has synced: while appends are in
+ * flight it returns a prefix of them, never a half-written record. */
+START_TEST(test_replay_while_appending)
+{
+    struct event_base *base = event_base_new();
+    wal *w = open_ok(SEG, base);
+    unsigned char d[700];
+    close_done = close_bad = 0;
+    uint64_t issued = 0;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 10; i++) {
+            issued++;
+            wal_entry e = {issued, 1, d, entry_data(issued, 1, d, sizeof d)};
+            wal_write wr = {.entries = &e, .n_entries = 1};
+            ck_assert_int_eq(wal_append(w, &wr, on_close_done, NULL), 0);
+        }
+        event_base_loop(base, EVLOOP_NONBLOCK); /* kick the WAL thread */
+        wal_replay_result *r = replay_ok(w, 0);
+        ck_assert_uint_le(r->n_entries, issued);
+        for (size_t k = 0; k < r->n_entries; k++)
+            check_entry(&r->entries[k], k + 1, 1, sizeof d);
+        wal_replay_free(r);
+    }
+    while (close_done < (int)issued)
+        ck_assert_int_ge(event_base_loop(base, EVLOOP_ONCE), 0);
+    ck_assert_int_eq(close_bad, 0);
+    wal_replay_result *r = replay_ok(w, 0);
+    ck_assert_uint_eq(r->n_entries, issued);
+    wal_replay_free(r);
+    wal_close(w);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_sync_append_orders_after_async)
 {
     struct event_base *base = event_base_new();
@@ -1379,6 +1433,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_open_creates_first_segment);
     tcase_add_test(tc, test_second_open_is_locked);
+    tcase_add_test(tc, test_lock_holds_across_processes);
     tcase_add_test(tc, test_append_reopen_replay);
     tcase_add_test(tc, test_empty_data_entries_and_barrier);
     tcase_add_test(tc, test_bad_arguments);
@@ -1431,6 +1486,7 @@ int main(void)
     tcase_add_test(tc, test_appends_from_callbacks);
     tcase_add_test(tc, test_queue_full_is_backpressure);
     tcase_add_test(tc, test_close_drains_and_delivers);
+    tcase_add_test(tc, test_replay_while_appending);
     tcase_add_test(tc, test_sync_append_orders_after_async);
     tcase_add_test(tc, test_write_failure_is_sticky);
     suite_add_tcase(s, tc);
