@@ -118,6 +118,8 @@ void raft_free(raft *r)
     msg_vec_free(&r->msgs);
     msg_vec_free(&r->msgs_after);
     metcd_free(r->read_states);
+    metcd_free(r->spare_ents);
+    metcd_free(r->spare_committed);
     metcd_free(r);
 }
 
@@ -372,7 +374,11 @@ bool raft_has_ready(const raft *r)
 int raft_ready(raft *r, struct raft_ready *rd)
 {
     memset(rd, 0, sizeof(*rd));
-    raft_entry_vec ents = {0}, committed = {0};
+    raft_entry_vec ents = {r->spare_ents, 0, r->spare_ents_cap};
+    raft_entry_vec committed = {r->spare_committed, 0,
+                                r->spare_committed_cap};
+    r->spare_ents = r->spare_committed = NULL;
+    r->spare_ents_cap = r->spare_committed_cap = 0;
     raft_snapshot *snap = NULL;
     int rc;
     if (r->log.snap && !r->log.snap_in_progress) {
@@ -417,22 +423,29 @@ int raft_ready(raft *r, struct raft_ready *rd)
         rd->must_sync = true;
     }
     if (ents.len) {
-        rd->entries = ents.v;
-        rd->n_entries = ents.len;
         r->log.in_progress = ents.v[ents.len - 1].index + 1;
         rd->must_sync = true;
     }
-    if (committed.len) {
-        rd->committed = committed.v;
-        rd->n_committed = committed.len;
+    rd->entries = ents.v;
+    rd->n_entries = ents.len;
+    rd->cap_entries_ = ents.cap;
+    if (committed.len)
         r->log.applying = committed.v[committed.len - 1].index;
+    rd->committed = committed.v;
+    rd->n_committed = committed.len;
+    rd->cap_committed_ = committed.cap;
+    if (r->msgs.len) {
+        rd->msgs = r->msgs.v;
+        rd->n_msgs = r->msgs.len;
+        rd->cap_msgs_ = r->msgs.cap;
+        memset(&r->msgs, 0, sizeof(r->msgs));
     }
-    rd->msgs = r->msgs.v;
-    rd->n_msgs = r->msgs.len;
-    memset(&r->msgs, 0, sizeof(r->msgs));
-    rd->msgs_after_persist = r->msgs_after.v;
-    rd->n_msgs_after_persist = r->msgs_after.len;
-    memset(&r->msgs_after, 0, sizeof(r->msgs_after));
+    if (r->msgs_after.len) {
+        rd->msgs_after_persist = r->msgs_after.v;
+        rd->n_msgs_after_persist = r->msgs_after.len;
+        rd->cap_after_ = r->msgs_after.cap;
+        memset(&r->msgs_after, 0, sizeof(r->msgs_after));
+    }
     rd->read_states = r->read_states;
     rd->n_read_states = r->n_read_states;
     r->read_states = NULL;
@@ -445,18 +458,48 @@ err:
     return rc;
 }
 
+/* Drops the references in v[0, n) and keeps the array as *spare (if the
+ * slot is free) or frees it. */
+static void recycle_entries(raft_entry *v, size_t n, size_t cap,
+                            raft_entry **spare, size_t *spare_cap)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        raft_buf_unref(v[i].data);
+    if (!*spare && cap) {
+        *spare = v;
+        *spare_cap = cap;
+    } else {
+        metcd_free(v);
+    }
+}
+
+static void recycle_msgs(raft_msg *v, size_t n, size_t cap, raft_msg_vec *q)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        raft_msg_free(&v[i]);
+    if (!q->v && cap) {
+        q->v = v;
+        q->cap = cap;
+        q->len = 0;
+    } else {
+        metcd_free(v);
+    }
+}
+
 void raft_advance(raft *r, struct raft_ready *rd)
 {
-    (void)r;
     raft_snapshot_free(rd->snapshot);
-    raft_entries_free(rd->entries, rd->n_entries);
-    raft_entries_free(rd->committed, rd->n_committed);
-    for (size_t i = 0; i < rd->n_msgs; i++)
-        raft_msg_free(&rd->msgs[i]);
-    metcd_free(rd->msgs);
-    for (size_t i = 0; i < rd->n_msgs_after_persist; i++)
-        raft_msg_free(&rd->msgs_after_persist[i]);
-    metcd_free(rd->msgs_after_persist);
+    recycle_entries(rd->entries, rd->n_entries, rd->cap_entries_,
+                    &r->spare_ents, &r->spare_ents_cap);
+    recycle_entries(rd->committed, rd->n_committed, rd->cap_committed_,
+                    &r->spare_committed, &r->spare_committed_cap);
+    recycle_msgs(rd->msgs, rd->n_msgs, rd->cap_msgs_, &r->msgs);
+    recycle_msgs(rd->msgs_after_persist, rd->n_msgs_after_persist,
+                 rd->cap_after_, &r->msgs_after);
     metcd_free(rd->read_states);
     memset(rd, 0, sizeof(*rd));
 }

@@ -421,9 +421,13 @@ typedef struct raft_soft_state {
     raft_state state;
 } raft_soft_state;
 
-/* Work for the caller (a plain struct tag: raft_ready() is the function). Everything in it is owned by the Ready until
- * raft_advance; the caller may move a message out of msgs[] by copying the
- * struct and zeroing the slot (memset 0), and may take references. */
+/* Work for the caller (a plain struct tag: raft_ready() is the function).
+ * Everything in it is owned by the Ready until raft_advance, which hands
+ * the arrays back to raft for reuse. The caller may move a message out of
+ * msgs[] / msgs_after_persist[] by copying the struct and zeroing the slot
+ * (memset 0), may take references (raft_buf_ref) on payloads, and may take
+ * a whole array (set the pointer to NULL; free it with raft_entries_free /
+ * raft_msg_free + metcd_free). Arrays may be non-NULL with a count of 0. */
 struct raft_ready {
     bool has_soft_state;
     raft_soft_state soft_state;
@@ -441,6 +445,8 @@ struct raft_ready {
     raft_read_state *read_states;
     size_t n_read_states;
     bool must_sync;               /* entries or term/vote changed */
+    /* private: array capacities, so raft_advance can recycle them */
+    size_t cap_msgs_, cap_after_, cap_entries_, cap_committed_;
 };
 
 bool raft_has_ready(const raft *r);

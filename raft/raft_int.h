@@ -176,6 +176,10 @@ struct raft {
     raft_read_state *read_states;
     size_t n_read_states, cap_read_states;
 
+    /* arrays handed back by raft_advance, reused by the next Ready */
+    raft_entry *spare_ents, *spare_committed;
+    size_t spare_ents_cap, spare_committed_cap;
+
     raft_soft_state prev_soft;
     raft_hard_state prev_hard;
     int err; /* sticky ENOMEM while building messages */
