@@ -429,8 +429,15 @@ int raft_ready(raft *r, struct raft_ready *rd)
     rd->entries = ents.v;
     rd->n_entries = ents.len;
     rd->cap_entries_ = ents.cap;
-    if (committed.len)
+    if (committed.len) {
         r->log.applying = committed.v[committed.len - 1].index;
+        /* committed entries no longer count against the proposal bound */
+        uint64_t sz = 0;
+        for (size_t i = 0; i < committed.len; i++)
+            sz += committed.v[i].data ? committed.v[i].data->len : 0;
+        r->uncommitted_size = sz < r->uncommitted_size
+                                  ? r->uncommitted_size - sz : 0;
+    }
     rd->committed = committed.v;
     rd->n_committed = committed.len;
     rd->cap_committed_ = committed.cap;

@@ -242,6 +242,15 @@ START_TEST(test_uncommitted_size_bounds_proposals)
         n++;
     ck_assert_int_eq(rc, RAFT_EDROPPED);
     ck_assert_int_eq(n, 3);
+    /* once committed, the room comes back */
+    h_node nd = {.id = 1, .r = r, .ms = ms};
+    h_drive(NULL, &nd);
+    raft_msg ack = {.type = RAFT_MSG_APP_RESP, .from = 2, .to = 1, .term = 1,
+                    .index = 4};
+    raft_step(r, &ack);
+    h_drive(NULL, &nd);
+    ck_assert_uint_eq(nd.applied, 4);
+    ck_assert_int_eq(raft_propose(r, buf, sizeof(buf)), 0);
     raft_free(r);
     raft_mem_storage_free(ms);
 }
