@@ -17,6 +17,8 @@
 #ifndef METCD_BACKEND_BACKEND_H
 #define METCD_BACKEND_BACKEND_H
 
+#include "backend/wal.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,6 +109,14 @@ int backend_range(backend *be, int bucket, const void *start, size_t slen, const
 
 /* Commits the open batch durably now (no-op when nothing is pending). */
 int backend_commit(backend *be);
+
+/* Brackets a group of writes that must reach disk together (one applied
+ * raft entry with its consistent index): while held, reaching batch_limit
+ * does not commit; backend_release() commits then if the limit was passed.
+ * Holds nest. The interval timer never fires inside a hold, since holds
+ * live within one callback of the owner's loop. */
+void backend_hold(backend *be);
+int backend_release(backend *be);
 
 /* Writes in the open batch, not yet committed. */
 uint32_t backend_pending(const backend *be);

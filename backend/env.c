@@ -48,6 +48,7 @@ struct backend {
     MDB_txn *txn; /* the open batch, or NULL */
     struct redo redo;
     uint32_t pending;
+    uint32_t holds;
     size_t map_size;
     backend_options opt;
     char *dir;
@@ -408,7 +409,7 @@ static int apply_logged(backend *be, int rc_first, size_t before)
         return code;
     }
     be->pending++;
-    if (be->pending >= be->opt.batch_limit)
+    if (be->pending >= be->opt.batch_limit && be->holds == 0)
         return commit_batch(be);
     return 0;
 }
@@ -521,6 +522,18 @@ int backend_range(backend *be, int bucket, const void *start, size_t slen, const
 int backend_commit(backend *be)
 {
     return commit_batch(be);
+}
+
+void backend_hold(backend *be)
+{
+    be->holds++;
+}
+
+int backend_release(backend *be)
+{
+    if (be->holds && --be->holds == 0 && be->pending >= be->opt.batch_limit)
+        return commit_batch(be);
+    return 0;
 }
 
 uint32_t backend_pending(const backend *be)

@@ -122,6 +122,20 @@ START_TEST(test_batch_limit_commits)
     backend_get_stats(be, &st);
     ck_assert_uint_eq(st.commits, 2);
     ck_assert_uint_eq(backend_pending(be), 5);
+    /* held: the limit does not commit until the release */
+    backend_hold(be);
+    for (int i = 0; i < 10; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "h%02d", i);
+        putkv(be, BACKEND_KEY, k, "v");
+    }
+    backend_get_stats(be, &st);
+    ck_assert_uint_eq(st.commits, 2);
+    ck_assert_uint_eq(backend_pending(be), 15);
+    ck_assert_int_eq(backend_release(be), 0);
+    backend_get_stats(be, &st);
+    ck_assert_uint_eq(st.commits, 3);
+    ck_assert_uint_eq(backend_pending(be), 0);
     backend_close(be);
     tmpdir_rm(dir);
 }
