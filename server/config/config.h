@@ -267,6 +267,10 @@ const char *config_flag_name(size_t i);
  * "host:port", no path). Returns 0 or -1 with etcd's message in errmsg. */
 int config_url_check(const char *url, char *errmsg, size_t errlen);
 
+/* OpenSSL name of a Go cipher-suite name accepted by --cipher-suites, or
+ * NULL when etcd would refuse it (static string). */
+const char *config_cipher_openssl_name(const char *go_name);
+
 /* Parses a Go duration ("1h2m", "300ms", "0"). Returns 0 or -1. */
 int config_parse_duration(const char *s, int64_t *ns);
 

@@ -1,0 +1,649 @@
+/* server/config/yaml.c - the YAML subset etcd's --config-file uses, read
+ * into a struct config.
+ *
+ * Understood: `key: value` mappings at the top level; one nested level of
+ * `key:` + indented `sub: value` lines (client-transport-security,
+ * peer-transport-security); block sequences (`- item`) and flow sequences
+ * (`[a, 'b', "c"]`, also across lines); plain, 'single' and "double" quoted
+ * scalars; empty values / `~` / `null` (the default stays, as with Go's yaml);
+ * `#` comments; a leading `---`. Anything else (anchors, aliases, tags, block
+ * scalars, flow mappings, deeper nesting, tabs in indentation, duplicate
+ * keys) is refused with its line number, in the shape of etcd's own message
+ * ("error converting YAML to JSON: yaml: line N: ...").
+ *
+ * Keys are flag names (etcd reads the same names). Unknown keys are ignored
+ * with a warning, as Go's non-strict unmarshalling ignores them.
+ */
+#include "server/config/config_internal.h"
+#include "common/mem.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct yline {
+    int no;          /* 1-based */
+    int indent;
+    char *text;      /* content after indent, comment stripped, trailing space trimmed */
+};
+
+struct yscalar {
+    bool null;
+    bool quoted;
+    char *s;         /* owned; NULL when null */
+};
+
+struct yparser {
+    struct config *cfg;
+    struct yline *lines;
+    size_t n, pos;
+    struct config_list seen; /* top-level keys seen */
+};
+
+static int yerr(struct yparser *p, int line, const char *what)
+{
+    cfg_errf(p->cfg, "error converting YAML to JSON: yaml: line %d: %s", line, what);
+    return CONFIG_ERR_FILE;
+}
+
+/* Strips a comment ('#' at start or after blank, outside quotes). */
+static void strip_comment(char *s)
+{
+    char q = 0;
+    for (char *c = s; *c; c++) {
+        if (q) {
+            if (*c == q) {
+                if (q == '\'' && c[1] == '\'')
+                    c++;
+                else
+                    q = 0;
+            } else if (q == '"' && *c == '\\' && c[1]) {
+                c++;
+            }
+            continue;
+        }
+        if ((*c == '\'' || *c == '"') && (c == s || c[-1] == ' ' || c[-1] == '[' ||
+                                          c[-1] == ',' || c[-1] == ':' || c[-1] == '-')) {
+            q = *c;
+            continue;
+        }
+        if (*c == '#' && (c == s || c[-1] == ' ' || c[-1] == '\t')) {
+            *c = '\0';
+            return;
+        }
+    }
+}
+
+static void rtrim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+static int split_lines(struct yparser *p, const char *text, size_t len)
+{
+    size_t cap = 0;
+    const char *b = text, *end = text + len;
+    int no = 0;
+    while (b < end) {
+        const char *e = memchr(b, '\n', (size_t)(end - b));
+        if (!e)
+            e = end;
+        no++;
+        size_t l = (size_t)(e - b);
+        char *t = metcd_malloc(l + 1);
+        if (!t)
+            return CONFIG_ERR_NOMEM;
+        memcpy(t, b, l);
+        t[l] = '\0';
+        if (memchr(t, '\0', l) != NULL && strlen(t) != l) {
+            metcd_free(t);
+            return yerr(p, no, "control characters are not allowed");
+        }
+        int ind = 0;
+        while (t[ind] == ' ')
+            ind++;
+        if (t[ind] == '\t') {
+            metcd_free(t);
+            return yerr(p, no, "found character that cannot start any token");
+        }
+        strip_comment(t + ind);
+        rtrim(t + ind);
+        if (t[ind] == '\0' || (no == 1 && strcmp(t, "---") == 0)) {
+            metcd_free(t);
+            b = e + 1;
+            continue;
+        }
+        if (strcmp(t, "...") == 0) {
+            metcd_free(t);
+            break;
+        }
+        if (p->n == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            struct yline *nl = metcd_realloc(p->lines, nc * sizeof(*nl));
+            if (!nl) {
+                metcd_free(t);
+                return CONFIG_ERR_NOMEM;
+            }
+            p->lines = nl;
+            cap = nc;
+        }
+        memmove(t, t + ind, strlen(t + ind) + 1);
+        p->lines[p->n++] = (struct yline){.no = no, .indent = ind, .text = t};
+        b = e + 1;
+    }
+    return 0;
+}
+
+/* Parses one scalar from *sp up to a terminator in `stops` (or end).
+ * Quoted scalars are unescaped. Advances *sp. */
+static int parse_scalar(struct yparser *p, int line, const char **sp, const char *stops,
+                        struct yscalar *out)
+{
+    const char *s = *sp;
+    while (*s == ' ')
+        s++;
+    out->null = false;
+    out->quoted = false;
+    out->s = NULL;
+    size_t cap = strlen(s) + 1;
+    char *buf = metcd_malloc(cap);
+    if (!buf)
+        return CONFIG_ERR_NOMEM;
+    size_t o = 0;
+    if (*s == '\'' || *s == '"') {
+        char q = *s++;
+        out->quoted = true;
+        for (;;) {
+            if (*s == '\0') {
+                metcd_free(buf);
+                return yerr(p, line, "found unexpected end of stream");
+            }
+            if (*s == q) {
+                if (q == '\'' && s[1] == '\'') {
+                    buf[o++] = '\'';
+                    s += 2;
+                    continue;
+                }
+                s++;
+                break;
+            }
+            if (q == '"' && *s == '\\') {
+                s++;
+                switch (*s) {
+                case 'n': buf[o++] = '\n'; break;
+                case 't': buf[o++] = '\t'; break;
+                case '\\': buf[o++] = '\\'; break;
+                case '"': buf[o++] = '"'; break;
+                case '/': buf[o++] = '/'; break;
+                case '0': buf[o++] = '\0'; break;
+                default:
+                    metcd_free(buf);
+                    return yerr(p, line, "found unknown escape character while parsing a quoted scalar");
+                }
+                s++;
+                continue;
+            }
+            buf[o++] = *s++;
+        }
+        while (*s == ' ')
+            s++;
+        if (*s && !strchr(stops, *s)) {
+            metcd_free(buf);
+            return yerr(p, line, "did not find expected key");
+        }
+    } else {
+        if (*s && strchr("&*!|>{%@`", *s)) {
+            metcd_free(buf);
+            return yerr(p, line, "this YAML feature is not supported in a metcd config file");
+        }
+        while (*s && !strchr(stops, *s))
+            buf[o++] = *s++;
+        while (o && buf[o - 1] == ' ')
+            o--;
+        buf[o] = '\0';
+        if (o == 0 || strcmp(buf, "~") == 0 || strcmp(buf, "null") == 0 ||
+            strcmp(buf, "Null") == 0 || strcmp(buf, "NULL") == 0) {
+            metcd_free(buf);
+            out->null = true;
+            *sp = s;
+            return 0;
+        }
+    }
+    buf[o] = '\0';
+    out->s = buf;
+    *sp = s;
+    return 0;
+}
+
+/* Splits "key: rest" (key plain or quoted). */
+static int split_key(struct yparser *p, const struct yline *l, char *key, size_t klen,
+                     const char **rest)
+{
+    const char *s = l->text;
+    struct yscalar k;
+    if (s[0] == '-' && (s[1] == ' ' || s[1] == '\0'))
+        return yerr(p, l->no, "did not find expected key");
+    if (s[0] == '\'' || s[0] == '"') {
+        int rc = parse_scalar(p, l->no, &s, ":", &k);
+        if (rc)
+            return rc;
+    } else {
+        const char *c = s;
+        while (*c && !(*c == ':' && (c[1] == ' ' || c[1] == '\0')))
+            c++;
+        if (*c != ':') {
+            return yerr(p, l->no, "could not find expected ':'");
+        }
+        size_t n = (size_t)(c - s);
+        while (n && s[n - 1] == ' ')
+            n--;
+        k.s = metcd_malloc(n + 1);
+        if (!k.s)
+            return CONFIG_ERR_NOMEM;
+        memcpy(k.s, s, n);
+        k.s[n] = '\0';
+        s = c;
+    }
+    if (*s != ':') {
+        metcd_free(k.s);
+        return yerr(p, l->no, "could not find expected ':'");
+    }
+    snprintf(key, klen, "%s", k.s);
+    metcd_free(k.s);
+    s++;
+    while (*s == ' ')
+        s++;
+    *rest = s;
+    return 0;
+}
+
+/* Flow sequence starting at '[' in *rest on line index *li; may continue on
+ * following lines. Appends items to out. */
+static int parse_flow_seq(struct yparser *p, const char *rest, struct config_list *out)
+{
+    int line = p->lines[p->pos].no;
+    size_t total = strlen(rest) + 1;
+    size_t j = p->pos;
+    /* Join lines until the bracket closes (simple: count unquoted ']'). */
+    char *joined = metcd_strdup(rest);
+    if (!joined)
+        return CONFIG_ERR_NOMEM;
+    while (!strchr(joined, ']')) {
+        if (++j >= p->n) {
+            metcd_free(joined);
+            return yerr(p, line, "did not find expected ',' or ']'");
+        }
+        total += strlen(p->lines[j].text) + 1;
+        char *nj = metcd_realloc(joined, total);
+        if (!nj) {
+            metcd_free(joined);
+            return CONFIG_ERR_NOMEM;
+        }
+        joined = nj;
+        strcat(joined, " ");
+        strcat(joined, p->lines[j].text);
+    }
+    p->pos = j;
+    const char *s = joined + 1;
+    int rc = 0;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s == ']') {
+            s++;
+            break;
+        }
+        if (*s == '[' || *s == '{') {
+            rc = yerr(p, line, "nested collections are not supported in a metcd config file");
+            goto out;
+        }
+        struct yscalar v;
+        if ((rc = parse_scalar(p, line, &s, ",]", &v)))
+            goto out;
+        if (v.null) {
+            if (*s == ']' && out->n == 0) {
+                s++;
+                break;
+            }
+            rc = yerr(p, line, "did not find expected node content");
+            goto out;
+        }
+        rc = cfg_list_push(out, v.s);
+        metcd_free(v.s);
+        if (rc)
+            goto out;
+        if (*s == ',') {
+            s++;
+            continue;
+        }
+        if (*s == ']') {
+            s++;
+            break;
+        }
+        rc = yerr(p, line, "did not find expected ',' or ']'");
+        goto out;
+    }
+    while (*s == ' ')
+        s++;
+    if (*s)
+        rc = yerr(p, line, "did not find expected <document start>");
+out:
+    metcd_free(joined);
+    return rc;
+}
+
+/* ---- applying values ---- */
+
+static const char *const sec_client[][2] = {
+    {"cert-file", "cert-file"},
+    {"key-file", "key-file"},
+    {"client-cert-auth", "client-cert-auth"},
+    {"trusted-ca-file", "trusted-ca-file"},
+    {"auto-tls", "auto-tls"},
+    {"crl-file", "client-crl-file"},
+    {"allowed-hostname", "client-cert-allowed-hostname"},
+    {NULL, NULL},
+};
+static const char *const sec_peer[][2] = {
+    {"cert-file", "peer-cert-file"},
+    {"key-file", "peer-key-file"},
+    {"client-cert-auth", "peer-client-cert-auth"},
+    {"trusted-ca-file", "peer-trusted-ca-file"},
+    {"auto-tls", "peer-auto-tls"},
+    {"crl-file", "peer-crl-file"},
+    {"allowed-cn", "peer-cert-allowed-cn"},
+    {"allowed-hostname", "peer-cert-allowed-hostname"},
+    {NULL, NULL},
+};
+
+static bool yaml_bool(const char *s, bool *b)
+{
+    static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON",
+                                    "y", "Y", NULL};
+    static const char *const f[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
+                                    "OFF", "n", "N", NULL};
+    for (int i = 0; t[i]; i++) {
+        if (strcmp(s, t[i]) == 0) {
+            *b = true;
+            return true;
+        }
+        if (strcmp(s, f[i]) == 0) {
+            *b = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int apply_scalar(struct yparser *p, int line, const char *key, const struct yscalar *v)
+{
+    long fi = cfg_flag_find(key);
+    if (v->null)
+        return 0; /* Go leaves the default */
+    const struct cfg_flag *f = &cfg_flags[fi];
+    const char *text = v->s;
+    char num[32];
+    if (f->type == CT_BOOL) {
+        bool b;
+        if (v->quoted || !yaml_bool(v->s, &b)) {
+            cfg_errf(p->cfg,
+                     "error unmarshaling JSON: line %d: cannot unmarshal %s into \"%s\" of type "
+                     "bool",
+                     line, v->quoted ? "string" : "value", key);
+            return CONFIG_ERR_FILE;
+        }
+        text = b ? "true" : "false";
+    } else if (f->type == CT_DUR && !v->quoted) {
+        /* Go decodes a time.Duration from a JSON number of nanoseconds. */
+        char *end;
+        long long ns = strtoll(v->s, &end, 10);
+        if (*end == '\0' && end != v->s) {
+            int64_t *slot = (int64_t *)((char *)p->cfg + f->off);
+            *slot = (int64_t)ns;
+            p->cfg->source[fi] = CONFIG_SRC_FILE;
+            return 0;
+        }
+    } else if ((f->type == CT_UINT || f->type == CT_INT || f->type == CT_UINT32) && v->quoted) {
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: line %d: cannot unmarshal string into \"%s\" of type "
+                 "number",
+                 line, key);
+        return CONFIG_ERR_FILE;
+    }
+    (void)num;
+    int rc = config_set(p->cfg, key, text, CONFIG_SRC_FILE);
+    if (rc == CONFIG_ERR_USAGE) {
+        char msg[sizeof(p->cfg->errmsg)];
+        snprintf(msg, sizeof(msg), "%s", p->cfg->errmsg);
+        cfg_errf(p->cfg, "error unmarshaling JSON: line %d: %s", line, msg);
+        return CONFIG_ERR_FILE;
+    }
+    return rc;
+}
+
+static int apply_list(struct yparser *p, int line, const char *key, struct config_list *items)
+{
+    long fi = cfg_flag_find(key);
+    const struct cfg_flag *f = &cfg_flags[fi];
+    if (f->type != CT_URLS && f->type != CT_STRS && f->type != CT_USTRS) {
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: line %d: cannot unmarshal array into \"%s\"", line,
+                 key);
+        return CONFIG_ERR_FILE;
+    }
+    size_t n = 1;
+    for (size_t i = 0; i < items->n; i++)
+        n += strlen(items->v[i]) + 1;
+    char *j = metcd_malloc(n);
+    if (!j)
+        return CONFIG_ERR_NOMEM;
+    j[0] = '\0';
+    for (size_t i = 0; i < items->n; i++) {
+        if (i)
+            strcat(j, ",");
+        strcat(j, items->v[i]);
+    }
+    int rc;
+    if (items->n == 0 && f->type != CT_URLS) {
+        struct config_list *l = (struct config_list *)((char *)p->cfg + f->off);
+        cfg_list_free(l);
+        p->cfg->source[fi] = CONFIG_SRC_FILE;
+        rc = 0;
+    } else {
+        struct yscalar v = {.s = j};
+        rc = apply_scalar(p, line, key, &v);
+    }
+    metcd_free(j);
+    return rc;
+}
+
+static bool key_known(const char *key)
+{
+    long fi = cfg_flag_find(key);
+    return fi >= 0 && cfg_flags[fi].type != CT_IGNORED && strcmp(key, "config-file") != 0 &&
+           strcmp(key, "version") != 0;
+}
+
+/* The value of a top-level (or nested) key: scalar on the line, flow
+ * sequence, or an indented block (sequence, or map when allowed). */
+static int parse_value(struct yparser *p, const char *key, const char *rest, int indent,
+                       const char *const (*submap)[2]);
+
+static int parse_block_map(struct yparser *p, const char *parent, int indent,
+                           const char *const (*submap)[2])
+{
+    int child = p->lines[p->pos + 1].indent;
+    struct config_list seen = {0};
+    int rc = 0;
+    while (p->pos + 1 < p->n && p->lines[p->pos + 1].indent > indent) {
+        p->pos++;
+        const struct yline *l = &p->lines[p->pos];
+        if (l->indent != child) {
+            rc = yerr(p, l->no, "mapping values are not allowed in this context");
+            break;
+        }
+        char key[128];
+        const char *rest;
+        if ((rc = split_key(p, l, key, sizeof(key), &rest)))
+            break;
+        for (size_t i = 0; i < seen.n; i++)
+            if (strcmp(seen.v[i], key) == 0) {
+                char m[200];
+                snprintf(m, sizeof(m), "key \"%s\" already set in map", key);
+                rc = yerr(p, l->no, m);
+                goto out;
+            }
+        if ((rc = cfg_list_push(&seen, key)))
+            break;
+        const char *target = NULL;
+        for (int i = 0; submap && submap[i][0]; i++)
+            if (strcmp(submap[i][0], key) == 0)
+                target = submap[i][1];
+        if (!target) {
+            rc = cfg_note(p->cfg, 'W', "etcdmain",
+                          "config file line %d: unknown key \"%s\" in \"%s\" ignored", l->no, key,
+                          parent);
+            if (rc)
+                break;
+            if ((rc = parse_value(p, NULL, rest, child, NULL)))
+                break;
+            continue;
+        }
+        if ((rc = parse_value(p, target, rest, child, NULL)))
+            break;
+    }
+out:
+    cfg_list_free(&seen);
+    return rc;
+}
+
+static int parse_value(struct yparser *p, const char *key, const char *rest, int indent,
+                       const char *const (*submap)[2])
+{
+    int line = p->lines[p->pos].no;
+    int rc;
+    if (rest[0] == '[') {
+        struct config_list items = {0};
+        rc = parse_flow_seq(p, rest, &items);
+        if (!rc && key)
+            rc = apply_list(p, line, key, &items);
+        cfg_list_free(&items);
+        return rc;
+    }
+    if (rest[0] == '{') {
+        if (strcmp(rest, "{}") == 0)
+            return 0;
+        return yerr(p, line, "flow mappings are not supported in a metcd config file");
+    }
+    if (rest[0] == '\0' && p->pos + 1 < p->n && p->lines[p->pos + 1].indent > indent) {
+        const struct yline *nx = &p->lines[p->pos + 1];
+        if (nx->text[0] == '-' && (nx->text[1] == ' ' || nx->text[1] == '\0')) {
+            struct config_list items = {0};
+            int ind = nx->indent;
+            rc = 0;
+            while (p->pos + 1 < p->n && p->lines[p->pos + 1].indent >= ind &&
+                   p->lines[p->pos + 1].text[0] == '-') {
+                p->pos++;
+                const struct yline *l = &p->lines[p->pos];
+                if (l->indent != ind) {
+                    rc = yerr(p, l->no, "did not find expected '-' indicator");
+                    break;
+                }
+                const char *s = l->text + 1;
+                while (*s == ' ')
+                    s++;
+                if (*s == '[' || *s == '{' || *s == '-') {
+                    rc = yerr(p, l->no, "nested collections are not supported in a metcd config file");
+                    break;
+                }
+                struct yscalar v;
+                if ((rc = parse_scalar(p, l->no, &s, "", &v)))
+                    break;
+                if (v.null) {
+                    rc = yerr(p, l->no, "empty sequence items are not supported");
+                    break;
+                }
+                rc = cfg_list_push(&items, v.s);
+                metcd_free(v.s);
+                if (rc)
+                    break;
+            }
+            if (!rc && p->pos + 1 < p->n && p->lines[p->pos + 1].indent > indent)
+                rc = yerr(p, p->lines[p->pos + 1].no, "did not find expected key");
+            if (!rc && key)
+                rc = apply_list(p, line, key, &items);
+            cfg_list_free(&items);
+            return rc;
+        }
+        if (!submap && key)
+            return yerr(p, nx->no, "mapping values are not allowed in this context");
+        if (indent > 0)
+            return yerr(p, nx->no, "only one level of nesting is supported in a metcd config file");
+        return parse_block_map(p, key ? key : "", indent, submap);
+    }
+    struct yscalar v;
+    const char *s = rest;
+    if ((rc = parse_scalar(p, line, &s, "", &v)))
+        return rc;
+    if (!v.null && !v.quoted && strchr(v.s, ':') && strstr(v.s, ": ")) {
+        metcd_free(v.s);
+        return yerr(p, line, "mapping values are not allowed in this context");
+    }
+    if (key && submap && !v.null) {
+        metcd_free(v.s);
+        return yerr(p, line, "expected a mapping");
+    }
+    rc = key && !submap ? apply_scalar(p, line, key, &v) : 0;
+    metcd_free(v.s);
+    return rc;
+}
+
+int cfg_load_yaml(struct config *cfg, const char *text, size_t len)
+{
+    struct yparser p = {.cfg = cfg};
+    int rc = split_lines(&p, text, len);
+    if (rc)
+        goto out;
+    for (p.pos = 0; p.pos < p.n; p.pos++) {
+        const struct yline *l = &p.lines[p.pos];
+        if (l->indent != 0) {
+            rc = yerr(&p, l->no, "mapping values are not allowed in this context");
+            goto out;
+        }
+        char key[128];
+        const char *rest;
+        if ((rc = split_key(&p, l, key, sizeof(key), &rest)))
+            goto out;
+        for (size_t i = 0; i < p.seen.n; i++)
+            if (strcmp(p.seen.v[i], key) == 0) {
+                char m[200];
+                snprintf(m, sizeof(m), "key \"%s\" already set in map", key);
+                rc = yerr(&p, l->no, m);
+                goto out;
+            }
+        if ((rc = cfg_list_push(&p.seen, key)))
+            goto out;
+        if (strcmp(key, "client-transport-security") == 0) {
+            rc = parse_value(&p, key, rest, 0, sec_client);
+        } else if (strcmp(key, "peer-transport-security") == 0) {
+            rc = parse_value(&p, key, rest, 0, sec_peer);
+        } else if (key_known(key)) {
+            rc = parse_value(&p, key, rest, 0, NULL);
+        } else {
+            rc = cfg_note(cfg, 'W', "etcdmain", "config file line %d: unknown key \"%s\" ignored",
+                          l->no, key);
+            if (!rc)
+                rc = parse_value(&p, NULL, rest, 0, NULL);
+        }
+        if (rc)
+            goto out;
+    }
+out:
+    for (size_t i = 0; i < p.n; i++)
+        metcd_free(p.lines[i].text);
+    metcd_free(p.lines);
+    cfg_list_free(&p.seen);
+    return rc;
+}
