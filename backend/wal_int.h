@@ -62,7 +62,7 @@ enum rec_type {
 
 #define NAME_LEN 37 /* "%016x-%016x.wal" */
 #define TMP_SUFFIX ".tmp"
-#define IOV_BATCH 64
+#define IOV_BATCH 1024 /* IOV_MAX on Linux: one pwritev per batch */
 
 struct seg {
     uint64_t seq, first; /* from the file name */
