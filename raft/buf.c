@@ -151,13 +151,11 @@ void msg_vec_free(raft_msg_vec *mv)
 const char *raft_msg_type_name(raft_msg_type t)
 {
     static const char *names[RAFT_MSG_NTYPES] = {
-        "MsgHup",        "MsgBeat",           "MsgProp",
-        "MsgApp",        "MsgAppResp",        "MsgVote",
-        "MsgVoteResp",   "MsgSnap",           "MsgHeartbeat",
-        "MsgHeartbeatResp", "MsgUnreachable", "MsgSnapStatus",
-        "MsgCheckQuorum", "MsgTransferLeader", "MsgTimeoutNow",
-        "MsgReadIndex",  "MsgReadIndexResp",  "MsgPreVote",
-        "MsgPreVoteResp",
+        "MsgHup",           "MsgBeat",           "MsgProp",        "MsgApp",
+        "MsgAppResp",       "MsgVote",           "MsgVoteResp",    "MsgSnap",
+        "MsgHeartbeat",     "MsgHeartbeatResp",  "MsgUnreachable", "MsgSnapStatus",
+        "MsgCheckQuorum",   "MsgTransferLeader", "MsgTimeoutNow",  "MsgReadIndex",
+        "MsgReadIndexResp", "MsgPreVote",        "MsgPreVoteResp",
     };
     if ((unsigned)t >= RAFT_MSG_NTYPES)
         return "MsgUnknown";
@@ -167,10 +165,14 @@ const char *raft_msg_type_name(raft_msg_type t)
 const char *raft_state_name(raft_state s)
 {
     switch (s) {
-    case RAFT_FOLLOWER: return "follower";
-    case RAFT_CANDIDATE: return "candidate";
-    case RAFT_LEADER: return "leader";
-    case RAFT_PRE_CANDIDATE: return "pre-candidate";
+    case RAFT_FOLLOWER:
+        return "follower";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_PRE_CANDIDATE:
+        return "pre-candidate";
     }
     return "unknown";
 }
@@ -178,9 +180,12 @@ const char *raft_state_name(raft_state s)
 const char *raft_progress_state_name(raft_progress_state s)
 {
     switch (s) {
-    case RAFT_PROGRESS_PROBE: return "probe";
-    case RAFT_PROGRESS_REPLICATE: return "replicate";
-    case RAFT_PROGRESS_SNAPSHOT: return "snapshot";
+    case RAFT_PROGRESS_PROBE:
+        return "probe";
+    case RAFT_PROGRESS_REPLICATE:
+        return "replicate";
+    case RAFT_PROGRESS_SNAPSHOT:
+        return "snapshot";
     }
     return "unknown";
 }
@@ -188,19 +193,32 @@ const char *raft_progress_state_name(raft_progress_state s)
 const char *raft_strerror(int err)
 {
     switch (err) {
-    case RAFT_OK: return "success";
-    case RAFT_ENOMEM: return "raft: out of memory";
-    case RAFT_ENOLEADER: return "raft: no leader";
-    case RAFT_EDROPPED: return "raft: proposal dropped";
-    case RAFT_ECOMPACTED: return "raft: requested index is unavailable due to compaction";
-    case RAFT_EUNAVAILABLE: return "raft: requested entry at index is unavailable";
-    case RAFT_ESNAPOUTOFDATE: return "raft: requested index is older than the existing snapshot";
-    case RAFT_ESNAPTEMP: return "raft: snapshot is temporarily unavailable";
-    case RAFT_EINVAL: return "raft: invalid argument";
-    case RAFT_EPEER: return "raft: unknown peer";
-    case RAFT_EDECODE: return "raft: malformed message";
-    case RAFT_ESTORAGE: return "raft: storage error";
-    case RAFT_ETOOMANY: return "raft: limit reached";
+    case RAFT_OK:
+        return "success";
+    case RAFT_ENOMEM:
+        return "raft: out of memory";
+    case RAFT_ENOLEADER:
+        return "raft: no leader";
+    case RAFT_EDROPPED:
+        return "raft: proposal dropped";
+    case RAFT_ECOMPACTED:
+        return "raft: requested index is unavailable due to compaction";
+    case RAFT_EUNAVAILABLE:
+        return "raft: requested entry at index is unavailable";
+    case RAFT_ESNAPOUTOFDATE:
+        return "raft: requested index is older than the existing snapshot";
+    case RAFT_ESNAPTEMP:
+        return "raft: snapshot is temporarily unavailable";
+    case RAFT_EINVAL:
+        return "raft: invalid argument";
+    case RAFT_EPEER:
+        return "raft: unknown peer";
+    case RAFT_EDECODE:
+        return "raft: malformed message";
+    case RAFT_ESTORAGE:
+        return "raft: storage error";
+    case RAFT_ETOOMANY:
+        return "raft: limit reached";
     }
     return "raft: unknown error";
 }

@@ -8,8 +8,7 @@
 
 #include <string.h>
 
-static int pack_out(const ProtobufCMessage *pm, uint8_t **out,
-                    size_t *out_len)
+static int pack_out(const ProtobufCMessage *pm, uint8_t **out, size_t *out_len)
 {
     size_t n = protobuf_c_message_get_packed_size(pm);
     uint8_t *buf = metcd_malloc(n ? n : 1);
@@ -51,9 +50,8 @@ static void entry_to_pb(const raft_entry *e, Raftpb__Entry *p)
     raftpb__entry__init(p);
     p->term = e->term;
     p->index = e->index;
-    p->type = e->type == RAFT_ENTRY_CONF_CHANGE
-                  ? RAFTPB__ENTRY_TYPE__EntryConfChange
-                  : RAFTPB__ENTRY_TYPE__EntryNormal;
+    p->type = e->type == RAFT_ENTRY_CONF_CHANGE ? RAFTPB__ENTRY_TYPE__EntryConfChange
+                                                : RAFTPB__ENTRY_TYPE__EntryNormal;
     if (e->data) {
         p->data.len = e->data->len;
         p->data.data = e->data->data;
@@ -138,8 +136,7 @@ out:
 int raft_msg_decode(const uint8_t *buf, size_t len, raft_msg *m)
 {
     memset(m, 0, sizeof(*m));
-    Raftpb__Message *pm =
-        raftpb__message__unpack(&metcd_pb_allocator, len, buf);
+    Raftpb__Message *pm = raftpb__message__unpack(&metcd_pb_allocator, len, buf);
     if (!pm)
         return RAFT_EDECODE;
     int rc = 0;
@@ -180,14 +177,12 @@ int raft_msg_decode(const uint8_t *buf, size_t len, raft_msg *m)
         if (pm->snapshot->metadata) {
             m->snapshot->meta.index = pm->snapshot->metadata->index;
             m->snapshot->meta.term = pm->snapshot->metadata->term;
-            rc = conf_from_pb(pm->snapshot->metadata->conf_state,
-                              &m->snapshot->meta.conf);
+            rc = conf_from_pb(pm->snapshot->metadata->conf_state, &m->snapshot->meta.conf);
             if (rc)
                 goto out;
         }
         if (pm->snapshot->data.len) {
-            m->snapshot->data = raft_buf_new(pm->snapshot->data.data,
-                                             pm->snapshot->data.len);
+            m->snapshot->data = raft_buf_new(pm->snapshot->data.data, pm->snapshot->data.len);
             if (!m->snapshot->data) {
                 rc = RAFT_ENOMEM;
                 goto out;
@@ -219,8 +214,7 @@ int raft_entry_decode(const uint8_t *buf, size_t len, raft_entry *e)
     return rc;
 }
 
-int raft_hard_state_encode(const raft_hard_state *hs, uint8_t **out,
-                           size_t *out_len)
+int raft_hard_state_encode(const raft_hard_state *hs, uint8_t **out, size_t *out_len)
 {
     Raftpb__HardState p;
     raftpb__hard_state__init(&p);
@@ -232,8 +226,7 @@ int raft_hard_state_encode(const raft_hard_state *hs, uint8_t **out,
 
 int raft_hard_state_decode(const uint8_t *buf, size_t len, raft_hard_state *hs)
 {
-    Raftpb__HardState *p =
-        raftpb__hard_state__unpack(&metcd_pb_allocator, len, buf);
+    Raftpb__HardState *p = raftpb__hard_state__unpack(&metcd_pb_allocator, len, buf);
     if (!p)
         return RAFT_EDECODE;
     hs->term = p->term;
@@ -243,8 +236,7 @@ int raft_hard_state_decode(const uint8_t *buf, size_t len, raft_hard_state *hs)
     return 0;
 }
 
-int raft_snapshot_meta_encode(const raft_snapshot_meta *m, uint8_t **out,
-                              size_t *out_len)
+int raft_snapshot_meta_encode(const raft_snapshot_meta *m, uint8_t **out, size_t *out_len)
 {
     Raftpb__SnapshotMetadata p;
     Raftpb__ConfState pcs;
@@ -256,11 +248,9 @@ int raft_snapshot_meta_encode(const raft_snapshot_meta *m, uint8_t **out,
     return pack_out(&p.base, out, out_len);
 }
 
-int raft_snapshot_meta_decode(const uint8_t *buf, size_t len,
-                              raft_snapshot_meta *m)
+int raft_snapshot_meta_decode(const uint8_t *buf, size_t len, raft_snapshot_meta *m)
 {
-    Raftpb__SnapshotMetadata *p =
-        raftpb__snapshot_metadata__unpack(&metcd_pb_allocator, len, buf);
+    Raftpb__SnapshotMetadata *p = raftpb__snapshot_metadata__unpack(&metcd_pb_allocator, len, buf);
     if (!p)
         return RAFT_EDECODE;
     m->index = p->index;
@@ -270,8 +260,7 @@ int raft_snapshot_meta_decode(const uint8_t *buf, size_t len,
     return rc;
 }
 
-int raft_conf_change_encode(const raft_conf_change *cc, uint8_t **out,
-                            size_t *out_len)
+int raft_conf_change_encode(const raft_conf_change *cc, uint8_t **out, size_t *out_len)
 {
     Raftpb__ConfChange p;
     raftpb__conf_change__init(&p);
@@ -285,12 +274,10 @@ int raft_conf_change_encode(const raft_conf_change *cc, uint8_t **out,
     return pack_out(&p.base, out, out_len);
 }
 
-int raft_conf_change_decode(const uint8_t *buf, size_t len,
-                            raft_conf_change *cc)
+int raft_conf_change_decode(const uint8_t *buf, size_t len, raft_conf_change *cc)
 {
     memset(cc, 0, sizeof(*cc));
-    Raftpb__ConfChange *p =
-        raftpb__conf_change__unpack(&metcd_pb_allocator, len, buf);
+    Raftpb__ConfChange *p = raftpb__conf_change__unpack(&metcd_pb_allocator, len, buf);
     if (!p)
         return RAFT_EDECODE;
     int rc = 0;

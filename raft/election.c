@@ -84,8 +84,7 @@ int raft_become_leader(raft *r)
     return raft_append_entries_leader(r, &e, 1);
 }
 
-static void send_vote_requests(raft *r, raft_msg_type t, uint64_t term,
-                               bool transfer)
+static void send_vote_requests(raft *r, raft_msg_type t, uint64_t term, bool transfer)
 {
     uint64_t last = log_last_index(&r->log);
     uint64_t lt = log_last_term(&r->log);
@@ -93,8 +92,12 @@ static void send_vote_requests(raft *r, raft_msg_type t, uint64_t term,
         const raft_progress *p = &r->trk.prs[i];
         if (p->learner || p->id == r->id)
             continue;
-        raft_msg m = {.type = t, .to = p->id, .term = term, .index = last,
-                      .log_term = lt, .transfer = transfer};
+        raft_msg m = {.type = t,
+                      .to = p->id,
+                      .term = term,
+                      .index = last,
+                      .log_term = lt,
+                      .transfer = transfer};
         raft_send(r, &m);
     }
 }
@@ -181,12 +184,9 @@ void raft_handle_vote_request(raft *r, const raft_msg *m)
     /* We may vote again for the node we voted for (a duplicate request),
      * vote if we have not voted and know no leader, or grant a pre-vote
      * for a future term. */
-    bool can_vote = r->vote == m->from ||
-                    (r->vote == RAFT_NONE && r->lead == RAFT_NONE) ||
+    bool can_vote = r->vote == m->from || (r->vote == RAFT_NONE && r->lead == RAFT_NONE) ||
                     (pre && m->term > r->term);
-    raft_msg resp = {.type = pre ? RAFT_MSG_PRE_VOTE_RESP
-                                 : RAFT_MSG_VOTE_RESP,
-                     .to = m->from};
+    raft_msg resp = {.type = pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP, .to = m->from};
     if (can_vote && log_is_up_to_date(&r->log, m->index, m->log_term)) {
         /* Reply with the request's term: a pre-vote response must carry
          * the future term for the pre-candidate to count it. */
@@ -205,9 +205,8 @@ void raft_handle_vote_request(raft *r, const raft_msg *m)
 
 int raft_step_candidate(raft *r, const raft_msg *m)
 {
-    raft_msg_type my_resp = r->state == RAFT_PRE_CANDIDATE
-                                ? RAFT_MSG_PRE_VOTE_RESP
-                                : RAFT_MSG_VOTE_RESP;
+    raft_msg_type my_resp =
+        r->state == RAFT_PRE_CANDIDATE ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP;
     switch (m->type) {
     case RAFT_MSG_PROP:
         return RAFT_ENOLEADER;

@@ -46,8 +46,7 @@ int log_init(raft_log *l, raft_storage st)
         return RAFT_EINVAL;
     l->st = st;
     uint64_t first, last;
-    if (st.ops->first_index(st.data, &first) != 0 ||
-        st.ops->last_index(st.data, &last) != 0)
+    if (st.ops->first_index(st.data, &first) != 0 || st.ops->last_index(st.data, &last) != 0)
         return RAFT_ESTORAGE;
     l->offset = last + 1;
     l->in_progress = last + 1;
@@ -207,8 +206,7 @@ uint64_t log_find_conflict(const raft_log *l, const raft_entry *ents, size_t n)
     return 0;
 }
 
-uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index,
-                                   uint64_t term)
+uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term)
 {
     for (; index > 0; index--) {
         uint64_t t;
@@ -220,9 +218,8 @@ uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index,
     return 0;
 }
 
-int log_maybe_append(raft_log *l, uint64_t index, uint64_t log_term_,
-                     uint64_t committed, const raft_entry *ents, size_t n,
-                     bool *ok, uint64_t *lastnew)
+int log_maybe_append(raft_log *l, uint64_t index, uint64_t log_term_, uint64_t committed,
+                     const raft_entry *ents, size_t n, bool *ok, uint64_t *lastnew)
 {
     *ok = false;
     *lastnew = 0;
@@ -245,8 +242,8 @@ int log_maybe_append(raft_log *l, uint64_t index, uint64_t log_term_,
     return 0;
 }
 
-int log_entries(const raft_log *l, uint64_t lo, uint64_t hi,
-                uint64_t max_bytes, raft_entry_vec *out)
+int log_entries(const raft_log *l, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+                raft_entry_vec *out)
 {
     if (lo >= hi)
         return 0;

@@ -63,8 +63,7 @@ int raft_conf_from_state(raft *r, const raft_conf_state *cs)
     return 0;
 }
 
-int raft_apply_conf_change(raft *r, const raft_conf_change *cc,
-                           raft_conf_state *cs)
+int raft_apply_conf_change(raft *r, const raft_conf_change *cc, raft_conf_state *cs)
 {
     int rc = 0;
     uint64_t id = cc->node_id;
@@ -101,8 +100,7 @@ int raft_apply_conf_change(raft *r, const raft_conf_change *cc,
     if (rc)
         return rc;
     if (r->state == RAFT_LEADER) {
-        if (r->lead_transferee != RAFT_NONE &&
-            !tracker_find(&r->trk, r->lead_transferee))
+        if (r->lead_transferee != RAFT_NONE && !tracker_find(&r->trk, r->lead_transferee))
             raft_abort_transfer(r);
         if (!raft_promotable(r)) {
             /* The leader was removed (or is a learner): it stops leading

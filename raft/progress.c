@@ -136,9 +136,12 @@ bool pr_maybe_decr_to(raft_progress *p, uint64_t rejected, uint64_t match_hint)
 bool pr_is_paused(const raft_progress *p)
 {
     switch (p->state) {
-    case RAFT_PROGRESS_PROBE: return p->probe_sent;
-    case RAFT_PROGRESS_REPLICATE: return ins_full(&p->ins);
-    case RAFT_PROGRESS_SNAPSHOT: return true;
+    case RAFT_PROGRESS_PROBE:
+        return p->probe_sent;
+    case RAFT_PROGRESS_REPLICATE:
+        return ins_full(&p->ins);
+    case RAFT_PROGRESS_SNAPSHOT:
+        return true;
     }
     return true;
 }
@@ -283,8 +286,7 @@ void tracker_record_vote(raft_tracker *t, uint64_t id, bool granted)
         p->vote = granted ? 1 : -1;
 }
 
-raft_vote_result tracker_tally(const raft_tracker *t, size_t *granted,
-                               size_t *rejected)
+raft_vote_result tracker_tally(const raft_tracker *t, size_t *granted, size_t *rejected)
 {
     size_t g = 0, r = 0, voters = 0;
     for (size_t i = 0; i < t->n; i++) {

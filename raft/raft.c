@@ -34,9 +34,8 @@ int raft_new(const raft_config *cfg, raft **out)
 {
     *out = NULL;
     if (cfg->id == RAFT_NONE || cfg->heartbeat_tick <= 0 ||
-        cfg->election_tick <= cfg->heartbeat_tick ||
-        cfg->max_inflight_msgs == 0 || !cfg->storage.ops ||
-        cfg->n_voters + cfg->n_learners > RAFT_MAX_NODES)
+        cfg->election_tick <= cfg->heartbeat_tick || cfg->max_inflight_msgs == 0 ||
+        !cfg->storage.ops || cfg->n_voters + cfg->n_learners > RAFT_MAX_NODES)
         return RAFT_EINVAL;
     raft *r = metcd_calloc(1, sizeof(*r));
     if (!r)
@@ -48,9 +47,8 @@ int raft_new(const raft_config *cfg, raft **out)
     r->pre_vote = cfg->pre_vote;
     r->max_msg_size = cfg->max_size_per_msg;
     r->max_uncommitted_size = cfg->max_uncommitted_size;
-    r->max_committed_size = cfg->max_committed_size_per_ready
-                                ? cfg->max_committed_size_per_ready
-                                : (uint64_t)64 << 20;
+    r->max_committed_size =
+        cfg->max_committed_size_per_ready ? cfg->max_committed_size_per_ready : (uint64_t)64 << 20;
     r->rand = cfg->rand ? cfg->rand : default_rand;
     r->rand_data = cfg->rand ? cfg->rand_data : r;
     r->rand_state = cfg->id * 0x9E3779B97F4A7C15ull + 1;
@@ -128,8 +126,8 @@ void raft_free(raft *r)
 void raft_send(raft *r, raft_msg *m)
 {
     m->from = r->id;
-    if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_VOTE_RESP ||
-        m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_PRE_VOTE_RESP) {
+    if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PRE_VOTE ||
+        m->type == RAFT_MSG_PRE_VOTE_RESP) {
         assert(m->term != 0); /* set by the caller */
     } else if (m->type == RAFT_MSG_PROP || m->type == RAFT_MSG_READ_INDEX ||
                m->type == RAFT_MSG_TRANSFER_LEADER) {
@@ -140,8 +138,7 @@ void raft_send(raft *r, raft_msg *m)
     /* A candidate's own vote must be durable before it asks for others:
      * after a crash it must not vote again in that term (thesis 3.8). */
     raft_msg_vec *q = &r->msgs;
-    if (m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_VOTE_RESP ||
-        m->type == RAFT_MSG_VOTE)
+    if (m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_VOTE)
         q = &r->msgs_after;
     if (msg_vec_push(q, m) != 0)
         r->err = RAFT_ENOMEM; /* the message is lost, as on a network */
@@ -151,8 +148,7 @@ int raft_push_read_state(raft *r, uint64_t index, uint64_t ctx)
 {
     if (r->n_read_states == r->cap_read_states) {
         size_t ncap = r->cap_read_states ? r->cap_read_states * 2 : 16;
-        raft_read_state *nv =
-            metcd_realloc(r->read_states, ncap * sizeof(*nv));
+        raft_read_state *nv = metcd_realloc(r->read_states, ncap * sizeof(*nv));
         if (!nv)
             return RAFT_ENOMEM;
         r->read_states = nv;
@@ -214,8 +210,8 @@ int raft_step(raft *r, const raft_msg *m)
             raft_msg resp = {.type = RAFT_MSG_APP_RESP, .to = m->from};
             raft_send(r, &resp);
         } else if (m->type == RAFT_MSG_PRE_VOTE) {
-            raft_msg resp = {.type = RAFT_MSG_PRE_VOTE_RESP, .to = m->from,
-                             .term = r->term, .reject = true};
+            raft_msg resp = {
+                .type = RAFT_MSG_PRE_VOTE_RESP, .to = m->from, .term = r->term, .reject = true};
             raft_send(r, &resp);
         }
         return r->err;
@@ -235,10 +231,16 @@ int raft_step(raft *r, const raft_msg *m)
     }
     int rc;
     switch (r->state) {
-    case RAFT_LEADER: rc = raft_step_leader(r, m); break;
+    case RAFT_LEADER:
+        rc = raft_step_leader(r, m);
+        break;
     case RAFT_CANDIDATE:
-    case RAFT_PRE_CANDIDATE: rc = raft_step_candidate(r, m); break;
-    default: rc = raft_step_follower(r, m); break;
+    case RAFT_PRE_CANDIDATE:
+        rc = raft_step_candidate(r, m);
+        break;
+    default:
+        rc = raft_step_follower(r, m);
+        break;
     }
     return rc ? rc : r->err;
 }
@@ -262,8 +264,7 @@ int raft_campaign(raft *r)
 int raft_propose_buf(raft *r, raft_buf *data)
 {
     raft_entry e = {.type = RAFT_ENTRY_NORMAL, .data = data};
-    raft_msg m = {.type = RAFT_MSG_PROP, .from = r->id, .entries = &e,
-                  .n_entries = 1};
+    raft_msg m = {.type = RAFT_MSG_PROP, .from = r->id, .entries = &e, .n_entries = 1};
     return raft_step(r, &m);
 }
 
@@ -289,8 +290,7 @@ int raft_propose_conf_change(raft *r, const raft_conf_change *cc)
     if (!b)
         return RAFT_ENOMEM;
     raft_entry e = {.type = RAFT_ENTRY_CONF_CHANGE, .data = b};
-    raft_msg m = {.type = RAFT_MSG_PROP, .from = r->id, .entries = &e,
-                  .n_entries = 1};
+    raft_msg m = {.type = RAFT_MSG_PROP, .from = r->id, .entries = &e, .n_entries = 1};
     rc = raft_step(r, &m);
     raft_buf_unref(b);
     return rc;
@@ -304,8 +304,7 @@ int raft_read_index(raft *r, uint64_t ctx)
 
 int raft_transfer_leader(raft *r, uint64_t transferee)
 {
-    raft_msg m = {.type = RAFT_MSG_TRANSFER_LEADER, .from = transferee,
-                  .to = r->id};
+    raft_msg m = {.type = RAFT_MSG_TRANSFER_LEADER, .from = transferee, .to = r->id};
     return raft_step(r, &m);
 }
 
@@ -367,16 +366,15 @@ bool raft_has_ready(const raft *r)
         return true;
     if (r->log.snap && !r->log.snap_in_progress)
         return true;
-    return log_has_unsent(&r->log) || log_has_committed_to_apply(&r->log) ||
-           r->msgs.len || r->msgs_after.len || r->n_read_states;
+    return log_has_unsent(&r->log) || log_has_committed_to_apply(&r->log) || r->msgs.len ||
+           r->msgs_after.len || r->n_read_states;
 }
 
 int raft_ready(raft *r, struct raft_ready *rd)
 {
     memset(rd, 0, sizeof(*rd));
     raft_entry_vec ents = {r->spare_ents, 0, r->spare_ents_cap};
-    raft_entry_vec committed = {r->spare_committed, 0,
-                                r->spare_committed_cap};
+    raft_entry_vec committed = {r->spare_committed, 0, r->spare_committed_cap};
     r->spare_ents = r->spare_committed = NULL;
     r->spare_ents_cap = r->spare_committed_cap = 0;
     raft_snapshot *snap = NULL;
@@ -387,16 +385,15 @@ int raft_ready(raft *r, struct raft_ready *rd)
             return RAFT_ENOMEM;
     }
     if (log_has_unsent(&r->log)) {
-        rc = log_entries(&r->log, r->log.in_progress,
-                         log_last_index(&r->log) + 1, UINT64_MAX, &ents);
+        rc = log_entries(&r->log, r->log.in_progress, log_last_index(&r->log) + 1, UINT64_MAX,
+                         &ents);
         if (rc)
             goto err;
     }
     uint64_t lo, hi;
     log_apply_window(&r->log, &lo, &hi);
     if (lo <= hi) {
-        rc = log_entries(&r->log, lo, hi + 1, r->max_committed_size,
-                         &committed);
+        rc = log_entries(&r->log, lo, hi + 1, r->max_committed_size, &committed);
         if (rc)
             goto err;
     }
@@ -411,8 +408,7 @@ int raft_ready(raft *r, struct raft_ready *rd)
     if (!hs_equal(&hs, &r->prev_hard)) {
         rd->has_hard_state = true;
         rd->hard_state = hs;
-        rd->must_sync = hs.term != r->prev_hard.term ||
-                        hs.vote != r->prev_hard.vote;
+        rd->must_sync = hs.term != r->prev_hard.term || hs.vote != r->prev_hard.vote;
         r->prev_hard = hs;
     }
     if (snap) {
@@ -435,8 +431,7 @@ int raft_ready(raft *r, struct raft_ready *rd)
         uint64_t sz = 0;
         for (size_t i = 0; i < committed.len; i++)
             sz += committed.v[i].data ? committed.v[i].data->len : 0;
-        r->uncommitted_size = sz < r->uncommitted_size
-                                  ? r->uncommitted_size - sz : 0;
+        r->uncommitted_size = sz < r->uncommitted_size ? r->uncommitted_size - sz : 0;
     }
     rd->committed = committed.v;
     rd->n_committed = committed.len;
@@ -467,8 +462,8 @@ err:
 
 /* Drops the references in v[0, n) and keeps the array as *spare (if the
  * slot is free) or frees it. */
-static void recycle_entries(raft_entry *v, size_t n, size_t cap,
-                            raft_entry **spare, size_t *spare_cap)
+static void recycle_entries(raft_entry *v, size_t n, size_t cap, raft_entry **spare,
+                            size_t *spare_cap)
 {
     if (!v)
         return;
@@ -500,13 +495,12 @@ static void recycle_msgs(raft_msg *v, size_t n, size_t cap, raft_msg_vec *q)
 void raft_advance(raft *r, struct raft_ready *rd)
 {
     raft_snapshot_free(rd->snapshot);
-    recycle_entries(rd->entries, rd->n_entries, rd->cap_entries_,
-                    &r->spare_ents, &r->spare_ents_cap);
-    recycle_entries(rd->committed, rd->n_committed, rd->cap_committed_,
-                    &r->spare_committed, &r->spare_committed_cap);
+    recycle_entries(rd->entries, rd->n_entries, rd->cap_entries_, &r->spare_ents,
+                    &r->spare_ents_cap);
+    recycle_entries(rd->committed, rd->n_committed, rd->cap_committed_, &r->spare_committed,
+                    &r->spare_committed_cap);
     recycle_msgs(rd->msgs, rd->n_msgs, rd->cap_msgs_, &r->msgs);
-    recycle_msgs(rd->msgs_after_persist, rd->n_msgs_after_persist,
-                 rd->cap_after_, &r->msgs_after);
+    recycle_msgs(rd->msgs_after_persist, rd->n_msgs_after_persist, rd->cap_after_, &r->msgs_after);
     metcd_free(rd->read_states);
     memset(rd, 0, sizeof(*rd));
 }

@@ -68,21 +68,21 @@
 /* Errors: the raft module owns the range [-3099, -3000]. */
 typedef enum raft_err {
     RAFT_OK = 0,
-    RAFT_ENOMEM = -3000,       /* allocation failed: the request or message is
-                                * lost (as on a network), state stays valid */
-    RAFT_ENOLEADER = -3001,    /* no known leader ("etcdserver: no leader") */
-    RAFT_EDROPPED = -3002,     /* proposal dropped: leadership transfer in
-                                * progress, conf change pending, too much
-                                * uncommitted data, or this node is a learner */
-    RAFT_ECOMPACTED = -3003,   /* storage: index is below the first index */
-    RAFT_EUNAVAILABLE = -3004, /* storage: index is above the last index */
+    RAFT_ENOMEM = -3000,         /* allocation failed: the request or message is
+                                  * lost (as on a network), state stays valid */
+    RAFT_ENOLEADER = -3001,      /* no known leader ("etcdserver: no leader") */
+    RAFT_EDROPPED = -3002,       /* proposal dropped: leadership transfer in
+                                  * progress, conf change pending, too much
+                                  * uncommitted data, or this node is a learner */
+    RAFT_ECOMPACTED = -3003,     /* storage: index is below the first index */
+    RAFT_EUNAVAILABLE = -3004,   /* storage: index is above the last index */
     RAFT_ESNAPOUTOFDATE = -3005, /* storage: snapshot older than current */
-    RAFT_ESNAPTEMP = -3006,    /* storage: snapshot not ready yet, retry */
-    RAFT_EINVAL = -3007,       /* invalid argument or configuration */
-    RAFT_EPEER = -3008,        /* message from/to a node we do not know */
-    RAFT_EDECODE = -3009,      /* malformed protobuf */
-    RAFT_ESTORAGE = -3010,     /* storage returned an unexpected error */
-    RAFT_ETOOMANY = -3011,     /* more than RAFT_MAX_NODES / queue full */
+    RAFT_ESNAPTEMP = -3006,      /* storage: snapshot not ready yet, retry */
+    RAFT_EINVAL = -3007,         /* invalid argument or configuration */
+    RAFT_EPEER = -3008,          /* message from/to a node we do not know */
+    RAFT_EDECODE = -3009,        /* malformed protobuf */
+    RAFT_ESTORAGE = -3010,       /* storage returned an unexpected error */
+    RAFT_ETOOMANY = -3011,       /* more than RAFT_MAX_NODES / queue full */
 } raft_err;
 
 /* Returns a static string naming err (any int is accepted). */
@@ -169,9 +169,9 @@ raft_snapshot *raft_snapshot_dup(const raft_snapshot *s);
 void raft_snapshot_free(raft_snapshot *s);
 
 typedef enum raft_conf_change_type {
-    RAFT_CC_ADD_NODE = 0,     /* add a voter, or promote a learner */
+    RAFT_CC_ADD_NODE = 0, /* add a voter, or promote a learner */
     RAFT_CC_REMOVE_NODE = 1,
-    RAFT_CC_UPDATE_NODE = 2,  /* no effect on raft; context for the member */
+    RAFT_CC_UPDATE_NODE = 2, /* no effect on raft; context for the member */
     RAFT_CC_ADD_LEARNER = 3,
 } raft_conf_change_type;
 
@@ -185,9 +185,9 @@ typedef struct raft_conf_change {
 /* ---- Messages ---------------------------------------------------------- */
 
 typedef enum raft_msg_type {
-    RAFT_MSG_HUP = 0,            /* local: start an election */
-    RAFT_MSG_BEAT = 1,           /* local: leader sends heartbeats */
-    RAFT_MSG_PROP = 2,           /* proposal (forwarded to the leader) */
+    RAFT_MSG_HUP = 0,  /* local: start an election */
+    RAFT_MSG_BEAT = 1, /* local: leader sends heartbeats */
+    RAFT_MSG_PROP = 2, /* proposal (forwarded to the leader) */
     RAFT_MSG_APP = 3,
     RAFT_MSG_APP_RESP = 4,
     RAFT_MSG_VOTE = 5,
@@ -195,9 +195,9 @@ typedef enum raft_msg_type {
     RAFT_MSG_SNAP = 7,
     RAFT_MSG_HEARTBEAT = 8,
     RAFT_MSG_HEARTBEAT_RESP = 9,
-    RAFT_MSG_UNREACHABLE = 10,   /* local: transport could not reach `from` */
-    RAFT_MSG_SNAP_STATUS = 11,   /* local: snapshot to `from` done/failed */
-    RAFT_MSG_CHECK_QUORUM = 12,  /* local */
+    RAFT_MSG_UNREACHABLE = 10,  /* local: transport could not reach `from` */
+    RAFT_MSG_SNAP_STATUS = 11,  /* local: snapshot to `from` done/failed */
+    RAFT_MSG_CHECK_QUORUM = 12, /* local */
     RAFT_MSG_TRANSFER_LEADER = 13,
     RAFT_MSG_TIMEOUT_NOW = 14,
     RAFT_MSG_READ_INDEX = 15,
@@ -219,9 +219,9 @@ typedef struct raft_msg {
     uint64_t index;
     uint64_t commit;
     bool reject;
-    bool transfer;      /* vote request triggered by MsgTimeoutNow */
+    bool transfer; /* vote request triggered by MsgTimeoutNow */
     uint64_t reject_hint;
-    uint64_t context;   /* read-index request id / read round */
+    uint64_t context; /* read-index request id / read round */
     raft_entry *entries;
     size_t n_entries;
     raft_snapshot *snapshot;
@@ -244,18 +244,13 @@ int raft_msg_decode(const uint8_t *buf, size_t len, raft_msg *m);
 /* The same for the WAL's records and conf-change entry payloads. */
 int raft_entry_encode(const raft_entry *e, uint8_t **out, size_t *out_len);
 int raft_entry_decode(const uint8_t *buf, size_t len, raft_entry *e);
-int raft_hard_state_encode(const raft_hard_state *hs, uint8_t **out,
-                           size_t *out_len);
+int raft_hard_state_encode(const raft_hard_state *hs, uint8_t **out, size_t *out_len);
 int raft_hard_state_decode(const uint8_t *buf, size_t len, raft_hard_state *hs);
-int raft_snapshot_meta_encode(const raft_snapshot_meta *m, uint8_t **out,
-                              size_t *out_len);
-int raft_snapshot_meta_decode(const uint8_t *buf, size_t len,
-                              raft_snapshot_meta *m);
-int raft_conf_change_encode(const raft_conf_change *cc, uint8_t **out,
-                            size_t *out_len);
+int raft_snapshot_meta_encode(const raft_snapshot_meta *m, uint8_t **out, size_t *out_len);
+int raft_snapshot_meta_decode(const uint8_t *buf, size_t len, raft_snapshot_meta *m);
+int raft_conf_change_encode(const raft_conf_change *cc, uint8_t **out, size_t *out_len);
 /* cc->context gets a new reference (caller unrefs). */
-int raft_conf_change_decode(const uint8_t *buf, size_t len,
-                            raft_conf_change *cc);
+int raft_conf_change_decode(const uint8_t *buf, size_t len, raft_conf_change *cc);
 
 /* ---- Stable storage ----------------------------------------------------- */
 
@@ -269,8 +264,7 @@ typedef struct raft_storage_ops {
     int (*initial_state)(void *data, raft_hard_state *hs, raft_conf_state *cs);
     /* Appends entries [lo, hi) to out, each with a new data reference, up
      * to max_bytes of payload (at least one entry is returned). */
-    int (*entries)(void *data, uint64_t lo, uint64_t hi, uint64_t max_bytes,
-                   raft_entry_vec *out);
+    int (*entries)(void *data, uint64_t lo, uint64_t hi, uint64_t max_bytes, raft_entry_vec *out);
     int (*term)(void *data, uint64_t index, uint64_t *term);
     int (*first_index)(void *data, uint64_t *index);
     int (*last_index)(void *data, uint64_t *index);
@@ -294,22 +288,19 @@ raft_mem_storage *raft_mem_storage_new(void);
 void raft_mem_storage_free(raft_mem_storage *ms);
 /* The vtable view of ms (borrowed; valid while ms lives). */
 raft_storage raft_mem_storage_view(raft_mem_storage *ms);
-int raft_mem_storage_set_hard_state(raft_mem_storage *ms,
-                                    const raft_hard_state *hs);
+int raft_mem_storage_set_hard_state(raft_mem_storage *ms, const raft_hard_state *hs);
 raft_hard_state raft_mem_storage_hard_state(const raft_mem_storage *ms);
 /* Appends entries (new references taken), truncating any conflicting
  * suffix. Entries must be contiguous and must not leave a gap. Entries at
  * or below the snapshot index are skipped. */
-int raft_mem_storage_append(raft_mem_storage *ms, const raft_entry *ents,
-                            size_t n);
+int raft_mem_storage_append(raft_mem_storage *ms, const raft_entry *ents, size_t n);
 /* Replaces everything with snapshot s (copied by reference). Returns
  * RAFT_ESNAPOUTOFDATE if s is older than the current snapshot. */
-int raft_mem_storage_apply_snapshot(raft_mem_storage *ms,
-                                    const raft_snapshot *s);
+int raft_mem_storage_apply_snapshot(raft_mem_storage *ms, const raft_snapshot *s);
 /* Makes a snapshot at index i (<= last index) with conf cs and data (new
  * reference taken; may be NULL). RAFT_ESNAPOUTOFDATE if i <= current. */
-int raft_mem_storage_create_snapshot(raft_mem_storage *ms, uint64_t i,
-                                     const raft_conf_state *cs, raft_buf *data);
+int raft_mem_storage_create_snapshot(raft_mem_storage *ms, uint64_t i, const raft_conf_state *cs,
+                                     raft_buf *data);
 /* Discards entries before index i (i becomes the new dummy/snapshot index).
  * RAFT_ECOMPACTED if already compacted; RAFT_EUNAVAILABLE if i > last. */
 int raft_mem_storage_compact(raft_mem_storage *ms, uint64_t i);
@@ -328,7 +319,7 @@ typedef enum raft_state {
 const char *raft_state_name(raft_state s);
 
 typedef struct raft_config {
-    uint64_t id;               /* this node, != RAFT_NONE */
+    uint64_t id; /* this node, != RAFT_NONE */
     /* Bootstrap membership (borrowed during raft_new), used only when
      * storage has no configuration (no snapshot yet). Conf changes since
      * are replayed through raft_apply_conf_change as their entries come
@@ -337,20 +328,20 @@ typedef struct raft_config {
     size_t n_voters;
     const uint64_t *learners;
     size_t n_learners;
-    int election_tick;         /* follower timeout, in ticks (> heartbeat) */
-    int heartbeat_tick;        /* leader heartbeat interval, in ticks */
-    bool check_quorum;         /* leader steps down without a quorum */
-    bool pre_vote;             /* pre-vote before disrupting a term */
-    uint64_t max_size_per_msg; /* bytes of entries per MsgApp (0: 1 entry) */
-    size_t max_inflight_msgs;  /* MsgApp window per follower (> 0) */
-    uint64_t max_uncommitted_size; /* bytes; proposals beyond are dropped
-                                    * with RAFT_EDROPPED (0: no limit) */
-    size_t max_pending_reads;  /* ReadIndex queue bound (0: 4096) */
+    int election_tick;                     /* follower timeout, in ticks (> heartbeat) */
+    int heartbeat_tick;                    /* leader heartbeat interval, in ticks */
+    bool check_quorum;                     /* leader steps down without a quorum */
+    bool pre_vote;                         /* pre-vote before disrupting a term */
+    uint64_t max_size_per_msg;             /* bytes of entries per MsgApp (0: 1 entry) */
+    size_t max_inflight_msgs;              /* MsgApp window per follower (> 0) */
+    uint64_t max_uncommitted_size;         /* bytes; proposals beyond are dropped
+                                            * with RAFT_EDROPPED (0: no limit) */
+    size_t max_pending_reads;              /* ReadIndex queue bound (0: 4096) */
     uint64_t max_committed_size_per_ready; /* payload bytes of rd.committed
                                             * (at least one entry; 0: 64 MiB) */
-    uint64_t applied;          /* last applied index on restart (the
-                                * state machine's consistent index) */
-    raft_storage storage;      /* borrowed for the life of the raft */
+    uint64_t applied;                      /* last applied index on restart (the
+                                            * state machine's consistent index) */
+    raft_storage storage;                  /* borrowed for the life of the raft */
     /* Random source for election timeouts: returns a value in [0, n).
      * NULL: an internal xorshift seeded from id. */
     uint64_t (*rand)(void *rand_data, uint64_t n);
@@ -387,8 +378,7 @@ int raft_propose_conf_change(raft *r, const raft_conf_change *cc);
 /* Applies a committed conf change (call when its entry comes out of
  * rd.committed, in order). Fills *cs (may be NULL) with the new
  * configuration, to store with the applied state. */
-int raft_apply_conf_change(raft *r, const raft_conf_change *cc,
-                           raft_conf_state *cs);
+int raft_apply_conf_change(raft *r, const raft_conf_change *cc, raft_conf_state *cs);
 /* Requests a linearizable read tagged ctx. When the leadership is confirmed
  * by a heartbeat quorum, a raft_read_state {index, ctx} comes out of a
  * Ready; the read is served once applied >= index. Many requests share one
@@ -433,18 +423,18 @@ struct raft_ready {
     raft_soft_state soft_state;
     bool has_hard_state;
     raft_hard_state hard_state;
-    raft_snapshot *snapshot;      /* to persist and install, or NULL */
-    raft_entry *entries;          /* to persist */
+    raft_snapshot *snapshot; /* to persist and install, or NULL */
+    raft_entry *entries;     /* to persist */
     size_t n_entries;
-    raft_entry *committed;        /* to apply, in order */
+    raft_entry *committed; /* to apply, in order */
     size_t n_committed;
-    raft_msg *msgs;               /* to send now */
+    raft_msg *msgs; /* to send now */
     size_t n_msgs;
     raft_msg *msgs_after_persist; /* to send once this Ready is durable */
     size_t n_msgs_after_persist;
     raft_read_state *read_states;
     size_t n_read_states;
-    bool must_sync;               /* entries or term/vote changed */
+    bool must_sync; /* entries or term/vote changed */
     /* private: array capacities, so raft_advance can recycle them */
     size_t cap_msgs_, cap_after_, cap_entries_, cap_committed_;
 };
@@ -483,7 +473,7 @@ typedef struct raft_status {
     raft_state state;
     uint64_t last_index;
     uint64_t first_index;
-    uint64_t persisted;        /* last locally durable index */
+    uint64_t persisted; /* last locally durable index */
     uint64_t lead_transferee;
     raft_conf_state conf;
     raft_peer_status peers[RAFT_MAX_NODES]; /* leader only */

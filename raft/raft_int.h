@@ -12,13 +12,13 @@ typedef struct raft_log {
     /* Unstable part: a snapshot and/or entries not yet reported persisted.
      * ents[head, len) hold indexes offset, offset + 1, ... */
     raft_snapshot *snap;
-    bool snap_in_progress;      /* handed out in a Ready */
+    bool snap_in_progress; /* handed out in a Ready */
     raft_entry *ents;
     size_t head, len, cap;
     uint64_t offset;
-    uint64_t in_progress;       /* first index not yet handed out */
+    uint64_t in_progress; /* first index not yet handed out */
     uint64_t committed;
-    uint64_t applying;          /* last index handed out for apply */
+    uint64_t applying; /* last index handed out for apply */
     uint64_t applied;
 } raft_log;
 
@@ -38,16 +38,14 @@ bool log_is_up_to_date(const raft_log *l, uint64_t lasti, uint64_t term);
 int log_append(raft_log *l, const raft_entry *ents, size_t n);
 /* Follower-side append (Figure 2 AppendEntries receiver rules 2-5). *ok is
  * false when (index, log_term) does not match. */
-int log_maybe_append(raft_log *l, uint64_t index, uint64_t log_term,
-                     uint64_t committed, const raft_entry *ents, size_t n,
-                     bool *ok, uint64_t *lastnew);
+int log_maybe_append(raft_log *l, uint64_t index, uint64_t log_term, uint64_t committed,
+                     const raft_entry *ents, size_t n, bool *ok, uint64_t *lastnew);
 uint64_t log_find_conflict(const raft_log *l, const raft_entry *ents, size_t n);
 /* Largest index <= index whose term is <= term (fast backtracking). */
-uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index,
-                                   uint64_t term);
+uint64_t log_find_conflict_by_term(const raft_log *l, uint64_t index, uint64_t term);
 /* Appends entries [lo, hi) limited to max_bytes (at least one) to out. */
-int log_entries(const raft_log *l, uint64_t lo, uint64_t hi,
-                uint64_t max_bytes, raft_entry_vec *out);
+int log_entries(const raft_log *l, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+                raft_entry_vec *out);
 void log_commit_to(raft_log *l, uint64_t tocommit);
 bool log_maybe_commit(raft_log *l, uint64_t max_index, uint64_t term);
 void log_stable_to(raft_log *l, uint64_t i, uint64_t t);
@@ -73,8 +71,8 @@ typedef struct raft_progress {
     bool recent_active;
     bool probe_sent;
     bool learner;
-    int8_t vote;            /* 0 unknown, 1 granted, -1 rejected */
-    uint64_t read_ack;      /* highest read round this peer echoed */
+    int8_t vote;       /* 0 unknown, 1 granted, -1 rejected */
+    uint64_t read_ack; /* highest read round this peer echoed */
     raft_inflights ins;
 } raft_progress;
 
@@ -101,8 +99,7 @@ uint64_t tracker_read_quorum(const raft_tracker *t);
 bool tracker_quorum_active(const raft_tracker *t, uint64_t self);
 void tracker_reset_votes(raft_tracker *t);
 void tracker_record_vote(raft_tracker *t, uint64_t id, bool granted);
-raft_vote_result tracker_tally(const raft_tracker *t, size_t *granted,
-                               size_t *rejected);
+raft_vote_result tracker_tally(const raft_tracker *t, size_t *granted, size_t *rejected);
 
 void pr_reset(raft_progress *p, uint64_t next);
 void pr_become_probe(raft_progress *p);
@@ -124,7 +121,7 @@ void ins_reset(raft_inflights *in);
 typedef struct raft_read_req {
     uint64_t ctx;
     uint64_t from;
-    uint64_t index;  /* 0: fixed when the term's first entry commits */
+    uint64_t index; /* 0: fixed when the term's first entry commits */
     uint64_t round;
 } raft_read_req;
 

@@ -94,8 +94,10 @@ void raft_read_release(raft *r)
                 return;
             }
         } else {
-            raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP, .to = req->from,
-                          .index = index, .context = req->ctx};
+            raft_msg m = {.type = RAFT_MSG_READ_INDEX_RESP,
+                          .to = req->from,
+                          .index = index,
+                          .context = req->ctx};
             raft_send(r, &m);
         }
         ro->head++;

@@ -49,8 +49,7 @@ bool raft_maybe_send_append(raft *r, uint64_t to, bool send_if_empty)
     int erc = 0;
     uint64_t last = log_last_index(&r->log);
     if (trc == 0 && pr->next <= last)
-        erc = log_entries(&r->log, pr->next, last + 1, r->max_msg_size,
-                          &ents);
+        erc = log_entries(&r->log, pr->next, last + 1, r->max_msg_size, &ents);
     if (trc == RAFT_ECOMPACTED || erc == RAFT_ECOMPACTED) {
         raft_entry_vec_free(&ents);
         return send_snapshot(r, pr);
@@ -62,9 +61,13 @@ bool raft_maybe_send_append(raft *r, uint64_t to, bool send_if_empty)
     }
     if (ents.len == 0 && !send_if_empty)
         return false;
-    raft_msg m = {.type = RAFT_MSG_APP, .to = to, .index = pr->next - 1,
-                  .log_term = prev_term, .commit = r->log.committed,
-                  .entries = ents.v, .n_entries = ents.len};
+    raft_msg m = {.type = RAFT_MSG_APP,
+                  .to = to,
+                  .index = pr->next - 1,
+                  .log_term = prev_term,
+                  .commit = r->log.committed,
+                  .entries = ents.v,
+                  .n_entries = ents.len};
     if (ents.len) {
         uint64_t lasti = ents.v[ents.len - 1].index;
         switch (pr->state) {
@@ -94,10 +97,8 @@ void raft_send_heartbeat(raft *r, uint64_t to, uint64_t ctx)
 {
     const raft_progress *pr = tracker_find_c(&r->trk, to);
     /* Never tell a follower to commit past what it is known to hold. */
-    uint64_t commit = pr && pr->match < r->log.committed ? pr->match
-                                                         : r->log.committed;
-    raft_msg m = {.type = RAFT_MSG_HEARTBEAT, .to = to, .commit = commit,
-                  .context = ctx};
+    uint64_t commit = pr && pr->match < r->log.committed ? pr->match : r->log.committed;
+    raft_msg m = {.type = RAFT_MSG_HEARTBEAT, .to = to, .commit = commit, .context = ctx};
     raft_send(r, &m);
 }
 
@@ -152,9 +153,7 @@ static int leader_propose(raft *r, const raft_msg *m)
         r->uncommitted_size + size > r->max_uncommitted_size)
         return RAFT_EDROPPED;
     raft_entry local[16];
-    raft_entry *ents = m->n_entries <= 16
-                           ? local
-                           : metcd_malloc(m->n_entries * sizeof(raft_entry));
+    raft_entry *ents = m->n_entries <= 16 ? local : metcd_malloc(m->n_entries * sizeof(raft_entry));
     if (!ents)
         return RAFT_ENOMEM;
     memcpy(ents, m->entries, m->n_entries * sizeof(raft_entry));
@@ -194,8 +193,7 @@ static void handle_app_resp(raft *r, raft_progress *pr, const raft_msg *m)
          * with. */
         uint64_t hint = m->reject_hint;
         if (m->log_term > 0)
-            hint = log_find_conflict_by_term(&r->log, m->reject_hint,
-                                             m->log_term);
+            hint = log_find_conflict_by_term(&r->log, m->reject_hint, m->log_term);
         if (pr_maybe_decr_to(pr, m->index, hint)) {
             if (pr->state == RAFT_PROGRESS_REPLICATE)
                 pr_become_probe(pr);
@@ -230,8 +228,7 @@ static void handle_app_resp(raft *r, raft_progress *pr, const raft_msg *m)
     while (raft_maybe_send_append(r, id, false)) {
     }
     pr = tracker_find(&r->trk, id);
-    if (pr && id == r->lead_transferee &&
-        pr->match == log_last_index(&r->log))
+    if (pr && id == r->lead_transferee && pr->match == log_last_index(&r->log))
         raft_send_timeout_now(r, id);
 }
 
@@ -367,8 +364,8 @@ void raft_handle_append(raft *r, const raft_msg *m)
     }
     bool ok;
     uint64_t lastnew;
-    int rc = log_maybe_append(&r->log, m->index, m->log_term, m->commit,
-                              m->entries, m->n_entries, &ok, &lastnew);
+    int rc = log_maybe_append(&r->log, m->index, m->log_term, m->commit, m->entries, m->n_entries,
+                              &ok, &lastnew);
     if (rc) {
         r->err = rc;
         return;
@@ -381,8 +378,8 @@ void raft_handle_append(raft *r, const raft_msg *m)
     /* Reject with a hint: the last index whose term is <= the leader's
      * log_term, so the leader can skip a whole term per round trip. */
     uint64_t last = log_last_index(&r->log);
-    uint64_t hint = log_find_conflict_by_term(
-        &r->log, m->index < last ? m->index : last, m->log_term);
+    uint64_t hint =
+        log_find_conflict_by_term(&r->log, m->index < last ? m->index : last, m->log_term);
     resp.index = m->index;
     resp.reject = true;
     resp.reject_hint = hint;
@@ -394,8 +391,7 @@ void raft_handle_heartbeat(raft *r, const raft_msg *m)
 {
     uint64_t last = log_last_index(&r->log);
     log_commit_to(&r->log, m->commit < last ? m->commit : last);
-    raft_msg resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from,
-                     .context = m->context};
+    raft_msg resp = {.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .context = m->context};
     raft_send(r, &resp);
 }
 

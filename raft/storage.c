@@ -55,8 +55,7 @@ uint64_t raft_mem_storage_last_index(const raft_mem_storage *ms)
     return off(ms) + ms->len - 1;
 }
 
-static int ms_initial_state(void *data, raft_hard_state *hs,
-                            raft_conf_state *cs)
+static int ms_initial_state(void *data, raft_hard_state *hs, raft_conf_state *cs)
 {
     raft_mem_storage *ms = data;
     *hs = ms->hs;
@@ -64,8 +63,7 @@ static int ms_initial_state(void *data, raft_hard_state *hs,
     return 0;
 }
 
-static int ms_entries(void *data, uint64_t lo, uint64_t hi,
-                      uint64_t max_bytes, raft_entry_vec *out)
+static int ms_entries(void *data, uint64_t lo, uint64_t hi, uint64_t max_bytes, raft_entry_vec *out)
 {
     raft_mem_storage *ms = data;
     if (lo <= off(ms))
@@ -131,8 +129,7 @@ raft_storage raft_mem_storage_view(raft_mem_storage *ms)
     return s;
 }
 
-int raft_mem_storage_set_hard_state(raft_mem_storage *ms,
-                                    const raft_hard_state *hs)
+int raft_mem_storage_set_hard_state(raft_mem_storage *ms, const raft_hard_state *hs)
 {
     ms->hs = *hs;
     return 0;
@@ -158,8 +155,7 @@ static int reserve(raft_mem_storage *ms, size_t n)
     return 0;
 }
 
-int raft_mem_storage_append(raft_mem_storage *ms, const raft_entry *ents,
-                            size_t n)
+int raft_mem_storage_append(raft_mem_storage *ms, const raft_entry *ents, size_t n)
 {
     if (n == 0)
         return 0;
@@ -191,8 +187,7 @@ int raft_mem_storage_append(raft_mem_storage *ms, const raft_entry *ents,
     return 0;
 }
 
-int raft_mem_storage_apply_snapshot(raft_mem_storage *ms,
-                                    const raft_snapshot *s)
+int raft_mem_storage_apply_snapshot(raft_mem_storage *ms, const raft_snapshot *s)
 {
     if (s->meta.index < ms->snap.meta.index)
         return RAFT_ESNAPOUTOFDATE;
@@ -212,8 +207,8 @@ int raft_mem_storage_apply_snapshot(raft_mem_storage *ms,
     return 0;
 }
 
-int raft_mem_storage_create_snapshot(raft_mem_storage *ms, uint64_t i,
-                                     const raft_conf_state *cs, raft_buf *data)
+int raft_mem_storage_create_snapshot(raft_mem_storage *ms, uint64_t i, const raft_conf_state *cs,
+                                     raft_buf *data)
 {
     if (i <= ms->snap.meta.index)
         return RAFT_ESNAPOUTOFDATE;

@@ -89,8 +89,7 @@ static void drive(uint64_t id)
     /* keep memory flat: compact what every node applied long ago */
     uint64_t first = raft_mem_storage_first_index(nd->ms);
     if (nd->applied > first + 20000) {
-        raft_mem_storage_create_snapshot(nd->ms, nd->applied - 10000,
-                                         &nd->conf, NULL);
+        raft_mem_storage_create_snapshot(nd->ms, nd->applied - 10000, &nd->conf, NULL);
         raft_mem_storage_compact(nd->ms, nd->applied - 10000);
     }
 }
@@ -175,8 +174,8 @@ static void run(uint64_t inflight, double seconds)
     long allocs = metcd_mem_count() - allocs0;
     printf("inflight %5" PRIu64 ": %10.0f entries/s  (%" PRIu64
            " entries in %.2f s)  %.2f allocations/entry\n",
-           inflight, (double)committed_user / (t1 - t0), committed_user,
-           t1 - t0, (double)allocs / (double)committed_user);
+           inflight, (double)committed_user / (t1 - t0), committed_user, t1 - t0,
+           (double)allocs / (double)committed_user);
     teardown();
 }
 
@@ -188,8 +187,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--inflight") && i + 1 < argc &&
-                 given < 16)
+        else if (!strcmp(argv[i], "--inflight") && i + 1 < argc && given < 16)
             list[given++] = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: raft-bench [--seconds S] "
@@ -199,8 +197,7 @@ int main(int argc, char **argv)
     }
     if (given)
         n = given;
-    printf("raft-bench: %d members in-process, no I/O, %d-byte entries\n",
-           NODES, ENTRY_SIZE);
+    printf("raft-bench: %d members in-process, no I/O, %d-byte entries\n", NODES, ENTRY_SIZE);
     for (size_t i = 0; i < n; i++)
         run(list[i], seconds);
     return 0;

@@ -100,8 +100,7 @@ static void fail(const char *fmt, ...)
         for (size_t i = start; i < trace_n; i++)
             fprintf(stderr, "%s\n", trace_ring[i % TRACE_RING]);
     }
-    fprintf(stderr, "SIM FAILURE seed=%" PRIu64 " tick=%" PRIu64 ": ",
-            cur_seed, now);
+    fprintf(stderr, "SIM FAILURE seed=%" PRIu64 " tick=%" PRIu64 ": ", cur_seed, now);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -110,10 +109,10 @@ static void fail(const char *fmt, ...)
     exit(1);
 }
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            fail(__VA_ARGS__);                                                \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fail(__VA_ARGS__);                                                                     \
     } while (0)
 
 /* ---- global invariant state ------------------------------------------------- */
@@ -141,9 +140,9 @@ static uint64_t arr_get(const u64arr *a, size_t i)
     return i < a->cap ? a->v[i] : 0;
 }
 
-static u64arr leader_of_term;  /* term -> leader id */
-static u64arr state_hash;      /* index -> state hash after applying it */
-static u64arr applied_term;    /* index -> term of the entry applied there */
+static u64arr leader_of_term; /* term -> leader id */
+static u64arr state_hash;     /* index -> state hash after applying it */
+static u64arr applied_term;   /* index -> term of the entry applied there */
 static uint64_t max_applied;
 
 /* log matching registry: (index, term) -> (payload hash, previous term) */
@@ -226,9 +225,9 @@ typedef struct pending_write {
 
 typedef struct node {
     uint64_t id;
-    bool started;   /* has a storage (was bootstrapped or added) */
+    bool started; /* has a storage (was bootstrapped or added) */
     bool up;
-    bool removed;   /* applied its own removal: stopped for good */
+    bool removed; /* applied its own removal: stopped for good */
     raft *r;
     raft_mem_storage *ms;   /* durable: what fsync made stable */
     raft_mem_storage *view; /* the log as raft sees it: ms + pending */
@@ -281,8 +280,8 @@ static struct sim {
 } S;
 
 /* stats over all seeds */
-static uint64_t tot_reads, tot_applied, tot_elections, tot_snapshots, tot_restarts,
-    tot_confs, tot_transfers;
+static uint64_t tot_reads, tot_applied, tot_elections, tot_snapshots, tot_restarts, tot_confs,
+    tot_transfers;
 
 static void net_send(raft_msg *m)
 {
@@ -340,8 +339,7 @@ static raft_mem_storage *copy_storage(raft_mem_storage *src)
     uint64_t last = raft_mem_storage_last_index(src);
     if (last >= first) {
         raft_entry_vec v = {0};
-        CHECK(s.ops->entries(s.data, first, last + 1, UINT64_MAX, &v) == 0,
-              "entries copy");
+        CHECK(s.ops->entries(s.data, first, last + 1, UINT64_MAX, &v) == 0, "entries copy");
         CHECK(raft_mem_storage_append(dst, v.v, v.len) == 0, "append copy");
         raft_entry_vec_free(&v);
     }
@@ -368,11 +366,12 @@ static void install_state_from(node *nd, const raft_snapshot *s)
     uint64_t v[2] = {0, 0};
     if (s->data && s->data->len == sizeof(v))
         memcpy(v, s->data->data, sizeof(v));
-    CHECK(v[0] == s->meta.index, "snapshot data index %" PRIu64
-          " != meta index %" PRIu64, v[0], s->meta.index);
+    CHECK(v[0] == s->meta.index, "snapshot data index %" PRIu64 " != meta index %" PRIu64, v[0],
+          s->meta.index);
     if (s->meta.index) {
         uint64_t g = arr_get(&state_hash, s->meta.index);
-        CHECK(g == v[1], "node %" PRIu64 " installs snapshot at %" PRIu64
+        CHECK(g == v[1],
+              "node %" PRIu64 " installs snapshot at %" PRIu64
               " whose state differs from what was applied there",
               nd->id, s->meta.index);
     }
@@ -436,24 +435,22 @@ static void torn_write(node *nd)
     if (pw->snap) {
         if (chance(500000))
             return;
-        CHECK(raft_mem_storage_apply_snapshot(nd->ms, pw->snap) == 0,
-              "torn snapshot");
+        CHECK(raft_mem_storage_apply_snapshot(nd->ms, pw->snap) == 0, "torn snapshot");
     }
     size_t k = (size_t)rndn(pw->n_ents + 1);
     if (k)
-        CHECK(raft_mem_storage_append(nd->ms, pw->ents, k) == 0,
-              "torn append");
+        CHECK(raft_mem_storage_append(nd->ms, pw->ents, k) == 0, "torn append");
     bool hs = k == pw->n_ents && pw->has_hs && chance(500000);
     if (hs)
         raft_mem_storage_set_hard_state(nd->ms, &pw->hs);
-    tracef("torn write on %" PRIu64 ": snap=%d %zu/%zu entries hs=%d",
-           nd->id, pw->snap != NULL, k, pw->n_ents, hs);
+    tracef("torn write on %" PRIu64 ": snap=%d %zu/%zu entries hs=%d", nd->id, pw->snap != NULL, k,
+           pw->n_ents, hs);
 }
 
 static void crash_node(node *nd)
 {
-    tracef("crash %" PRIu64 " (%s, term %" PRIu64 ")", nd->id,
-           raft_state_name(nd->state), nd->term);
+    tracef("crash %" PRIu64 " (%s, term %" PRIu64 ")", nd->id, raft_state_name(nd->state),
+           nd->term);
     torn_write(nd);
     free_pending(nd);
     raft_free(nd->r);
@@ -475,17 +472,19 @@ static void check_log_entries(node *nd, const raft_entry *ents, size_t n)
         if (s->hash == 0) {
             s->hash = h;
         } else {
-            CHECK(s->hash == h, "log matching: two different entries at "
-                  "index %" PRIu64 " term %" PRIu64, e->index, e->term);
+            CHECK(s->hash == h,
+                  "log matching: two different entries at "
+                  "index %" PRIu64 " term %" PRIu64,
+                  e->index, e->term);
         }
         if (prev != UINT64_MAX - 1) {
             if (s->prev == UINT64_MAX)
                 s->prev = prev;
             else
-                CHECK(s->prev == prev, "log matching: entry %" PRIu64
-                      "/%" PRIu64 " follows term %" PRIu64 " on node %"
-                      PRIu64 " but term %" PRIu64 " elsewhere", e->index,
-                      e->term, prev, nd->id, s->prev);
+                CHECK(s->prev == prev,
+                      "log matching: entry %" PRIu64 "/%" PRIu64 " follows term %" PRIu64
+                      " on node %" PRIu64 " but term %" PRIu64 " elsewhere",
+                      e->index, e->term, prev, nd->id, s->prev);
         }
         /* append one by one so the next entry sees this one */
         CHECK(raft_mem_storage_append(nd->view, e, 1) == 0, "view append");
@@ -497,15 +496,15 @@ static void check_leader_completeness(node *nd)
     raft_storage s = raft_mem_storage_view(nd->view);
     uint64_t first = raft_mem_storage_first_index(nd->view);
     uint64_t last = raft_mem_storage_last_index(nd->view);
-    CHECK(last >= max_applied, "leader completeness: new leader %" PRIu64
-          " (term %" PRIu64 ") has last index %" PRIu64
-          " below applied index %" PRIu64, nd->id, nd->term, last,
-          max_applied);
+    CHECK(last >= max_applied,
+          "leader completeness: new leader %" PRIu64 " (term %" PRIu64 ") has last index %" PRIu64
+          " below applied index %" PRIu64,
+          nd->id, nd->term, last, max_applied);
     for (uint64_t i = first; i <= max_applied; i++) {
         uint64_t t = 0;
         CHECK(s.ops->term(s.data, i, &t) == 0, "term lookup");
-        CHECK(t == arr_get(&applied_term, i), "leader completeness: leader %"
-              PRIu64 " of term %" PRIu64 " has term %" PRIu64
+        CHECK(t == arr_get(&applied_term, i),
+              "leader completeness: leader %" PRIu64 " of term %" PRIu64 " has term %" PRIu64
               " at applied index %" PRIu64 " (applied: term %" PRIu64 ")",
               nd->id, nd->term, t, i, arr_get(&applied_term, i));
     }
@@ -513,8 +512,8 @@ static void check_leader_completeness(node *nd)
 
 static void apply_entry(node *nd, const raft_entry *e, bool *removed_self)
 {
-    CHECK(e->index == nd->applied + 1, "node %" PRIu64 " applies %" PRIu64
-          " after %" PRIu64, nd->id, e->index, nd->applied);
+    CHECK(e->index == nd->applied + 1, "node %" PRIu64 " applies %" PRIu64 " after %" PRIu64,
+          nd->id, e->index, nd->applied);
     nd->hash = mix(mix(nd->hash, e->index), payload_hash(e));
     nd->applied = e->index;
     uint64_t g = arr_get(&state_hash, e->index);
@@ -526,17 +525,16 @@ static void apply_entry(node *nd, const raft_entry *e, bool *removed_self)
     } else {
         CHECK(g == nd->hash && arr_get(&applied_term, e->index) == e->term,
               "state machine safety: node %" PRIu64 " applied a different "
-              "entry (term %" PRIu64 ") at index %" PRIu64, nd->id, e->term,
-              e->index);
+              "entry (term %" PRIu64 ") at index %" PRIu64,
+              nd->id, e->term, e->index);
     }
     if (e->type == RAFT_ENTRY_CONF_CHANGE) {
         raft_conf_change cc;
-        CHECK(raft_conf_change_decode(e->data->data, e->data->len, &cc) == 0,
-              "bad conf change");
+        CHECK(raft_conf_change_decode(e->data->data, e->data->len, &cc) == 0, "bad conf change");
         int rc = raft_apply_conf_change(nd->r, &cc, &nd->conf);
         CHECK(rc == 0, "apply conf change: %s", raft_strerror(rc));
-        tracef("node %" PRIu64 " applies conf change %d of %" PRIu64
-               " at %" PRIu64, nd->id, (int)cc.type, cc.node_id, e->index);
+        tracef("node %" PRIu64 " applies conf change %d of %" PRIu64 " at %" PRIu64, nd->id,
+               (int)cc.type, cc.node_id, e->index);
         if (cc.type == RAFT_CC_REMOVE_NODE && cc.node_id == nd->id)
             *removed_self = true;
         raft_buf_unref(cc.context);
@@ -562,12 +560,10 @@ static void maybe_snapshot(node *nd)
     if (nd->applied < nd->last_snap + 40 || !chance(300000))
         return;
     uint64_t last_snap = raft_mem_storage_first_index(nd->ms) - 1;
-    if (nd->applied <= last_snap ||
-        nd->applied > raft_mem_storage_last_index(nd->ms))
+    if (nd->applied <= last_snap || nd->applied > raft_mem_storage_last_index(nd->ms))
         return;
     raft_buf *b = state_blob(nd);
-    int rc = raft_mem_storage_create_snapshot(nd->ms, nd->applied, &nd->conf,
-                                              b);
+    int rc = raft_mem_storage_create_snapshot(nd->ms, nd->applied, &nd->conf, b);
     raft_buf_unref(b);
     CHECK(rc == 0, "create snapshot: %s", raft_strerror(rc));
     uint64_t keep = rndn(20);
@@ -590,12 +586,11 @@ static void check_read(node *nd, const raft_read_state *rs)
     for (size_t i = 0; i < S.n_reads; i++) {
         if (S.reads[i].ctx != rs->ctx)
             continue;
-        CHECK(rs->index >= S.reads[i].min_index, "linearizable read: node %"
-              PRIu64 " got read index %" PRIu64 " but index %" PRIu64
-              " was applied before the read was issued", nd->id, rs->index,
-              S.reads[i].min_index);
-        tracef("node %" PRIu64 " read %" PRIx64 " at %" PRIu64, nd->id,
-               rs->ctx, rs->index);
+        CHECK(rs->index >= S.reads[i].min_index,
+              "linearizable read: node %" PRIu64 " got read index %" PRIu64 " but index %" PRIu64
+              " was applied before the read was issued",
+              nd->id, rs->index, S.reads[i].min_index);
+        tracef("node %" PRIu64 " read %" PRIx64 " at %" PRIu64, nd->id, rs->ctx, rs->index);
         S.reads_done++; /* kept: a duplicated request is answered twice */
         return;
     }
@@ -623,24 +618,21 @@ static void drive(node *nd)
                 nd->term = st.term;
                 uint64_t other = arr_get(&leader_of_term, st.term);
                 CHECK(other == 0 || other == nd->id,
-                      "election safety: nodes %" PRIu64 " and %" PRIu64
-                      " both lead term %" PRIu64, other, nd->id, st.term);
+                      "election safety: nodes %" PRIu64 " and %" PRIu64 " both lead term %" PRIu64,
+                      other, nd->id, st.term);
                 arr_set(&leader_of_term, st.term, nd->id);
                 S.elections++;
-                tracef("node %" PRIu64 " leads term %" PRIu64, nd->id,
-                       st.term);
+                tracef("node %" PRIu64 " leads term %" PRIu64, nd->id, st.term);
             }
         }
         for (size_t i = 0; i < rd.n_msgs; i++)
             net_send(&rd.msgs[i]);
         if (rd.snapshot) {
-            CHECK(raft_mem_storage_apply_snapshot(nd->view, rd.snapshot) == 0,
-                  "view snapshot");
+            CHECK(raft_mem_storage_apply_snapshot(nd->view, rd.snapshot) == 0, "view snapshot");
         }
         if (rd.n_entries)
             check_log_entries(nd, rd.entries, rd.n_entries);
-        if (rd.has_hard_state || rd.snapshot || rd.n_entries ||
-            rd.n_msgs_after_persist) {
+        if (rd.has_hard_state || rd.snapshot || rd.n_entries || rd.n_msgs_after_persist) {
             pending_write *pw = calloc(1, sizeof(*pw));
             pw->has_hs = rd.has_hard_state;
             pw->hs = rd.hard_state;
@@ -691,14 +683,12 @@ static void fsync_some(node *nd, bool all)
             nd->tail = NULL;
         uint64_t pi = 0, pt = 0;
         if (pw->snap) {
-            CHECK(raft_mem_storage_apply_snapshot(nd->ms, pw->snap) == 0,
-                  "apply snapshot");
+            CHECK(raft_mem_storage_apply_snapshot(nd->ms, pw->snap) == 0, "apply snapshot");
             pi = pw->snap->meta.index;
             pt = pw->snap->meta.term;
         }
         if (pw->n_ents) {
-            CHECK(raft_mem_storage_append(nd->ms, pw->ents, pw->n_ents) == 0,
-                  "append");
+            CHECK(raft_mem_storage_append(nd->ms, pw->ents, pw->n_ents) == 0, "append");
             pi = pw->ents[pw->n_ents - 1].index;
             pt = pw->ents[pw->n_ents - 1].term;
         }
@@ -711,8 +701,7 @@ static void fsync_some(node *nd, bool all)
         if (pw->snap) {
             install_state_from(nd, pw->snap);
             nd->last_snap = nd->applied;
-            tracef("node %" PRIu64 " installs snapshot %" PRIu64, nd->id,
-                   nd->applied);
+            tracef("node %" PRIu64 " installs snapshot %" PRIu64, nd->id, nd->applied);
             CHECK(raft_applied(nd->r, nd->applied) == 0, "applied snap");
         }
         raft_snapshot_free(pw->snap);
@@ -753,8 +742,7 @@ static size_t deliver_due(void)
         raft_msg m = S.net[idx].m;
         S.net[idx] = S.net[--S.n_net];
         node *to = m.to <= MAX_IDS ? &S.nodes[m.to] : NULL;
-        bool drop = !to || !to->up || !linked(m.from, m.to) ||
-                    chance(S.drop_ppm);
+        bool drop = !to || !to->up || !linked(m.from, m.to) || chance(S.drop_ppm);
         if (m.type == RAFT_MSG_SNAP) {
             node *from = &S.nodes[m.from];
             if (from->up && from->state == RAFT_LEADER)
@@ -776,8 +764,7 @@ static node *find_leader(void)
     node *best = NULL;
     for (uint64_t id = 1; id <= MAX_IDS; id++) {
         node *nd = &S.nodes[id];
-        if (nd->up && nd->state == RAFT_LEADER &&
-            (!best || nd->term > best->term))
+        if (nd->up && nd->state == RAFT_LEADER && (!best || nd->term > best->term))
             best = nd;
     }
     return best;
@@ -793,8 +780,7 @@ static void propose_value(node *nd)
     uint64_t v = (nd->id << 48) | ++nd->seq;
     int rc = raft_propose(nd->r, &v, 8);
     S.proposals++;
-    tracef("propose %" PRIx64 " at %" PRIu64 ": %s", v, nd->id,
-           rc ? raft_strerror(rc) : "ok");
+    tracef("propose %" PRIx64 " at %" PRIu64 ": %s", v, nd->id, rc ? raft_strerror(rc) : "ok");
     drive(nd);
 }
 
@@ -823,8 +809,8 @@ static void chaos_conf_change(void)
     }
     cc.id = rnd();
     int rc = raft_propose_conf_change(l->r, &cc);
-    tracef("leader %" PRIu64 " proposes conf change %d of %" PRIu64 ": %s",
-           l->id, (int)cc.type, cc.node_id, rc ? raft_strerror(rc) : "ok");
+    tracef("leader %" PRIu64 " proposes conf change %d of %" PRIu64 ": %s", l->id, (int)cc.type,
+           cc.node_id, rc ? raft_strerror(rc) : "ok");
     if (rc == 0) {
         tot_confs++;
         if (cc.node_id == S.next_id) {
@@ -924,8 +910,7 @@ static void chaos_step(void)
         S.reads[S.n_reads].min_index = max_applied;
         S.n_reads++;
         int rc = raft_read_index(nd->r, ctx);
-        tracef("read %" PRIx64 " at %" PRIu64 ": %s", ctx, nd->id,
-               rc ? raft_strerror(rc) : "ok");
+        tracef("read %" PRIx64 " at %" PRIu64 ": %s", ctx, nd->id, rc ? raft_strerror(rc) : "ok");
         drive(nd);
     }
 }
@@ -938,20 +923,18 @@ static void dump_nodes(void)
             continue;
         raft_status st;
         raft_status_get(nd->r, &st);
-        fprintf(stderr, "node %" PRIu64 ": %s term %" PRIu64 " lead %" PRIu64
-                " commit %" PRIu64 " applied %" PRIu64 "/%" PRIu64
-                " first %" PRIu64 " last %" PRIu64 " persisted %" PRIu64
-                " voters %zu learners %zu\n", id, raft_state_name(st.state),
-                st.term, st.lead, st.commit, st.applied, nd->applied,
-                st.first_index, st.last_index, st.persisted, st.conf.n_voters,
-                st.conf.n_learners);
+        fprintf(stderr,
+                "node %" PRIu64 ": %s term %" PRIu64 " lead %" PRIu64 " commit %" PRIu64
+                " applied %" PRIu64 "/%" PRIu64 " first %" PRIu64 " last %" PRIu64
+                " persisted %" PRIu64 " voters %zu learners %zu\n",
+                id, raft_state_name(st.state), st.term, st.lead, st.commit, st.applied, nd->applied,
+                st.first_index, st.last_index, st.persisted, st.conf.n_voters, st.conf.n_learners);
         for (size_t i = 0; i < st.n_peers; i++)
-            fprintf(stderr, "   peer %" PRIu64 " match %" PRIu64 " next %"
-                    PRIu64 " %s%s inflight %zu\n", st.peers[i].id,
-                    st.peers[i].match, st.peers[i].next,
+            fprintf(stderr,
+                    "   peer %" PRIu64 " match %" PRIu64 " next %" PRIu64 " %s%s inflight %zu\n",
+                    st.peers[i].id, st.peers[i].match, st.peers[i].next,
                     raft_progress_state_name(st.peers[i].state),
-                    st.peers[i].recent_active ? " active" : "",
-                    st.peers[i].inflight);
+                    st.peers[i].recent_active ? " active" : "", st.peers[i].inflight);
     }
 }
 
@@ -997,9 +980,8 @@ static bool converged(uint64_t *probe_index)
     if (target < *probe_index)
         return false;
     for (size_t i = 0; i < st.conf.n_voters + st.conf.n_learners; i++) {
-        uint64_t id = i < st.conf.n_voters
-                          ? st.conf.voters[i]
-                          : st.conf.learners[i - st.conf.n_voters];
+        uint64_t id =
+            i < st.conf.n_voters ? st.conf.voters[i] : st.conf.learners[i - st.conf.n_voters];
         node *nd = &S.nodes[id];
         if (!nd->up || nd->applied < target)
             return false;
@@ -1029,8 +1011,8 @@ static void run_seed(uint64_t seed, uint64_t ticks)
     S.leader_crash_ppm = (uint32_t)rndn(15000);
     S.partition_ppm = (uint32_t)rndn(15000);
     tracef("seed %" PRIu64 ": %zu members, pre_vote=%d check_quorum=%d "
-           "drop=%u dup=%u delay<=%" PRIu64, seed, S.n_bootstrap, S.pre_vote,
-           S.check_quorum, S.drop_ppm, S.dup_ppm, S.max_delay);
+           "drop=%u dup=%u delay<=%" PRIu64,
+           seed, S.n_bootstrap, S.pre_vote, S.check_quorum, S.drop_ppm, S.dup_ppm, S.max_delay);
     for (uint64_t id = 1; id <= S.n_bootstrap; id++) {
         S.nodes[id].id = id;
         start_node(&S.nodes[id], true);
@@ -1069,11 +1051,9 @@ static void run_seed(uint64_t seed, uint64_t ticks)
         }
     }
     uint64_t bound = LIVENESS_TICKS + 4 * backlog;
-    tracef("liveness bound: %" PRIu64 " ticks (backlog %" PRIu64 ")", bound,
-           backlog);
+    tracef("liveness bound: %" PRIu64 " ticks (backlog %" PRIu64 ")", bound, backlog);
     for (;; now++) {
-        CHECK(now - healed <= bound,
-              "liveness: no convergence %" PRIu64 " ticks after healing",
+        CHECK(now - healed <= bound, "liveness: no convergence %" PRIu64 " ticks after healing",
               bound);
         node *l = find_leader();
         if (l && (probe_term != l->term)) {
@@ -1096,9 +1076,9 @@ static void run_seed(uint64_t seed, uint64_t ticks)
         if ((now - healed) % 50 == 0 && l) {
             raft_status st;
             raft_status_get(l->r, &st);
-            tracef("liveness: leader %" PRIu64 " term %" PRIu64 " commit %"
-                   PRIu64 " last %" PRIu64 " probe %" PRIu64, l->id,
-                   st.term, st.commit, st.last_index, probe_index);
+            tracef("liveness: leader %" PRIu64 " term %" PRIu64 " commit %" PRIu64 " last %" PRIu64
+                   " probe %" PRIu64,
+                   l->id, st.term, st.commit, st.last_index, probe_index);
         }
         tick_all();
         deliver_due();
@@ -1112,9 +1092,8 @@ static void run_seed(uint64_t seed, uint64_t ticks)
         for (size_t k = 0; k < st.conf.n_voters; k++) {
             node *nd = &S.nodes[st.conf.voters[k]];
             CHECK(nd->applied >= S.acks[i].index,
-                  "acknowledged proposal %" PRIx64 " at %" PRIu64
-                  " not applied by %" PRIu64, S.acks[i].value,
-                  S.acks[i].index, nd->id);
+                  "acknowledged proposal %" PRIx64 " at %" PRIu64 " not applied by %" PRIu64,
+                  S.acks[i].value, S.acks[i].index, nd->id);
         }
     }
     tot_applied += S.applied_total;
@@ -1153,11 +1132,10 @@ int main(int argc, char **argv)
     for (uint64_t s = first; s < first + seeds; s++)
         run_seed(s, ticks);
     reset_sim();
-    printf("sim: %" PRIu64 " seeds from %" PRIu64 " ok: %" PRIu64
-           " entries applied, %" PRIu64 " elections, %" PRIu64
-           " snapshots, %" PRIu64 " crashes, %" PRIu64 " conf changes, %"
-           PRIu64 " transfers, %" PRIu64 " reads\n", seeds, first,
-           tot_applied, tot_elections, tot_snapshots, tot_restarts, tot_confs,
+    printf("sim: %" PRIu64 " seeds from %" PRIu64 " ok: %" PRIu64 " entries applied, %" PRIu64
+           " elections, %" PRIu64 " snapshots, %" PRIu64 " crashes, %" PRIu64
+           " conf changes, %" PRIu64 " transfers, %" PRIu64 " reads\n",
+           seeds, first, tot_applied, tot_elections, tot_snapshots, tot_restarts, tot_confs,
            tot_transfers, tot_reads);
     return 0;
 }

@@ -87,16 +87,14 @@ void h_drive(h_net *net, h_node *nd)
         if (rd.has_hard_state)
             raft_mem_storage_set_hard_state(nd->ms, &rd.hard_state);
         if (rd.snapshot) {
-            ck_assert_int_eq(
-                raft_mem_storage_apply_snapshot(nd->ms, rd.snapshot), 0);
+            ck_assert_int_eq(raft_mem_storage_apply_snapshot(nd->ms, rd.snapshot), 0);
             nd->applied = rd.snapshot->meta.index;
-            ck_assert_int_eq(raft_persisted(nd->r, rd.snapshot->meta.index,
-                                            rd.snapshot->meta.term), 0);
+            ck_assert_int_eq(raft_persisted(nd->r, rd.snapshot->meta.index, rd.snapshot->meta.term),
+                             0);
             ck_assert_int_eq(raft_applied(nd->r, nd->applied), 0);
         }
         if (rd.n_entries) {
-            ck_assert_int_eq(
-                raft_mem_storage_append(nd->ms, rd.entries, rd.n_entries), 0);
+            ck_assert_int_eq(raft_mem_storage_append(nd->ms, rd.entries, rd.n_entries), 0);
             raft_entry *last = &rd.entries[rd.n_entries - 1];
             raft_persisted(nd->r, last->index, last->term);
         }
@@ -107,12 +105,10 @@ void h_drive(h_net *net, h_node *nd)
             ck_assert_uint_eq(e->index, nd->applied + 1);
             if (e->type == RAFT_ENTRY_CONF_CHANGE) {
                 raft_conf_change cc;
-                ck_assert_int_eq(raft_conf_change_decode(
-                                     e->data->data, e->data->len, &cc), 0);
+                ck_assert_int_eq(raft_conf_change_decode(e->data->data, e->data->len, &cc), 0);
                 ck_assert_int_eq(raft_apply_conf_change(nd->r, &cc, NULL), 0);
                 raft_buf_unref(cc.context);
-            } else if (e->data && e->data->len >= 8 &&
-                       nd->n_applied_data < 512) {
+            } else if (e->data && e->data->len >= 8 && nd->n_applied_data < 512) {
                 uint64_t v;
                 memcpy(&v, e->data->data, 8);
                 nd->applied_data[nd->n_applied_data++] = v;
@@ -140,9 +136,8 @@ void h_net_settle(h_net *net)
         net->qlen = net->qcap = 0;
         for (size_t i = 0; i < n; i++) {
             raft_msg *m = &q[i];
-            bool drop = m->to == 0 || m->to > net->n ||
-                        net->nodes[m->to].down || net->cut[m->from][m->to] ||
-                        net->drop_type[m->type];
+            bool drop = m->to == 0 || m->to > net->n || net->nodes[m->to].down ||
+                        net->cut[m->from][m->to] || net->drop_type[m->type];
             if (!drop) {
                 net->delivered[m->type]++;
                 raft_step(net->nodes[m->to].r, m);

@@ -77,8 +77,7 @@ START_TEST(test_msg_copy_unwinds_on_allocation_failure)
     raft_buf *b = raft_buf_new("p", 1);
     raft_entry e = {.term = 1, .index = 1, .data = b};
     raft_snapshot s = {.meta = {.index = 1}, .data = b};
-    raft_msg m = {.type = RAFT_MSG_APP, .entries = &e, .n_entries = 1,
-                  .snapshot = &s};
+    raft_msg m = {.type = RAFT_MSG_APP, .entries = &e, .n_entries = 1, .snapshot = &s};
     for (long i = 0; i < 2; i++) {
         metcd_mem_fail_after(i);
         raft_msg c;
@@ -94,12 +93,10 @@ END_TEST
 START_TEST(test_names_and_errors)
 {
     ck_assert_str_eq(raft_msg_type_name(RAFT_MSG_APP), "MsgApp");
-    ck_assert_str_eq(raft_msg_type_name(RAFT_MSG_PRE_VOTE_RESP),
-                     "MsgPreVoteResp");
+    ck_assert_str_eq(raft_msg_type_name(RAFT_MSG_PRE_VOTE_RESP), "MsgPreVoteResp");
     ck_assert_str_eq(raft_msg_type_name(RAFT_MSG_NTYPES), "MsgUnknown");
     ck_assert_str_eq(raft_state_name(RAFT_LEADER), "leader");
-    ck_assert_str_eq(raft_progress_state_name(RAFT_PROGRESS_SNAPSHOT),
-                     "snapshot");
+    ck_assert_str_eq(raft_progress_state_name(RAFT_PROGRESS_SNAPSHOT), "snapshot");
     for (int e = RAFT_ETOOMANY; e <= RAFT_ENOMEM; e++)
         ck_assert_str_ne(raft_strerror(e), "raft: unknown error");
     ck_assert_str_eq(raft_strerror(-1), "raft: unknown error");
@@ -107,8 +104,6 @@ START_TEST(test_names_and_errors)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/buf", test_buf_is_shared_by_reference,
-               test_buf_allocation_failure_is_reported,
+RAFT_TEST_MAIN("raft/buf", test_buf_is_shared_by_reference, test_buf_allocation_failure_is_reported,
                test_entry_vec_takes_references, test_msg_copy_shares_payloads,
-               test_msg_copy_unwinds_on_allocation_failure,
-               test_names_and_errors)
+               test_msg_copy_unwinds_on_allocation_failure, test_names_and_errors)

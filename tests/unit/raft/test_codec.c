@@ -20,11 +20,20 @@ START_TEST(test_every_message_type_round_trips)
         snap.meta.conf.n_voters = 2;
         snap.meta.conf.learners[0] = 7;
         snap.meta.conf.n_learners = 1;
-        raft_msg m = {.type = (raft_msg_type)t, .to = 2, .from = 1,
-                      .term = 5, .log_term = 4, .index = 9, .commit = 8,
-                      .reject = t % 2, .transfer = t % 3 == 0,
-                      .reject_hint = 3, .context = 0xdeadbeefcafe,
-                      .entries = ents, .n_entries = 2, .snapshot = &snap};
+        raft_msg m = {.type = (raft_msg_type)t,
+                      .to = 2,
+                      .from = 1,
+                      .term = 5,
+                      .log_term = 4,
+                      .index = 9,
+                      .commit = 8,
+                      .reject = t % 2,
+                      .transfer = t % 3 == 0,
+                      .reject_hint = 3,
+                      .context = 0xdeadbeefcafe,
+                      .entries = ents,
+                      .n_entries = 2,
+                      .snapshot = &snap};
         uint8_t *enc;
         size_t n;
         ck_assert_int_eq(raft_msg_encode(&m, &enc, &n), 0);
@@ -67,13 +76,11 @@ START_TEST(test_malformed_input_is_an_error)
     ck_assert_ptr_null(m.entries);
     /* an unknown message type */
     static const uint8_t bad_type[] = {0x08, 0x63};
-    ck_assert_int_eq(raft_msg_decode(bad_type, sizeof(bad_type), &m),
-                     RAFT_EDECODE);
+    ck_assert_int_eq(raft_msg_decode(bad_type, sizeof(bad_type), &m), RAFT_EDECODE);
     raft_entry e;
     ck_assert_int_eq(raft_entry_decode(junk, sizeof(junk), &e), RAFT_EDECODE);
     raft_conf_change cc;
-    ck_assert_int_eq(raft_conf_change_decode(junk, sizeof(junk), &cc),
-                     RAFT_EDECODE);
+    ck_assert_int_eq(raft_conf_change_decode(junk, sizeof(junk), &cc), RAFT_EDECODE);
     /* too many voters for RAFT_MAX_NODES */
     raft_snapshot_meta meta = {0};
     uint8_t big[400];
@@ -92,8 +99,7 @@ END_TEST
 START_TEST(test_wal_records_round_trip)
 {
     raft_buf *b = raft_buf_new("value", 5);
-    raft_entry e = {.term = 7, .index = 42, .type = RAFT_ENTRY_NORMAL,
-                    .data = b};
+    raft_entry e = {.term = 7, .index = 42, .type = RAFT_ENTRY_NORMAL, .data = b};
     uint8_t *enc;
     size_t n;
     ck_assert_int_eq(raft_entry_encode(&e, &enc, &n), 0);
@@ -130,8 +136,7 @@ END_TEST
 START_TEST(test_conf_change_round_trips_with_context)
 {
     raft_buf *ctx = raft_buf_new("{\"peerURLs\":[]}", 15);
-    raft_conf_change cc = {.id = 77, .type = RAFT_CC_ADD_LEARNER,
-                           .node_id = 9, .context = ctx}, d;
+    raft_conf_change cc = {.id = 77, .type = RAFT_CC_ADD_LEARNER, .node_id = 9, .context = ctx}, d;
     uint8_t *enc;
     size_t n;
     ck_assert_int_eq(raft_conf_change_encode(&cc, &enc, &n), 0);
@@ -153,8 +158,7 @@ START_TEST(test_decode_unwinds_on_allocation_failure)
                           {.term = 1, .index = 2, .data = b},
                           {.term = 1, .index = 3, .data = b}};
     raft_snapshot snap = {.meta = {.index = 1}, .data = b};
-    raft_msg m = {.type = RAFT_MSG_APP, .entries = ents, .n_entries = 3,
-                  .snapshot = &snap};
+    raft_msg m = {.type = RAFT_MSG_APP, .entries = ents, .n_entries = 3, .snapshot = &snap};
     uint8_t *enc;
     size_t n;
     ck_assert_int_eq(raft_msg_encode(&m, &enc, &n), 0);
@@ -177,7 +181,6 @@ START_TEST(test_decode_unwinds_on_allocation_failure)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/codec", test_every_message_type_round_trips,
-               test_malformed_input_is_an_error, test_wal_records_round_trip,
-               test_conf_change_round_trips_with_context,
+RAFT_TEST_MAIN("raft/codec", test_every_message_type_round_trips, test_malformed_input_is_an_error,
+               test_wal_records_round_trip, test_conf_change_round_trips_with_context,
                test_decode_unwinds_on_allocation_failure)

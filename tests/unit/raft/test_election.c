@@ -6,16 +6,15 @@
 
 #include <string.h>
 
-static raft_msg vote_req(raft_msg_type t, uint64_t from, uint64_t to,
-                         uint64_t term, uint64_t index, uint64_t log_term)
+static raft_msg vote_req(raft_msg_type t, uint64_t from, uint64_t to, uint64_t term, uint64_t index,
+                         uint64_t log_term)
 {
-    raft_msg m = {.type = t, .from = from, .to = to, .term = term,
-                  .index = index, .log_term = log_term};
+    raft_msg m = {
+        .type = t, .from = from, .to = to, .term = term, .index = index, .log_term = log_term};
     return m;
 }
 
-static void drain(raft *r, raft_msg_type *types, size_t *n,
-                  struct raft_ready *keep)
+static void drain(raft *r, raft_msg_type *types, size_t *n, struct raft_ready *keep)
 {
     struct raft_ready rd;
     ck_assert_int_eq(raft_ready(r, &rd), 0);
@@ -160,8 +159,7 @@ START_TEST(test_reject_vote_for_less_up_to_date_log)
         bool granted;
     } cases[] = {{1, 2, false}, {5, 1, false}, {2, 2, true}, {1, 3, true}};
     for (size_t i = 0; i < 4; i++) {
-        raft_msg m = vote_req(RAFT_MSG_VOTE, 1, 2, 10 + i, cases[i].index,
-                              cases[i].log_term);
+        raft_msg m = vote_req(RAFT_MSG_VOTE, 1, 2, 10 + i, cases[i].index, cases[i].log_term);
         raft_step(r, &m);
         struct raft_ready rd;
         raft_ready(r, &rd);
@@ -349,14 +347,11 @@ END_TEST
 
 RAFT_TEST_MAIN("raft/election", test_leader_elected_with_majority,
                test_candidate_without_majority_does_not_win,
-               test_election_timeout_is_randomized_in_range,
-               test_vote_leaves_only_after_persist, test_one_vote_per_term,
-               test_reject_vote_for_less_up_to_date_log,
+               test_election_timeout_is_randomized_in_range, test_vote_leaves_only_after_persist,
+               test_one_vote_per_term, test_reject_vote_for_less_up_to_date_log,
                test_candidate_steps_down_on_append_of_same_term,
-               test_lost_election_returns_to_follower,
-               test_prevote_does_not_disrupt_term, test_prevote_then_vote_wins,
-               test_check_quorum_leader_steps_down,
-               test_check_quorum_leader_keeps_quorum,
-               test_lease_ignores_disruptive_vote,
-               test_stale_term_message_answered_with_current_term,
-               test_learner_never_campaigns, test_single_node_elects_itself)
+               test_lost_election_returns_to_follower, test_prevote_does_not_disrupt_term,
+               test_prevote_then_vote_wins, test_check_quorum_leader_steps_down,
+               test_check_quorum_leader_keeps_quorum, test_lease_ignores_disruptive_vote,
+               test_stale_term_message_answered_with_current_term, test_learner_never_campaigns,
+               test_single_node_elects_itself)

@@ -7,8 +7,7 @@
 static raft_mem_storage *ms;
 static raft_log lg;
 
-static void setup_terms(const uint64_t *stable, size_t ns,
-                        const uint64_t *unstable, size_t nu)
+static void setup_terms(const uint64_t *stable, size_t ns, const uint64_t *unstable, size_t nu)
 {
     ms = raft_mem_storage_new();
     for (size_t i = 0; i < ns; i++) {
@@ -92,8 +91,7 @@ START_TEST(test_find_conflict_by_term_skips_runs)
     ck_assert_uint_eq(log_find_conflict_by_term(&lg, 11, 2), 6);
     ck_assert_uint_eq(log_find_conflict_by_term(&lg, 11, 1), 3);
     ck_assert_uint_eq(log_find_conflict_by_term(&lg, 11, 0), 0);
-    raft_entry e[3] = {{.term = 1, .index = 3}, {.term = 2, .index = 4},
-                       {.term = 4, .index = 5}};
+    raft_entry e[3] = {{.term = 1, .index = 3}, {.term = 2, .index = 4}, {.term = 4, .index = 5}};
     ck_assert_uint_eq(log_find_conflict(&lg, e, 2), 0);
     ck_assert_uint_eq(log_find_conflict(&lg, e, 3), 5);
     teardown_log();
@@ -189,10 +187,7 @@ START_TEST(test_maybe_commit_only_in_term)
 END_TEST
 
 RAFT_TEST_MAIN("raft/log", test_terms_across_stable_and_unstable,
-               test_up_to_date_compares_term_then_length,
-               test_maybe_append_matches_and_truncates,
-               test_find_conflict_by_term_skips_runs,
-               test_stable_to_ignores_replaced_entries,
+               test_up_to_date_compares_term_then_length, test_maybe_append_matches_and_truncates,
+               test_find_conflict_by_term_skips_runs, test_stable_to_ignores_replaced_entries,
                test_entries_span_storage_and_unstable_with_limit,
-               test_restore_snapshot_and_apply_window,
-               test_maybe_commit_only_in_term)
+               test_restore_snapshot_and_apply_window, test_maybe_commit_only_in_term)

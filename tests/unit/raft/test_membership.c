@@ -185,8 +185,7 @@ START_TEST(test_snapshot_carries_configuration)
         raft_propose(l->r, &i, 8);
     h_net_settle(net);
     raft_status st = h_status(l->r);
-    ck_assert_int_eq(raft_mem_storage_create_snapshot(l->ms, st.applied,
-                                                      &st.conf, NULL), 0);
+    ck_assert_int_eq(raft_mem_storage_create_snapshot(l->ms, st.applied, &st.conf, NULL), 0);
     ck_assert_int_eq(raft_mem_storage_compact(l->ms, st.applied), 0);
     /* a fresh node 4 only learns the configuration from the snapshot */
     h_node *n4 = &net->nodes[4];
@@ -212,21 +211,17 @@ START_TEST(test_unknown_peer_messages_are_ignored_by_leader)
 {
     h_net *net = h_net_new(3, false, false);
     h_net_elect(net, 1);
-    raft_msg m = {.type = RAFT_MSG_APP_RESP, .from = 7, .to = 1, .term = 1,
-                  .index = 100};
+    raft_msg m = {.type = RAFT_MSG_APP_RESP, .from = 7, .to = 1, .term = 1, .index = 100};
     ck_assert_int_eq(raft_step(net->nodes[1].r, &m), 0);
     ck_assert_uint_eq(h_status(net->nodes[1].r).commit, 1);
     h_net_free(net);
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/membership", test_add_learner_then_promote,
-               test_one_conf_change_at_a_time,
+RAFT_TEST_MAIN("raft/membership", test_add_learner_then_promote, test_one_conf_change_at_a_time,
                test_remove_follower_shrinks_quorum,
                test_removed_leader_steps_down_and_cluster_recovers,
-               test_transfer_to_up_to_date_follower,
-               test_transfer_waits_for_lagging_follower,
-               test_transfer_times_out,
-               test_transfer_to_learner_or_unknown_is_refused,
+               test_transfer_to_up_to_date_follower, test_transfer_waits_for_lagging_follower,
+               test_transfer_times_out, test_transfer_to_learner_or_unknown_is_refused,
                test_snapshot_carries_configuration,
                test_unknown_peer_messages_are_ignored_by_leader)

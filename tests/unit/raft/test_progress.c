@@ -83,12 +83,8 @@ START_TEST(test_commit_index_is_quorum_match_of_voters)
         size_t n;
         uint64_t want;
     } cases[] = {
-        {{5}, 1, 5},
-        {{5, 3}, 2, 3},
-        {{5, 3, 1}, 3, 3},
-        {{5, 3, 1, 4}, 4, 3},
-        {{5, 3, 1, 4, 2}, 5, 3},
-        {{1, 1, 9, 9, 9}, 5, 9},
+        {{5}, 1, 5},          {{5, 3}, 2, 3},          {{5, 3, 1}, 3, 3},
+        {{5, 3, 1, 4}, 4, 3}, {{5, 3, 1, 4, 2}, 5, 3}, {{1, 1, 9, 9, 9}, 5, 9},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         raft_tracker t;
@@ -167,9 +163,7 @@ START_TEST(test_tracker_bounds_and_conf_state)
 END_TEST
 
 RAFT_TEST_MAIN("raft/progress", test_inflights_ring_wraps_and_frees,
-               test_probe_pauses_after_one_message,
-               test_decr_to_uses_hint_and_ignores_stale,
+               test_probe_pauses_after_one_message, test_decr_to_uses_hint_and_ignores_stale,
                test_snapshot_state_resumes_after_snapshot,
                test_commit_index_is_quorum_match_of_voters, test_vote_tally,
-               test_quorum_active_counts_self,
-               test_tracker_bounds_and_conf_state)
+               test_quorum_active_counts_self, test_tracker_bounds_and_conf_state)

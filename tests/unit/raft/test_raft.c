@@ -164,23 +164,26 @@ START_TEST(test_every_message_type_in_every_role)
                 }
                 raft_status st = h_status(r);
                 raft_buf *b = raft_buf_new("e", 1);
-                raft_entry e = {.term = st.term, .index = st.last_index + 1,
-                                .data = b};
+                raft_entry e = {.term = st.term, .index = st.last_index + 1, .data = b};
                 raft_snapshot snap = {.meta = {.index = 50, .term = 1}};
                 snap.meta.conf.voters[0] = 1;
                 snap.meta.conf.voters[1] = 2;
                 snap.meta.conf.voters[2] = 3;
                 snap.meta.conf.n_voters = 3;
-                raft_msg m = {.type = (raft_msg_type)t, .from = 2, .to = 1,
+                raft_msg m = {.type = (raft_msg_type)t,
+                              .from = 2,
+                              .to = 1,
                               .term = st.term + (uint64_t)(dterm + 1),
-                              .index = st.last_index, .log_term = st.term,
-                              .commit = st.commit, .entries = &e,
+                              .index = st.last_index,
+                              .log_term = st.term,
+                              .commit = st.commit,
+                              .entries = &e,
                               .n_entries = 1};
                 if (t == RAFT_MSG_SNAP)
                     m.snapshot = &snap;
                 int rc = raft_step(r, &m);
-                ck_assert(rc == 0 || rc == RAFT_ENOLEADER ||
-                          rc == RAFT_EDROPPED || rc == RAFT_EINVAL);
+                ck_assert(rc == 0 || rc == RAFT_ENOLEADER || rc == RAFT_EDROPPED ||
+                          rc == RAFT_EINVAL);
                 raft_buf_unref(b);
                 h_net_heal(net);
                 h_net_settle(net);
@@ -245,8 +248,7 @@ START_TEST(test_uncommitted_size_bounds_proposals)
     /* once committed, the room comes back */
     h_node nd = {.id = 1, .r = r, .ms = ms};
     h_drive(NULL, &nd);
-    raft_msg ack = {.type = RAFT_MSG_APP_RESP, .from = 2, .to = 1, .term = 1,
-                    .index = 4};
+    raft_msg ack = {.type = RAFT_MSG_APP_RESP, .from = 2, .to = 1, .term = 1, .index = 4};
     raft_step(r, &ack);
     h_drive(NULL, &nd);
     ck_assert_uint_eq(nd.applied, 4);
@@ -307,12 +309,12 @@ static void disarm(long before)
     }
 }
 
-#define FAULTY(call)                                                          \
-    do {                                                                      \
-        long b_ = metcd_mem_count();                                          \
-        arm();                                                                \
-        (void)(call);                                                         \
-        disarm(b_);                                                           \
+#define FAULTY(call)                                                                               \
+    do {                                                                                           \
+        long b_ = metcd_mem_count();                                                               \
+        arm();                                                                                     \
+        (void)(call);                                                                              \
+        disarm(b_);                                                                                \
     } while (0)
 
 static void tolerant_drive(h_net *net, h_node *nd, raft_msg *q, size_t *qn)
@@ -334,8 +336,7 @@ static void tolerant_drive(h_net *net, h_node *nd, raft_msg *q, size_t *qn)
         if (rd.has_hard_state)
             raft_mem_storage_set_hard_state(nd->ms, &rd.hard_state);
         if (rd.n_entries) {
-            ck_assert_int_eq(
-                raft_mem_storage_append(nd->ms, rd.entries, rd.n_entries), 0);
+            ck_assert_int_eq(raft_mem_storage_append(nd->ms, rd.entries, rd.n_entries), 0);
             raft_entry *l = &rd.entries[rd.n_entries - 1];
             FAULTY(raft_persisted(nd->r, l->index, l->term));
         }
@@ -413,12 +414,9 @@ START_TEST(test_allocation_failures_unwind_cleanly)
 END_TEST
 
 RAFT_TEST_MAIN("raft/raft", test_invalid_config_is_refused,
-               test_restart_restores_hard_state_and_log,
-               test_ready_hands_out_each_thing_once,
-               test_stale_persisted_report_is_ignored,
-               test_status_reports_progress,
-               test_every_message_type_in_every_role,
-               test_local_messages_require_no_term,
+               test_restart_restores_hard_state_and_log, test_ready_hands_out_each_thing_once,
+               test_stale_persisted_report_is_ignored, test_status_reports_progress,
+               test_every_message_type_in_every_role, test_local_messages_require_no_term,
                test_uncommitted_size_bounds_proposals,
                test_committed_entries_come_in_bounded_batches,
                test_allocation_failures_unwind_cleanly)

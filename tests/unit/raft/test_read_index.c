@@ -124,10 +124,8 @@ START_TEST(test_read_queue_is_bounded)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/read_index",
-               test_leader_read_confirmed_by_heartbeat_quorum,
-               test_reads_are_batched_behind_one_round,
-               test_isolated_leader_serves_no_reads,
+RAFT_TEST_MAIN("raft/read_index", test_leader_read_confirmed_by_heartbeat_quorum,
+               test_reads_are_batched_behind_one_round, test_isolated_leader_serves_no_reads,
                test_follower_read_is_forwarded, test_read_without_leader_fails,
-               test_read_waits_for_commit_in_term,
-               test_single_voter_reads_at_once, test_read_queue_is_bounded)
+               test_read_waits_for_commit_in_term, test_single_voter_reads_at_once,
+               test_read_queue_is_bounded)

@@ -8,8 +8,8 @@
 
 /* Builds a raft over a storage holding entries with the given terms
  * (indexes 1..n) and a hard state term. */
-static raft *raft_with_log(uint64_t id, size_t voters, const uint64_t *terms,
-                           size_t n, uint64_t hs_term, raft_mem_storage **msp)
+static raft *raft_with_log(uint64_t id, size_t voters, const uint64_t *terms, size_t n,
+                           uint64_t hs_term, raft_mem_storage **msp)
 {
     raft_mem_storage *ms = raft_mem_storage_new();
     for (size_t i = 0; i < n; i++) {
@@ -25,8 +25,7 @@ static raft *raft_with_log(uint64_t id, size_t voters, const uint64_t *terms,
     return r;
 }
 
-static void net_replace(h_net *net, uint64_t id, const uint64_t *terms,
-                        size_t n, uint64_t hs_term)
+static void net_replace(h_net *net, uint64_t id, const uint64_t *terms, size_t n, uint64_t hs_term)
 {
     h_node *nd = &net->nodes[id];
     raft_free(nd->r);
@@ -82,8 +81,7 @@ END_TEST
 
 static raft_msg app_resp(uint64_t from, uint64_t term, uint64_t index)
 {
-    raft_msg m = {.type = RAFT_MSG_APP_RESP, .from = from, .to = 1,
-                  .term = term, .index = index};
+    raft_msg m = {.type = RAFT_MSG_APP_RESP, .from = from, .to = 1, .term = term, .index = index};
     return m;
 }
 
@@ -201,8 +199,14 @@ START_TEST(test_follower_acks_append_only_after_persist)
     raft *r = h_raft(2, 3, &ms);
     raft_buf *b = raft_buf_new("v", 1);
     raft_entry e = {.term = 1, .index = 1, .data = b};
-    raft_msg m = {.type = RAFT_MSG_APP, .from = 1, .to = 2, .term = 1,
-                  .index = 0, .log_term = 0, .commit = 1, .entries = &e,
+    raft_msg m = {.type = RAFT_MSG_APP,
+                  .from = 1,
+                  .to = 2,
+                  .term = 1,
+                  .index = 0,
+                  .log_term = 0,
+                  .commit = 1,
+                  .entries = &e,
                   .n_entries = 1};
     raft_step(r, &m);
     struct raft_ready rd;
@@ -235,8 +239,7 @@ START_TEST(test_reject_carries_hint_for_fast_backtracking)
     static const uint64_t f[] = {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3};
     raft_mem_storage *ms;
     raft *r = raft_with_log(2, 3, f, 11, 7, &ms);
-    raft_msg m = {.type = RAFT_MSG_APP, .from = 1, .to = 2, .term = 8,
-                  .index = 11, .log_term = 6};
+    raft_msg m = {.type = RAFT_MSG_APP, .from = 1, .to = 2, .term = 8, .index = 11, .log_term = 6};
     raft_step(r, &m);
     struct raft_ready rd;
     raft_ready(r, &rd);
@@ -287,8 +290,7 @@ START_TEST(test_inflight_window_bounds_appends)
         struct raft_ready rd;
         raft_ready(r, &rd);
         for (size_t k = 0; k < rd.n_msgs; k++)
-            apps += rd.msgs[k].type == RAFT_MSG_APP &&
-                    rd.msgs[k].n_entries > 0;
+            apps += rd.msgs[k].type == RAFT_MSG_APP && rd.msgs[k].n_entries > 0;
         raft_advance(r, &rd);
     }
     ck_assert_uint_eq(apps, 3);
@@ -332,8 +334,7 @@ START_TEST(test_max_size_per_msg_splits_batches)
     /* probe state: one message, then replicate */
     m = app_resp(2, 1, 1);
     m.reject = false;
-    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1,
-                   .term = 1};
+    raft_msg hb = {.type = RAFT_MSG_HEARTBEAT_RESP, .from = 2, .to = 1, .term = 1};
     raft_step(r, &hb);
     struct raft_ready rd;
     raft_ready(r, &rd);
@@ -416,8 +417,7 @@ START_TEST(test_lagging_follower_gets_snapshot)
     raft_status st = h_status(l->r);
     ck_assert_uint_eq(st.commit, 21);
     raft_buf *data = raft_buf_new("state", 5);
-    ck_assert_int_eq(
-        raft_mem_storage_create_snapshot(l->ms, 15, &st.conf, data), 0);
+    ck_assert_int_eq(raft_mem_storage_create_snapshot(l->ms, 15, &st.conf, data), 0);
     ck_assert_int_eq(raft_mem_storage_compact(l->ms, 15), 0);
     raft_buf_unref(data);
     h_net_heal(net);
@@ -515,10 +515,15 @@ START_TEST(test_duplicate_and_reordered_appends_are_harmless)
     raft_mem_storage *ms;
     raft *r = h_raft(2, 3, &ms);
     h_node nd = {.id = 2, .r = r, .ms = ms};
-    raft_entry e[3] = {{.term = 1, .index = 1}, {.term = 1, .index = 2},
-                       {.term = 1, .index = 3}};
-    raft_msg full = {.type = RAFT_MSG_APP, .from = 1, .to = 2, .term = 1,
-                     .index = 0, .log_term = 0, .commit = 0, .entries = e,
+    raft_entry e[3] = {{.term = 1, .index = 1}, {.term = 1, .index = 2}, {.term = 1, .index = 3}};
+    raft_msg full = {.type = RAFT_MSG_APP,
+                     .from = 1,
+                     .to = 2,
+                     .term = 1,
+                     .index = 0,
+                     .log_term = 0,
+                     .commit = 0,
+                     .entries = e,
                      .n_entries = 3};
     raft_msg prefix = full;
     prefix.n_entries = 1;
@@ -534,8 +539,7 @@ START_TEST(test_duplicate_and_reordered_appends_are_harmless)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/replication",
-               test_failed_snapshot_pauses_until_heartbeat_response,
+RAFT_TEST_MAIN("raft/replication", test_failed_snapshot_pauses_until_heartbeat_response,
                test_unreachable_peer_falls_back_to_probe,
                test_duplicate_and_reordered_appends_are_harmless,
                test_figure7_leader_brings_every_follower_in_line,
@@ -544,11 +548,8 @@ RAFT_TEST_MAIN("raft/replication",
                test_quorum_of_followers_commits_without_leader_fsync,
                test_follower_acks_append_only_after_persist,
                test_reject_carries_hint_for_fast_backtracking,
-               test_figure7_backtracking_takes_few_round_trips,
-               test_inflight_window_bounds_appends,
-               test_max_size_per_msg_splits_batches,
-               test_heartbeat_commit_bounded_by_match,
-               test_follower_forwards_proposal_to_leader,
-               test_proposal_without_leader_fails,
+               test_figure7_backtracking_takes_few_round_trips, test_inflight_window_bounds_appends,
+               test_max_size_per_msg_splits_batches, test_heartbeat_commit_bounded_by_match,
+               test_follower_forwards_proposal_to_leader, test_proposal_without_leader_fails,
                test_lagging_follower_gets_snapshot,
                test_stale_leader_steps_down_on_higher_term_response)

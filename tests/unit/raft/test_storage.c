@@ -67,10 +67,8 @@ START_TEST(test_compact_and_snapshot)
     raft_conf_state cs = {.voters = {1, 2, 3}, .n_voters = 3};
     raft_buf *data = raft_buf_new("snap", 4);
     ck_assert_int_eq(raft_mem_storage_create_snapshot(ms, 3, &cs, data), 0);
-    ck_assert_int_eq(raft_mem_storage_create_snapshot(ms, 3, &cs, data),
-                     RAFT_ESNAPOUTOFDATE);
-    ck_assert_int_eq(raft_mem_storage_create_snapshot(ms, 9, &cs, data),
-                     RAFT_EUNAVAILABLE);
+    ck_assert_int_eq(raft_mem_storage_create_snapshot(ms, 3, &cs, data), RAFT_ESNAPOUTOFDATE);
+    ck_assert_int_eq(raft_mem_storage_create_snapshot(ms, 9, &cs, data), RAFT_EUNAVAILABLE);
     ck_assert_int_eq(raft_mem_storage_compact(ms, 3), 0);
     ck_assert_int_eq(raft_mem_storage_compact(ms, 2), RAFT_ECOMPACTED);
     ck_assert_int_eq(raft_mem_storage_compact(ms, 9), RAFT_EUNAVAILABLE);
@@ -82,8 +80,7 @@ START_TEST(test_compact_and_snapshot)
     ck_assert_int_eq(rc, RAFT_ECOMPACTED);
     raft_storage s = raft_mem_storage_view(ms);
     raft_entry_vec v = {0};
-    ck_assert_int_eq(s.ops->entries(s.data, 3, 5, UINT64_MAX, &v),
-                     RAFT_ECOMPACTED);
+    ck_assert_int_eq(s.ops->entries(s.data, 3, 5, UINT64_MAX, &v), RAFT_ECOMPACTED);
     ck_assert_int_eq(s.ops->entries(s.data, 4, 6, UINT64_MAX, &v), 0);
     ck_assert_uint_eq(v.len, 2);
     raft_entry_vec_free(&v);
@@ -115,11 +112,10 @@ START_TEST(test_apply_snapshot_replaces_log)
     ck_assert_uint_eq(raft_mem_storage_last_index(ms), 10);
     ck_assert_uint_eq(raft_mem_storage_hard_state(ms).commit, 10);
     raft_snapshot old = {.meta = {.index = 5, .term = 3}};
-    ck_assert_int_eq(raft_mem_storage_apply_snapshot(ms, &old),
-                     RAFT_ESNAPOUTOFDATE);
+    ck_assert_int_eq(raft_mem_storage_apply_snapshot(ms, &old), RAFT_ESNAPOUTOFDATE);
     /* entries below the snapshot are skipped on append */
-    raft_entry e[3] = {{.term = 4, .index = 10}, {.term = 4, .index = 11},
-                       {.term = 4, .index = 12}};
+    raft_entry e[3] = {
+        {.term = 4, .index = 10}, {.term = 4, .index = 11}, {.term = 4, .index = 12}};
     ck_assert_int_eq(raft_mem_storage_append(ms, e, 3), 0);
     ck_assert_uint_eq(raft_mem_storage_last_index(ms), 12);
     raft_mem_storage_free(ms);
@@ -142,8 +138,7 @@ START_TEST(test_entries_respect_max_bytes)
     ck_assert_int_eq(s.ops->entries(s.data, 1, 11, 0, &v), 0);
     ck_assert_uint_eq(v.len, 1); /* always at least one */
     raft_entry_vec_free(&v);
-    ck_assert_int_eq(s.ops->entries(s.data, 5, 12, 1000, &v),
-                     RAFT_EUNAVAILABLE);
+    ck_assert_int_eq(s.ops->entries(s.data, 5, 12, 1000, &v), RAFT_EUNAVAILABLE);
     raft_entry_vec_free(&v);
     ck_assert_uint_eq(b->refs, 11);
     raft_mem_storage_free(ms);
@@ -153,6 +148,5 @@ START_TEST(test_entries_respect_max_bytes)
 END_TEST
 
 RAFT_TEST_MAIN("raft/storage", test_empty_storage_has_dummy_entry,
-               test_append_truncates_conflicting_suffix,
-               test_compact_and_snapshot, test_apply_snapshot_replaces_log,
-               test_entries_respect_max_bytes)
+               test_append_truncates_conflicting_suffix, test_compact_and_snapshot,
+               test_apply_snapshot_replaces_log, test_entries_respect_max_bytes)
