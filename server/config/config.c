@@ -1407,6 +1407,14 @@ int config_report(const struct config *cfg, int err, FILE *out)
     case CONFIG_ERR_NOMEM:
         fprintf(out, "%s C | etcdmain: %s\n", ts, config_strerror(err));
         break;
+    case CONFIG_ERR_FILE:
+        if (strncmp(cfg->errmsg, "unexpected error setting up ", 28) == 0) {
+            fprintf(out, "%s\n", cfg->errmsg); /* etcd prints these raw */
+            break;
+        }
+        fprintf(out, "%s E | etcdmain: error verifying flags, %s. See 'etcd --help'.\n", ts,
+                cfg->errmsg);
+        break;
     default:
         fprintf(out, "%s E | etcdmain: error verifying flags, %s. See 'etcd --help'.\n", ts,
                 cfg->errmsg);

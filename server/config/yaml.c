@@ -18,6 +18,7 @@
 #include "common/mem.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,7 +107,7 @@ static int split_lines(struct yparser *p, const char *text, size_t len)
             ind++;
         if (t[ind] == '\t') {
             metcd_free(t);
-            return yerr(p, no, "found character that cannot start any token");
+            return yerr(p, no, "found a tab character that violates indentation");
         }
         strip_comment(t + ind);
         rtrim(t + ind);
@@ -377,50 +378,107 @@ static bool yaml_bool(const char *s, bool *b)
     return false;
 }
 
+static const char *go_type(enum cfg_type t)
+{
+    switch (t) {
+    case CT_BOOL: return "bool";
+    case CT_UINT: return "uint64";
+    case CT_INT: return "int64";
+    case CT_UINT32: return "uint32";
+    case CT_DUR: return "time.Duration";
+    default: return "string";
+    }
+}
+
+/* A plain YAML scalar that YAML (and so Go's JSON step) reads as a number. */
+static bool yaml_number(const struct yscalar *v)
+{
+    if (v->quoted)
+        return false;
+    char *end;
+    errno = 0;
+    (void)strtod(v->s, &end);
+    return *end == '\0' && end != v->s;
+}
+
+/* etcd's decoding error for a value of the wrong JSON type. */
+static int type_error(struct yparser *p, const char *key, const struct yscalar *v,
+                      const struct cfg_flag *f)
+{
+    if (yaml_number(v))
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number %s "
+                 "into Go struct field configYAML.%s of type %s",
+                 v->s, key, go_type(f->type));
+    else
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s into Go "
+                 "struct field configYAML.%s of type %s",
+                 (!v->quoted && yaml_bool(v->s, &(bool){false})) ? "bool" : "string", key,
+                 go_type(f->type));
+    return CONFIG_ERR_FILE;
+}
+
 static int apply_scalar(struct yparser *p, int line, const char *key, const struct yscalar *v)
 {
     long fi = cfg_flag_find(key);
+    (void)line;
     if (v->null)
         return 0; /* Go leaves the default */
     const struct cfg_flag *f = &cfg_flags[fi];
     const char *text = v->s;
-    char num[32];
     if (f->type == CT_BOOL) {
         bool b;
-        if (v->quoted || !yaml_bool(v->s, &b)) {
-            cfg_errf(p->cfg,
-                     "error unmarshaling JSON: line %d: cannot unmarshal %s into \"%s\" of type "
-                     "bool",
-                     line, v->quoted ? "string" : "value", key);
-            return CONFIG_ERR_FILE;
-        }
+        if (v->quoted || !yaml_bool(v->s, &b))
+            return type_error(p, key, v, f);
         text = b ? "true" : "false";
-    } else if (f->type == CT_DUR && !v->quoted) {
-        /* Go decodes a time.Duration from a JSON number of nanoseconds. */
+    } else if (f->type == CT_DUR) {
+        /* Go decodes a time.Duration from a JSON number of nanoseconds; we
+         * also take Go duration strings. */
         char *end;
         long long ns = strtoll(v->s, &end, 10);
-        if (*end == '\0' && end != v->s) {
+        if (!v->quoted && *end == '\0' && end != v->s) {
             int64_t *slot = (int64_t *)((char *)p->cfg + f->off);
             *slot = (int64_t)ns;
             p->cfg->source[fi] = CONFIG_SRC_FILE;
             return 0;
         }
-    } else if ((f->type == CT_UINT || f->type == CT_INT || f->type == CT_UINT32) && v->quoted) {
-        cfg_errf(p->cfg,
-                 "error unmarshaling JSON: line %d: cannot unmarshal string into \"%s\" of type "
-                 "number",
-                 line, key);
-        return CONFIG_ERR_FILE;
+    } else if (f->type == CT_UINT || f->type == CT_INT || f->type == CT_UINT32) {
+        if (!yaml_number(v))
+            return type_error(p, key, v, f);
+    } else if (f->type == CT_SELECT) {
+        if (strcmp(key, "initial-cluster-state") == 0) {
+            /* etcd takes any string here and refuses it in Validate. */
+            char *d = metcd_strdup(v->s);
+            if (!d)
+                return CONFIG_ERR_NOMEM;
+            char **slot = (char **)((char *)p->cfg + f->off);
+            metcd_free(*slot);
+            *slot = d;
+            p->cfg->source[fi] = CONFIG_SRC_FILE;
+            return 0;
+        }
     }
-    (void)num;
     int rc = config_set(p->cfg, key, text, CONFIG_SRC_FILE);
-    if (rc == CONFIG_ERR_USAGE) {
-        char msg[sizeof(p->cfg->errmsg)];
-        snprintf(msg, sizeof(msg), "%s", p->cfg->errmsg);
-        cfg_errf(p->cfg, "error unmarshaling JSON: line %d: %s", line, msg);
-        return CONFIG_ERR_FILE;
+    if (rc != CONFIG_ERR_USAGE)
+        return rc;
+    char msg[sizeof(p->cfg->errmsg)];
+    const char *colon = strstr(p->cfg->errmsg, ": ");
+    snprintf(msg, sizeof(msg), "%s", colon ? colon + 2 : p->cfg->errmsg);
+    if (f->type == CT_URLS) {
+        /* etcd prints this one raw and exits 1 */
+        cfg_errf(p->cfg, "unexpected error setting up %s: %s", key, msg);
+    } else if (f->type == CT_SELECT) {
+        cfg_errf(p->cfg, "unexpected error setting up %s flag: %s", key, msg);
+    } else if (yaml_number(v)) {
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number %s "
+                 "into Go struct field configYAML.%s of type %s",
+                 v->s, key, go_type(f->type));
+    } else {
+        cfg_errf(p->cfg, "error unmarshaling JSON: while decoding JSON: %s: %s", key, msg);
     }
-    return rc;
+    return CONFIG_ERR_FILE;
 }
 
 static int apply_list(struct yparser *p, int line, const char *key, struct config_list *items)
@@ -428,9 +486,11 @@ static int apply_list(struct yparser *p, int line, const char *key, struct confi
     long fi = cfg_flag_find(key);
     const struct cfg_flag *f = &cfg_flags[fi];
     if (f->type != CT_URLS && f->type != CT_STRS && f->type != CT_USTRS) {
+        (void)line;
         cfg_errf(p->cfg,
-                 "error unmarshaling JSON: line %d: cannot unmarshal array into \"%s\"", line,
-                 key);
+                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into "
+                 "Go struct field configYAML.%s of type %s",
+                 key, go_type(f->type));
         return CONFIG_ERR_FILE;
     }
     size_t n = 1;
@@ -537,7 +597,10 @@ static int parse_value(struct yparser *p, const char *key, const char *rest, int
             return 0;
         return yerr(p, line, "flow mappings are not supported in a metcd config file");
     }
-    if (rest[0] == '\0' && p->pos + 1 < p->n && p->lines[p->pos + 1].indent > indent) {
+    const struct yline *peek = p->pos + 1 < p->n ? &p->lines[p->pos + 1] : NULL;
+    bool seq_same_indent = peek && peek->indent == indent && peek->text[0] == '-' &&
+                           (peek->text[1] == ' ' || peek->text[1] == '\0');
+    if (rest[0] == '\0' && peek && (peek->indent > indent || seq_same_indent)) {
         const struct yline *nx = &p->lines[p->pos + 1];
         if (nx->text[0] == '-' && (nx->text[1] == ' ' || nx->text[1] == '\0')) {
             struct config_list items = {0};
