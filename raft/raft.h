@@ -47,7 +47,11 @@
  * Membership: config.voters/learners is the configuration "at index 0"
  * (bootstrap). Every member, including one that joins later with an empty
  * log, passes the same bootstrap membership, so that replaying the log from
- * index 1 yields the right configuration; a snapshot replaces it. On
+ * index 1 yields the right configuration; a snapshot replaces it. (A
+ * member joining an existing cluster may instead pass the membership it
+ * learned from the cluster: node ids are never reused, so replaying the
+ * adds and removes on top of it converges to the same configuration, and
+ * the joiner is not a voter until its own addition is applied.) On
  * restart the configuration comes from the storage's snapshot, and conf
  * changes after it are applied again as their entries are re-delivered.
  *
