@@ -237,7 +237,10 @@ void *wal_thread_main(void *arg)
         w->st.batches++;
         if (n > w->st.max_batch)
             w->st.max_batch = n;
-        int wake_loop = 0, wake_sync = 0;
+        /* the loop is woken when the delivery list becomes non-empty; while
+           it is non-empty a wake-up is pending and the loop takes the whole
+           list, these included */
+        int wake_loop = 0, wake_sync = 0, was_empty = w->d_head == NULL;
         struct req *next;
         for (struct req *r = batch; r; r = next) {
             next = r->next;
@@ -258,7 +261,7 @@ void *wal_thread_main(void *arg)
         }
         if (wake_sync)
             pthread_cond_broadcast(&w->done_cond);
-        if (wake_loop) {
+        if (wake_loop && was_empty) {
             uint64_t one = 1;
             ssize_t k = write(w->efd, &one, sizeof one);
             (void)k; /* only fails if the counter is saturated: still readable */
