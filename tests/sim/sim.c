@@ -235,6 +235,7 @@ typedef struct node {
     uint64_t applied;
     uint64_t hash;
     raft_conf_state conf;
+    raft_conf_state boot; /* membership passed at creation (index 0) */
     uint64_t last_snap;
     uint64_t seq;
     uint64_t term;
@@ -271,6 +272,7 @@ static struct sim {
     size_t max_inflight;
     uint32_t crash_ppm, leader_crash_ppm, partition_ppm;
     bool pre_vote, check_quorum;
+    bool join_current; /* joiners boot with the leader's membership */
     acked *acks;
     size_t n_acks, cap_acks;
     read_req reads[4096];
@@ -384,8 +386,10 @@ static void start_node(node *nd, bool fresh)
 {
     raft_config c = {
         .id = nd->id,
-        .voters = S.bootstrap,
-        .n_voters = S.n_bootstrap,
+        .voters = nd->boot.voters,
+        .n_voters = nd->boot.n_voters,
+        .learners = nd->boot.learners,
+        .n_learners = nd->boot.n_learners,
         .election_tick = ELECTION_TICK,
         .heartbeat_tick = 1,
         .check_quorum = S.check_quorum,
@@ -408,9 +412,7 @@ static void start_node(node *nd, bool fresh)
     } else {
         nd->applied = 0;
         nd->hash = 0;
-        memset(&nd->conf, 0, sizeof(nd->conf));
-        for (size_t i = 0; i < S.n_bootstrap; i++)
-            nd->conf.voters[nd->conf.n_voters++] = S.bootstrap[i];
+        nd->conf = nd->boot;
     }
     raft_snapshot_free(snap);
     c.applied = nd->applied;
@@ -816,6 +818,9 @@ static void chaos_conf_change(void)
         if (cc.node_id == S.next_id) {
             node *nd = &S.nodes[S.next_id++];
             nd->id = cc.node_id;
+            nd->boot = S.nodes[1].boot;
+            if (S.join_current)
+                nd->boot = l->conf;
             start_node(nd, true);
         }
     }
@@ -1013,8 +1018,12 @@ static void run_seed(uint64_t seed, uint64_t ticks)
     tracef("seed %" PRIu64 ": %zu members, pre_vote=%d check_quorum=%d "
            "drop=%u dup=%u delay<=%" PRIu64,
            seed, S.n_bootstrap, S.pre_vote, S.check_quorum, S.drop_ppm, S.dup_ppm, S.max_delay);
+    S.join_current = rndn(2);
     for (uint64_t id = 1; id <= S.n_bootstrap; id++) {
         S.nodes[id].id = id;
+        S.nodes[id].boot.n_voters = S.n_bootstrap;
+        for (size_t i = 0; i < S.n_bootstrap; i++)
+            S.nodes[id].boot.voters[i] = S.bootstrap[i];
         start_node(&S.nodes[id], true);
     }
     for (now = 1; now <= ticks; now++) {
