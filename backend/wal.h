@@ -2,8 +2,10 @@
  * made durable before anything depends on them (DESIGN.md "On disk").
  *
  * Files. A WAL is a directory (the member passes `member/wal/`) of segment
- * files named "%016llx-%016llx.wal" (sequence number, first raft index of the
- * segment, both hex). Each segment is preallocated to the segment size and
+ * files named "%016llx-%016llx.wal", both hex: the sequence number (0, 1,
+ * 2, ... without gaps) and the first raft index of the segment (the index
+ * after the last entry written before it was made; 0 for the first one).
+ * Each segment is preallocated to the segment size and
  * filled from its start with records; the unused rest stays zero. New
  * segments are made as "<name>.tmp", preallocated, given their header,
  * fdatasync'ed, renamed to their name, and the directory is fsync'ed, so a
@@ -72,12 +74,26 @@
  * goes into the next one) and hands completions back to the caller's
  * libevent loop through an eventfd watched by an event on that loop. Every
  * function here is called from that one loop thread (the thread that owns
- * the event_base); wal_get_stats() may be called from anywhere.
+ * the event_base; without an event_base, from any one thread at a time);
+ * wal_get_stats() may be called from anywhere. The WAL thread never
+ * allocates: everything it needs is reserved by the call that queues.
  *
  * Errors: 0 or a negative BACKEND_EWAL_* code (range -1050 .. -1099 of the
  * backend module; backend.h's LMDB half owns -1000 .. -1049). The detail of
  * the last failure (which file, which offset, which system call and its
  * strerror) is kept in wal_errmsg(). No errno value leaves this module.
+ *
+ * Use by the member:
+ *     wal_open(&w, "member/wal", &(wal_options){.base = base}, err, sizeof err);
+ *     wal_replay(w, WAL_FROM_SNAPSHOT or the stored consistent index, &r);
+ *     ... hand r->hardstate, r->entries to raft; wal_replay_free(r);
+ *     first boot: wal_append_sync(w, &(wal_write){.metadata = ids, ...});
+ *     each Ready: wal_append(w, &(wal_write){.snapshot = ..., .entries = ...,
+ *                 .hardstate = ...}, on_wal_synced, ctx), and only once
+ *                 on_wal_synced(ctx, 0) runs: votes and acknowledgements
+ *                 leave, the leader counts itself (DESIGN.md safety rules);
+ *     after a snapshot at index s > 5000: wal_release(w, s - 5000);
+ *     shutdown: wal_close(w) before event_base_free(base).
  */
 #ifndef METCD_BACKEND_WAL_H
 #define METCD_BACKEND_WAL_H
@@ -132,10 +148,11 @@ int wal_open(wal **out, const char *dir, const wal_options *opt, char *errbuf, s
 /* Drains: every append accepted so far is written and synced. Joins the WAL
  * thread. Completions not yet delivered are delivered from inside this call
  * (each callback still runs exactly once; appends they make fail with
- * BACKEND_EWAL_CLOSED). Then releases the lock and frees
- * everything. NULL is a no-op, so closing an already-closed handle that was
- * set to NULL is harmless. Never fails. Must not be called from inside a
- * completion callback. */
+ * BACKEND_EWAL_CLOSED). Then releases the lock and frees everything,
+ * including the events it put on the loop (the event_base itself stays the
+ * caller's, and must outlive the WAL). NULL is a no-op, so closing a handle
+ * that was set to NULL after its close is harmless. Never fails. Must not
+ * be called from inside a completion callback. */
 void wal_close(wal *w);
 
 /* ---- appending ------------------------------------------------------------ */
