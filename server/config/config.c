@@ -1008,6 +1008,10 @@ int config_finalize(struct config *cfg)
         snprintf(d, n, "%s.etcd", cfg->name);
         metcd_free(cfg->data_dir);
         cfg->data_dir = d;
+        int rc = cfg_note(cfg, 'W', "etcdmain", "no data-dir provided, using default data-dir ./%s",
+                          d);
+        if (rc)
+            return rc;
     }
     if (cfg->snapshot_count == 0) {
         cfg->snapshot_count = 100000;
@@ -1349,6 +1353,12 @@ int config_parse(struct config *cfg, int argc, char *const argv[], char *const e
     }
     if (rc)
         return rc;
+    /* etcd's first lines after a successful parse (the notes are only
+     * logged when the whole parse succeeds) */
+    if ((rc = cfg_note(cfg, 'I', "etcdmain", "etcd Version: %s", CONFIG_SERVER_VERSION)) ||
+        (rc = cfg_note(cfg, 'I', "etcdmain", "Git SHA: metcd")) ||
+        (rc = cfg_note(cfg, 'I', "etcdmain", "Go Version: none (metcd is written in C)")))
+        return rc;
     if ((rc = config_finalize(cfg)))
         return rc;
     return config_validate(cfg);
@@ -1416,6 +1426,18 @@ int config_report(const struct config *cfg, int err, FILE *out)
                 cfg->errmsg);
         break;
     default:
+        if (cfg->logger && strcmp(cfg->logger, "zap") == 0) {
+            /* etcd with --logger zap: one JSON warning line */
+            struct log_field f = LOG_STR("error", cfg->errmsg);
+            char *line = log_format_line(LOG_FMT_ZAP, LOG_LVL_WARN, "etcdmain",
+                                         "etcdmain/etcd.go:66", "failed to verify flags", &f, 1,
+                                         "%s", "");
+            if (line) {
+                fputs(line, out);
+                metcd_free(line);
+                break;
+            }
+        }
         fprintf(out, "%s E | etcdmain: error verifying flags, %s. See 'etcd --help'.\n", ts,
                 cfg->errmsg);
         if (strstr(cfg->errmsg, "--advertise-client-urls is required"))

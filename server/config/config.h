@@ -20,11 +20,14 @@
  *     if (cfg.command == CONFIG_CMD_HELP)    { config_print_help(stdout); exit(0); }
  *     if (cfg.command == CONFIG_CMD_VERSION) { config_print_version(stdout); exit(0); }
  *     if (cfg.command != CONFIG_CMD_SERVE)   refuse (gateway / grpc-proxy);
- *     log_open_config(&lg, &cfg, ...);                     // log.h
- *     config_log_notes(&cfg, lg);                          // warnings gathered while parsing
+ *     log_open_config(&lg, &cfg, errmsg, len);             // log.h
+ *     config_log_notes(&cfg, lg);                          // lines gathered while parsing
  *     rc = config_check_implemented(&cfg, implemented_flag_names);
- *     ... ids_cluster_from_config() (ids.h) ...
- *     config_free(&cfg);
+ *     if (rc != 0) exit(config_report(&cfg, rc, stderr));
+ *     rc = ids_cluster_from_config(&cluster, &cfg);        // ids.h
+ *     if (rc != 0) exit(config_report(&cfg, rc, stderr));
+ *     ... run the member ...
+ *     ids_cluster_free(&cluster); log_close(lg); config_free(&cfg);
  */
 #ifndef METCD_SERVER_CONFIG_CONFIG_H
 #define METCD_SERVER_CONFIG_CONFIG_H

@@ -486,3 +486,27 @@ int ids_verify_bootstrap(const struct ids_cluster *c, const char *name,
     }
     return 0;
 }
+
+int ids_cluster_from_config(struct ids_cluster *out, struct config *cfg)
+{
+    char err[sizeof(cfg->errmsg) - 64];
+    int rc = ids_cluster_parse(out, cfg->initial_cluster, cfg->initial_cluster_token, err,
+                               sizeof(err));
+    if (rc == IDS_ERR_NOMEM)
+        return CONFIG_ERR_NOMEM;
+    if (rc) {
+        snprintf(cfg->errmsg, sizeof(cfg->errmsg), "error setting up initial cluster: %s", err);
+        return CONFIG_ERR_CLUSTER;
+    }
+    bool existing = strcmp(cfg->initial_cluster_state, "existing") == 0;
+    rc = ids_verify_bootstrap(out, cfg->name, (const char *const *)cfg->initial_advertise_peer_urls.v,
+                              cfg->initial_advertise_peer_urls.n, existing, err, sizeof(err));
+    if (rc) {
+        ids_cluster_free(out);
+        if (rc == IDS_ERR_NOMEM)
+            return CONFIG_ERR_NOMEM;
+        snprintf(cfg->errmsg, sizeof(cfg->errmsg), "%s", err);
+        return CONFIG_ERR_CLUSTER;
+    }
+    return 0;
+}

@@ -16,8 +16,8 @@
  *
  * main() after config_parse():
  *     struct ids_cluster cl;
- *     rc = ids_cluster_parse(&cl, cfg.initial_cluster, cfg.initial_cluster_token, err, len);
- *     rc = ids_verify_bootstrap(&cl, cfg.name, apurls, n, existing, err, len);
+ *     rc = ids_cluster_from_config(&cl, &cfg);
+ *     if (rc) exit(config_report(&cfg, rc, stderr));
  *     self = ids_cluster_member(&cl, cfg.name)->id;   cluster = cl.cluster_id;
  *     ids_cluster_free(&cl);
  * Errors there are what etcd logs at C level from etcdmain and exits 1 for
@@ -80,6 +80,16 @@ const struct ids_member *ids_cluster_member(const struct ids_cluster *c, const c
 int ids_verify_bootstrap(const struct ids_cluster *c, const char *name,
                          const char *const *adv_peer_urls, size_t n, bool existing, char *errmsg,
                          size_t errlen);
+
+struct config;
+
+/* What main() calls: parses cfg->initial_cluster with the cluster token and
+ * runs ids_verify_bootstrap for cfg->name, --initial-advertise-peer-urls and
+ * --initial-cluster-state. Returns 0 (out filled, free with
+ * ids_cluster_free), CONFIG_ERR_CLUSTER with etcd's text in cfg->errmsg
+ * (config_report prints it as etcd's C-level etcdmain line, exit 1), or
+ * CONFIG_ERR_NOMEM. */
+int ids_cluster_from_config(struct ids_cluster *out, struct config *cfg);
 
 /* "name=url,..." sorted (etcd's URLsMap.String); caller frees with metcd_free. */
 char *ids_cluster_string(const struct ids_cluster *c);

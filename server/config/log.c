@@ -422,6 +422,33 @@ static void zap_fields(struct lbuf *b, const struct log_field *f, size_t n)
     }
 }
 
+static void build(struct lbuf *b, enum log_format fmt, enum log_level lvl, const char *pkg,
+                  const char *caller, const char *zap_msg, const struct log_field *fields,
+                  size_t nfields, const char *fmt_s, va_list ap)
+{
+    if (fmt == LOG_FMT_ZAP) {
+        zap_head(b, lvl, caller ? caller : pkg);
+        if (zap_msg) {
+            lb_json(b, zap_msg);
+        } else {
+            struct lbuf m;
+            lb_init(&m);
+            lb_vprintf(&m, fmt_s, ap);
+            size_t l = m.len;
+            while (l && m.p[l - 1] == '\n')
+                m.p[--l] = '\0';
+            lb_json(b, m.p);
+            lb_free(&m);
+        }
+        lb_puts(b, "\"");
+        zap_fields(b, fields, nfields);
+        lb_puts(b, "}\n");
+    } else {
+        capn_head(b, lvl, pkg);
+        lb_vprintf(b, fmt_s, ap);
+    }
+}
+
 static void vrecord(struct metcd_log *lg, enum log_level lvl, const char *pkg, const char *caller,
                     const char *zap_msg, const struct log_field *fields, size_t nfields,
                     const char *fmt, va_list ap)
@@ -432,29 +459,28 @@ static void vrecord(struct metcd_log *lg, enum log_level lvl, const char *pkg, c
         return;
     struct lbuf b;
     lb_init(&b);
-    if (log_format_of(lg) == LOG_FMT_ZAP) {
-        zap_head(&b, lvl, caller ? caller : pkg);
-        if (zap_msg) {
-            lb_json(&b, zap_msg);
-        } else {
-            struct lbuf m;
-            lb_init(&m);
-            lb_vprintf(&m, fmt, ap);
-            size_t l = m.len;
-            while (l && m.p[l - 1] == '\n')
-                m.p[--l] = '\0';
-            lb_json(&b, m.p);
-            lb_free(&m);
-        }
-        lb_puts(&b, "\"");
-        zap_fields(&b, fields, nfields);
-        lb_puts(&b, "}\n");
-    } else {
-        capn_head(&b, lvl, pkg);
-        lb_vprintf(&b, fmt, ap);
-    }
+    build(&b, log_format_of(lg), lvl, pkg, caller, zap_msg, fields, nfields, fmt, ap);
     emit(lg, &b);
     lb_free(&b);
+}
+
+char *log_format_line(enum log_format fmt, enum log_level lvl, const char *pkg,
+                      const char *caller, const char *zap_msg, const struct log_field *fields,
+                      size_t nfields, const char *fmt_s, ...)
+{
+    if ((unsigned)lvl > LOG_LVL_CRIT)
+        lvl = LOG_LVL_CRIT;
+    struct lbuf b;
+    lb_init(&b);
+    va_list ap;
+    va_start(ap, fmt_s);
+    build(&b, fmt, lvl, pkg, caller, zap_msg, fields, nfields, fmt_s, ap);
+    va_end(ap);
+    if (b.len == 0 || b.p[b.len - 1] != '\n')
+        lb_add(&b, "\n", 1);
+    char *out = b.oom ? NULL : metcd_strdup(b.p);
+    lb_free(&b);
+    return out;
 }
 
 void log_printf(struct metcd_log *lg, enum log_level lvl, const char *pkg, const char *fmt, ...)

@@ -127,6 +127,13 @@ void log_event(struct metcd_log *lg, enum log_level lvl, const char *pkg, const 
                const char *zap_msg, const struct log_field *fields, size_t nfields,
                const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 
+/* The same record as one '\n'-terminated line in a new string (caller frees
+ * with metcd_free; NULL on OOM), for output that does not go through a
+ * logger (e.g. errors printed before the logger exists). */
+char *log_format_line(enum log_format fmt, enum log_level lvl, const char *pkg,
+                      const char *caller, const char *zap_msg, const struct log_field *fields,
+                      size_t nfields, const char *fmt_s, ...) __attribute__((format(printf, 8, 9)));
+
 /* "2006-01-02 15:04:05.000000" (local time) / "2006-01-02T15:04:05.000Z0700". */
 void log_timestamp_capnslog(char *buf, size_t len);
 void log_timestamp_zap(char *buf, size_t len);

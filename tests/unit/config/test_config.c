@@ -2,9 +2,12 @@
  * derived values, validation and reporting. Every quoted error text and exit
  * status was observed from the real etcd 3.4.23 binary with the same input. */
 #include "server/config/config.h"
+#include "server/config/log.h"
 #include "common/mem.h"
 
 #include <check.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,11 +422,51 @@ START_TEST(test_report_shapes)
     ck_assert_int_eq(st, 2);
     ck_assert_str_eq(out, "panic: unknown level \"x\"\n");
     free(out);
+    /* with --logger zap the verification failure is one JSON warning line
+     * (observed: {"level":"warn","ts":"...","caller":"etcdmain/etcd.go:66",
+     * "msg":"failed to verify flags","error":"--election-timeout[1000ms] ..."}) */
+    ck_assert_int_eq(parse("--logger", "zap", "--heartbeat-interval", "300", PEERS), CONFIG_ERR_INVALID);
+    out = report(CONFIG_ERR_INVALID, &st);
+    ck_assert_int_eq(st, 1);
+    ck_assert_msg(strncmp(out, "{\"level\":\"warn\",\"ts\":\"", 22) == 0 &&
+                  strstr(out, "\",\"caller\":\"etcdmain/etcd.go:66\",\"msg\":\"failed to verify flags\","
+                              "\"error\":\"--election-timeout[1000ms] should be at least as 5 times as "
+                              "--heartbeat-interval[300ms]\"}\n") != NULL, "got %s", out);
+    free(out);
     out = report(CONFIG_OK, &st);
     ck_assert_int_eq(st, 0);
     free(out);
     ck_assert_str_eq(config_strerror(CONFIG_ERR_USAGE), "invalid command line");
     ck_assert_str_eq(config_strerror(12345), "unknown config error");
+}
+END_TEST
+
+START_TEST(test_notes_logged_through_logger)
+{
+    ck_assert_int_eq(parse("--name", "n9"), 0);
+    ck_assert(has_note("Wetcdmain\tno data-dir provided, using default data-dir ./n9.etcd"));
+    ck_assert(has_note("Ietcdmain\tetcd Version: 3.4.23"));
+    char path[] = "/tmp/metcd-notes-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    struct metcd_log *lg;
+    ck_assert_int_eq(log_open_fd(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_INFO, fd), 0);
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* the raw [WARNING] lines */
+    config_log_notes(&cfg, lg);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    log_close(lg);
+    char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, " I | etcdmain: etcd Version: 3.4.23\n"));
+    ck_assert_ptr_nonnull(strstr(buf, " W | etcdmain: no data-dir provided, using default data-dir ./n9.etcd\n"));
+    ck_assert_ptr_null(strstr(buf, "[WARNING]"));
+    close(fd);
+    unlink(path);
 }
 END_TEST
 
@@ -501,6 +544,7 @@ int main(void)
     tcase_add_test(tc, test_commands);
     tcase_add_test(tc, test_check_implemented);
     tcase_add_test(tc, test_report_shapes);
+    tcase_add_test(tc, test_notes_logged_through_logger);
     tcase_add_test(tc, test_durations);
     tcase_add_test(tc, test_oom_every_allocation_unwinds);
     suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 #include "common/mem.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,57 @@ START_TEST(test_verify_bootstrap_messages)
 }
 END_TEST
 
+/* What main() calls, with etcd's message shapes (observed: `etcd --name foo
+ * --initial-cluster foo ...` logs "C | etcdmain: error setting up initial
+ * cluster: URL scheme must be http, https, unix, or unixs: " and exits 1). */
+START_TEST(test_from_config)
+{
+    struct config cfg;
+    struct ids_cluster c;
+    char *argv[] = {"etcd", "--name", "foo", "--initial-cluster", "foo", NULL};
+    ck_assert_int_eq(config_init(&cfg), 0);
+    ck_assert_int_eq(config_parse(&cfg, 5, argv, NULL), 0);
+    int rc = ids_cluster_from_config(&c, &cfg);
+    ck_assert_int_eq(rc, CONFIG_ERR_CLUSTER);
+    ck_assert_str_eq(cfg.errmsg, "error setting up initial cluster: URL scheme must be http, https, unix, or unixs: ");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(config_report(&cfg, rc, f), 1);
+    fclose(f);
+    ck_assert_msg(strlen(buf) > 26 && strcmp(buf + 26, " C | etcdmain: error setting up initial cluster: URL scheme must be http, https, unix, or unixs: \n") == 0, "got %s", buf);
+    free(buf);
+    config_free(&cfg);
+
+    char *argv2[] = {"etcd", "--name", "n0", "--initial-cluster", "n0=http://127.0.0.1:42380",
+                     "--initial-advertise-peer-urls", "http://127.0.0.1:42380",
+                     "--initial-cluster-token", "tok-a", NULL};
+    ck_assert_int_eq(config_init(&cfg), 0);
+    ck_assert_int_eq(config_parse(&cfg, 9, argv2, NULL), 0);
+    ck_assert_int_eq(ids_cluster_from_config(&c, &cfg), 0);
+    ck_assert(ids_cluster_member(&c, "n0")->id == 11736944023068365374ULL);
+    ck_assert(c.cluster_id == 16122780350172778796ULL);
+    ids_cluster_free(&c);
+    config_free(&cfg);
+
+    /* `--name foo` alone: the initial cluster follows the name (observed ID) */
+    char *argv3[] = {"etcd", "--name", "foo", "--initial-advertise-peer-urls", "http://127.0.0.1:42380", NULL};
+    ck_assert_int_eq(config_init(&cfg), 0);
+    ck_assert_int_eq(config_parse(&cfg, 5, argv3, NULL), 0);
+    ck_assert_int_eq(ids_cluster_from_config(&c, &cfg), 0);
+    ck_assert(c.members[0].id == 0x667880157b8812c8ULL);
+    ids_cluster_free(&c);
+    config_free(&cfg);
+
+    char *argv4[] = {"etcd", "--name", "bar", "--initial-cluster", "foo=http://localhost:2380", NULL};
+    ck_assert_int_eq(config_init(&cfg), 0);
+    ck_assert_int_eq(config_parse(&cfg, 5, argv4, NULL), 0);
+    ck_assert_int_eq(ids_cluster_from_config(&c, &cfg), CONFIG_ERR_CLUSTER);
+    ck_assert_str_eq(cfg.errmsg, "couldn't find local name \"bar\" in the initial cluster configuration");
+    config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_oom_unwinds)
 {
     /* Every allocation of a parse + verify fails in turn; nothing leaks. */
@@ -196,6 +248,7 @@ int main(void)
     tcase_add_test(tc, test_url_order_irrelevant);
     tcase_add_test(tc, test_parse_errors);
     tcase_add_test(tc, test_verify_bootstrap_messages);
+    tcase_add_test(tc, test_from_config);
     tcase_add_test(tc, test_oom_unwinds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
