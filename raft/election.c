@@ -197,7 +197,9 @@ void raft_handle_vote_request(raft *r, const raft_msg *m)
             r->vote = m->from;
         }
     } else {
-        resp.term = r->term;
+        /* a node that never saw a term (e.g. a torn first write) answers
+         * a pre-vote with the requested term, never with term 0 */
+        resp.term = r->term ? r->term : m->term;
         resp.reject = true;
         raft_send(r, &resp);
     }

@@ -356,6 +356,13 @@ int raft_step_follower(raft *r, const raft_msg *m)
 
 void raft_handle_append(raft *r, const raft_msg *m)
 {
+    /* malformed input is dropped, never asserted on */
+    for (size_t i = 0; i < m->n_entries; i++) {
+        if (m->entries[i].index != m->index + 1 + i || m->entries[i].term > m->term) {
+            r->err = RAFT_EINVAL;
+            return;
+        }
+    }
     raft_msg resp = {.type = RAFT_MSG_APP_RESP, .to = m->from};
     if (m->index < r->log.committed) {
         resp.index = r->log.committed;

@@ -539,7 +539,46 @@ START_TEST(test_duplicate_and_reordered_appends_are_harmless)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/replication", test_failed_snapshot_pauses_until_heartbeat_response,
+START_TEST(test_malformed_append_is_refused)
+{
+    raft_mem_storage *ms;
+    raft *r = h_raft(2, 3, &ms);
+    raft_entry gap[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 3}};
+    raft_msg m = {
+        .type = RAFT_MSG_APP, .from = 1, .to = 2, .term = 1, .entries = gap, .n_entries = 2};
+    ck_assert_int_eq(raft_step(r, &m), RAFT_EINVAL);
+    raft_entry future[1] = {{.term = 5, .index = 1}};
+    m.entries = future;
+    m.n_entries = 1;
+    ck_assert_int_eq(raft_step(r, &m), RAFT_EINVAL);
+    ck_assert_uint_eq(h_status(r).last_index, 0);
+    raft_free(r);
+    raft_mem_storage_free(ms);
+}
+END_TEST
+
+START_TEST(test_termless_node_rejects_prevote_with_a_term)
+{
+    /* entries durable, hard state not (torn write): term 0, longer log */
+    static const uint64_t t[] = {1, 1};
+    raft_mem_storage *ms;
+    raft *r = raft_with_log(2, 3, t, 2, 0, &ms);
+    raft_msg pv = {.type = RAFT_MSG_PRE_VOTE, .from = 1, .to = 2, .term = 1};
+    ck_assert_int_eq(raft_step(r, &pv), 0);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    ck_assert_uint_eq(rd.n_msgs, 1);
+    ck_assert(rd.msgs[0].reject);
+    ck_assert_uint_eq(rd.msgs[0].term, 1);
+    raft_advance(r, &rd);
+    raft_free(r);
+    raft_mem_storage_free(ms);
+}
+END_TEST
+
+RAFT_TEST_MAIN("raft/replication", test_malformed_append_is_refused,
+               test_termless_node_rejects_prevote_with_a_term,
+               test_failed_snapshot_pauses_until_heartbeat_response,
                test_unreachable_peer_falls_back_to_probe,
                test_duplicate_and_reordered_appends_are_harmless,
                test_figure7_leader_brings_every_follower_in_line,
