@@ -30,6 +30,7 @@ const char *config_strerror(int err)
     case CONFIG_ERR_UNIMPLEMENTED: return "flag not implemented by metcd";
     case CONFIG_ERR_LOG_LEVEL: return "unknown log level";
     case CONFIG_ERR_CLUSTER: return "bad initial cluster";
+    case CONFIG_ERR_FATAL: return "invalid server configuration";
     default: return "unknown config error";
     }
 }
@@ -1139,25 +1140,50 @@ static int validate_logging(struct config *cfg)
     bool lvl_ok = false;
     for (int i = 0; levels[i]; i++)
         lvl_ok = lvl_ok || strcmp(cfg->log_level, levels[i]) == 0;
-    /* etcd keeps a non-default --log-output only when --log-outputs is default. */
-    bool lo_default = list_eq1(&cfg->log_output, "default");
-    bool los_default = list_eq1(&cfg->log_outputs, "default");
-    if (!lo_default && los_default) {
-        struct config_list tmp = cfg->log_outputs;
-        cfg->log_outputs = cfg->log_output;
-        cfg->log_output = tmp;
-        int rc = cfg_note(cfg, 'R', "", "[WARNING] Deprecated '--log-output' flag is set to %s",
-                          goquote_list(&cfg->log_outputs, q, sizeof(q)));
-        if (!rc)
-            rc = cfg_note(cfg, 'R', "", "Please use '--log-outputs' flag");
-        if (rc)
-            return rc;
-    } else if (!lo_default && !los_default) {
-        cfg_errf(cfg, "'--log-output=%s' and '--log-outputs=%s' are incompatible; only set "
-                      "--log-outputs",
-                 goquote_list(&cfg->log_output, q, sizeof(q)),
-                 goquote_list(&cfg->log_outputs, q2, sizeof(q2)));
-        return CONFIG_ERR_INVALID;
+    /* etcd 3.4's handling of the deprecated --log-output (embed/config_logging.go):
+     * it only replaces --log-outputs when it has more values. */
+    size_t len1 = cfg->log_output.n, len2 = cfg->log_outputs.n;
+    if (len1 != len2) {
+        if (len1 > len2) {
+            int rc = cfg_note(cfg, 'R', "",
+                              "'--log-output' flag has been deprecated! Please use '--log-outputs'!");
+            struct config_list copy = {0};
+            for (size_t i = 0; !rc && i < len1; i++)
+                rc = cfg_list_push(&copy, cfg->log_output.v[i]);
+            if (rc) {
+                cfg_list_free(&copy);
+                return rc;
+            }
+            cfg_list_free(&cfg->log_outputs);
+            cfg->log_outputs = copy;
+        } else {
+            cfg_list_free(&cfg->log_output);
+        }
+    } else {
+        if (len1 > 1) {
+            cfg_errf(cfg, "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
+            return CONFIG_ERR_INVALID;
+        }
+        if (len1 < 1) {
+            cfg_errf(cfg, "either '--log-output' or '--log-outputs' flag must be set");
+            return CONFIG_ERR_INVALID;
+        }
+        if (strcmp(cfg->log_output.v[0], cfg->log_outputs.v[0]) == 0 &&
+            strcmp(cfg->log_output.v[0], "default") != 0) {
+            cfg_errf(cfg, "'--log-output=%s' and '--log-outputs=%s' are incompatible; only set "
+                          "--log-outputs",
+                     goquote_list(&cfg->log_output, q, sizeof(q)),
+                     goquote_list(&cfg->log_outputs, q2, sizeof(q2)));
+            return CONFIG_ERR_INVALID;
+        }
+        if (!list_eq1(&cfg->log_output, "default")) {
+            int rc = cfg_note(cfg, 'R', "", "[WARNING] Deprecated '--log-output' flag is set to %s",
+                              goquote_list(&cfg->log_output, q, sizeof(q)));
+            if (!rc)
+                rc = cfg_note(cfg, 'R', "", "Please use '--log-outputs' flag");
+            if (rc)
+                return rc;
+        }
     }
     if (cfg->debug) {
         int rc = cfg_note(cfg, 'R', "",
@@ -1211,6 +1237,7 @@ int config_validate(struct config *cfg)
     char q[600];
     if ((rc = validate_logging(cfg)))
         return rc;
+    cfg->logging_valid = true;
     if ((rc = check_bind_urls(cfg, &cfg->listen_peer_urls)) ||
         (rc = check_bind_urls(cfg, &cfg->listen_client_urls)) ||
         (rc = check_bind_urls(cfg, &cfg->listen_metrics_urls)))
@@ -1286,7 +1313,7 @@ int config_validate(struct config *cfg)
         if (!config_cipher_openssl_name(cfg->cipher_suites.v[i])) {
             cfg_errf(cfg, "unexpected TLS cipher suite %s",
                      cfg_goquote(cfg->cipher_suites.v[i], q, sizeof(q)));
-            return CONFIG_ERR_INVALID;
+            return CONFIG_ERR_FATAL;
         }
     }
     if (cfg->quota_backend_bytes < 0) {
@@ -1411,6 +1438,7 @@ int config_report(const struct config *cfg, int err, FILE *out)
         fprintf(out, "%s C | pkg/flags: %s\n", ts, cfg->errmsg);
         break;
     case CONFIG_ERR_CLUSTER:
+    case CONFIG_ERR_FATAL:
     case CONFIG_ERR_UNIMPLEMENTED:
         fprintf(out, "%s C | etcdmain: %s\n", ts, cfg->errmsg);
         break;
@@ -1426,7 +1454,7 @@ int config_report(const struct config *cfg, int err, FILE *out)
                 cfg->errmsg);
         break;
     default:
-        if (cfg->logger && strcmp(cfg->logger, "zap") == 0) {
+        if (cfg->logging_valid && cfg->logger && strcmp(cfg->logger, "zap") == 0) {
             /* etcd with --logger zap: one JSON warning line */
             struct log_field f = LOG_STR("error", cfg->errmsg);
             char *line = log_format_line(LOG_FMT_ZAP, LOG_LVL_WARN, "etcdmain",

@@ -59,6 +59,9 @@ enum config_err {
     CONFIG_ERR_LOG_LEVEL = -1606,
     /* Bootstrap checks on --initial-cluster (see ids.h), logged at C, exit 1. */
     CONFIG_ERR_CLUSTER = -1607,
+    /* Other checks etcd makes while starting (e.g. an unknown cipher suite):
+     * logged at C level by etcdmain, exit 1. */
+    CONFIG_ERR_FATAL = -1608,
 };
 
 /* Static text for a config_err (never NULL). */
@@ -201,6 +204,7 @@ struct config {
     /* Bookkeeping (read-only for callers). */
     unsigned char *source;         /* per flag index: enum config_source */
     struct config_list notes;      /* "<L><pkg>\t<message>" lines to log, see config_log_notes */
+    bool logging_valid;            /* --logger & co. passed validation (etcd's logger exists) */
     char errmsg[1024];             /* details of the last error */
 };
 

@@ -191,7 +191,8 @@ START_TEST(test_url_lists)
     ck_assert_str_eq(config_cipher_openssl_name(cfg.cipher_suites.v[4]), "ECDHE-RSA-CHACHA20-POLY1305");
     ck_assert_uint_eq(cfg.host_whitelist.n, 2);
     ck_assert_str_eq(cfg.host_whitelist.v[0], "a");
-    ck_assert_int_eq(parse("--cipher-suites", "TLS_FOO"), CONFIG_ERR_INVALID);
+    ck_assert_int_eq(parse("--cipher-suites", "TLS_FOO"), CONFIG_ERR_FATAL);
+    ck_assert_int_eq(config_exit_status(CONFIG_ERR_FATAL), 1);
     ck_assert_str_eq(cfg.errmsg, "unexpected TLS cipher suite \"TLS_FOO\"");
     ck_assert_ptr_null(config_cipher_openssl_name("nope"));
     ck_assert_int_eq(parse("--cors", "*"), 0);
@@ -267,9 +268,21 @@ START_TEST(test_validation_errors_match_etcd)
     ck_assert_int_eq(parse("--logger", "zap", "--log-outputs", "default,stderr"), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "multi logoutput for \"default\" is not supported yet");
     ck_assert_int_eq(parse("--logger", "zap", "--log-outputs", "stderr,stdout,/tmp/x.log"), 0);
-    ck_assert_int_eq(parse("--log-output", "stdout", "--log-outputs", "stderr"), CONFIG_ERR_INVALID);
+    /* the deprecated --log-output, as etcd 3.4 treats it */
+    ck_assert_int_eq(parse("--log-output", "stdout", "--log-outputs", "stdout"), CONFIG_ERR_INVALID);
+    ck_assert_str_eq(cfg.errmsg, "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are incompatible; only set --log-outputs");
+    ck_assert_int_eq(parse("--log-output", "stdout", "--log-outputs", "stderr"), 0);
+    ck_assert_str_eq(cfg.log_outputs.v[0], "stderr");
+    ck_assert(has_note("[WARNING] Deprecated '--log-output' flag is set to [\"stdout\"]"));
     ck_assert_int_eq(parse("--log-output", "stdout"), 0);
-    ck_assert_str_eq(cfg.log_outputs.v[0], "stdout");
+    ck_assert_str_eq(cfg.log_outputs.v[0], "default"); /* only a warning */
+    ck_assert_int_eq(parse("--logger", "zap", "--log-output", "stdout,/tmp/x.log"), 0);
+    ck_assert_uint_eq(cfg.log_outputs.n, 2);
+    ck_assert(has_note("'--log-output' flag has been deprecated! Please use '--log-outputs'!"));
+    ck_assert_int_eq(parse("--log-output", "stdout,stderr", "--log-outputs", "stdout,stderr"), CONFIG_ERR_INVALID);
+    ck_assert_str_eq(cfg.errmsg, "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
+    ck_assert_int_eq(parse("--logger", "zap", "--log-output", "", "--log-outputs", ""), CONFIG_ERR_INVALID);
+    ck_assert_str_eq(cfg.errmsg, "either '--log-output' or '--log-outputs' flag must be set");
     ck_assert_int_eq(parse("--initial-advertise-peer-urls", "http://:2380"), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "--initial-advertise-peer-urls \"http://:2380\" must be \"host:port\" (unexpected empty host (http://:2380))");
     ck_assert_int_eq(parse("--experimental-enable-lease-checkpoint-persist"), CONFIG_ERR_INVALID);
@@ -432,6 +445,11 @@ START_TEST(test_report_shapes)
                   strstr(out, "\",\"caller\":\"etcdmain/etcd.go:66\",\"msg\":\"failed to verify flags\","
                               "\"error\":\"--election-timeout[1000ms] should be at least as 5 times as "
                               "--heartbeat-interval[300ms]\"}\n") != NULL, "got %s", out);
+    free(out);
+    /* a logging error happens before etcd's zap logger exists: text line */
+    ck_assert_int_eq(parse("--logger", "zap", "--log-output", "stdout,stderr", "--log-outputs", "stdout,stderr"), CONFIG_ERR_INVALID);
+    out = report(CONFIG_ERR_INVALID, &st);
+    ck_assert_ptr_nonnull(strstr(out, " E | etcdmain: error verifying flags, both '--log-output' and '--log-outputs' are set; only set '--log-outputs'. See 'etcd --help'.\n"));
     free(out);
     out = report(CONFIG_OK, &st);
     ck_assert_int_eq(st, 0);

@@ -162,7 +162,9 @@ START_TEST(test_transport_security_and_lists)
     ck_assert_int_eq(cfg.grpc_keepalive_min_time_ns, 3000000000LL); /* JSON number: ns */
     ck_assert_int_eq(cfg.grpc_keepalive_timeout_ns, 60000000000LL);
     ck_assert_uint_eq(cfg.max_request_bytes, 256);
-    ck_assert_uint_eq(cfg.log_outputs.n, 0);
+    /* an empty list: etcd falls back to the deprecated log-output default */
+    ck_assert_uint_eq(cfg.log_outputs.n, 1);
+    ck_assert_str_eq(cfg.log_outputs.v[0], "default");
     ck_assert_uint_eq(cfg.host_whitelist.n, 2);
     ck_assert(config_is_set(&cfg, "peer-cert-allowed-cn"));
     ck_assert(has_note("unknown key \"self-signed-cert-validity\" ignored"));
