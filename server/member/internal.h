@@ -154,6 +154,8 @@ void wait_fail_all(member *m, int err);
 void apply_entry(member *m, const raft_entry *e);
 void apply_conf_change(member *m, const raft_entry *e);
 int member_meta_load(member *m);
+void member_free_meta(member *m);
+void compaction_kick(member *m);
 
 /* kv.c */
 int kv_register(member *m);
@@ -170,6 +172,7 @@ void conv_put_req(const Etcdserverpb__PutRequest *in, mvcc_put_req *out);
 void conv_delete_req(const Etcdserverpb__DeleteRangeRequest *in, mvcc_delete_req *out);
 /* Replies to `call` with the response for an mvcc result of `kind`. */
 void reply_result(member *m, struct rpc_call *call, const mvcc_op_resp *r, int kind);
+bool txn_is_readonly(const Etcdserverpb__TxnRequest *t);
 
 /* maintenance.c */
 int maintenance_register(member *m);

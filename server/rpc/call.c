@@ -201,7 +201,7 @@ static int submit_headers(struct rpc_call *call)
     return 0;
 }
 
-static void submit_trailers(struct rpc_call *call)
+static int submit_trailers(struct rpc_call *call)
 {
     char code[12];
     snprintf(code, sizeof code, "%d", (int)call->status);
@@ -209,8 +209,21 @@ static void submit_trailers(struct rpc_call *call)
     size_t n = 1;
     if (call->status_msg && call->status_msg[0])
         nva[n++] = (nghttp2_nv)NV("grpc-message", call->status_msg);
-    nghttp2_submit_trailer(call->conn->h2, call->stream_id, nva, n);
-    call->trailers_sent = true;
+    int rc = nghttp2_submit_trailer(call->conn->h2, call->stream_id, nva, n);
+    call->trailers_sent = rc == 0;
+    return rc;
+}
+
+/* The stream cannot be ended properly (out of memory): reset it, or, if
+ * even that fails, drop the connection (its one place of cleanup frees
+ * the call). */
+static void stream_give_up(struct rpc_call *call)
+{
+    if (nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR) != 0)
+        rpc_conn_kill(call->conn);
+    else
+        rpc_conn_schedule(call->conn);
 }
 
 /* Trailers-only response: one HEADERS frame with END_STREAM. */
@@ -223,7 +236,10 @@ static void submit_trailers_only(struct rpc_call *call, const char *http_status)
     nva[n++] = (nghttp2_nv)NV("grpc-status", code);
     if (call->status_msg && call->status_msg[0])
         nva[n++] = (nghttp2_nv)NV("grpc-message", call->status_msg);
-    nghttp2_submit_response(call->conn->h2, call->stream_id, nva, n, NULL);
+    if (nghttp2_submit_response(call->conn->h2, call->stream_id, nva, n, NULL) != 0) {
+        stream_give_up(call);
+        return;
+    }
     call->headers_sent = true;
     call->trailers_sent = true;
 }
@@ -245,8 +261,9 @@ ssize_t rpc_call_read_data(struct rpc_call *call, uint8_t *buf, size_t length,
         }
     }
     if (avail == 0 && call->finishing) {
+        if (submit_trailers(call) != 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        submit_trailers(call);
         return (ssize_t)n;
     }
     if (n == 0) {

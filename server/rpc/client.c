@@ -737,6 +737,7 @@ int rpc_client_new(struct rpc_client **out, struct event_base *base,
     struct rpc_client *cl = metcd_calloc(1, sizeof *cl);
     if (!cl)
         return RPC_ERR_NOMEM;
+    rpc_ignore_sigpipe();
     cl->base = base;
     cl->cfg = *cfg;
     cl->cfg.endpoints = NULL;

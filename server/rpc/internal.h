@@ -34,6 +34,9 @@ int64_t rpc_timeout_parse(const char *s, size_t len);
 /* Formats ms as grpc-timeout into buf (>= 16 bytes). */
 void rpc_timeout_format(uint64_t ms, char *buf, size_t cap);
 uint64_t rpc_now_ms(void);   /* monotonic */
+/* libevent writes with write(2): a peer gone must not kill the process.
+ * Sets SIGPIPE to SIG_IGN unless the process installed its own handler. */
+void rpc_ignore_sigpipe(void);
 int64_t rpc_wall_ns(void);   /* realtime, for channelz */
 /* nghttp2 allocator through common/mem.h */
 extern nghttp2_mem rpc_nghttp2_mem;

@@ -155,7 +155,8 @@ struct rpc_server_config {
     const char *name; /* channelz reference name (copied); may be NULL */
 };
 
-/* Creates a server on `base` (borrowed; must outlive the server).
+/* Creates a server on `base` (borrowed; must outlive the server). Sets
+ * SIGPIPE to SIG_IGN if it is at SIG_DFL (libevent writes with write(2)).
  * cfg is copied; NULL means all defaults. Caller frees with
  * rpc_server_free. */
 int rpc_server_new(struct rpc_server **out, struct event_base *base,

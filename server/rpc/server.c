@@ -30,6 +30,7 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
     struct rpc_server *srv = metcd_calloc(1, sizeof *srv);
     if (!srv)
         return RPC_ERR_NOMEM;
+    rpc_ignore_sigpipe();
     srv->base = base;
     if (cfg)
         srv->cfg = *cfg;

@@ -6,6 +6,7 @@
 #include "common/mem.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -130,6 +131,15 @@ void rpc_timeout_format(uint64_t ms, char *buf, size_t cap)
         snprintf(buf, cap, "%lluS", (unsigned long long)((ms + 999) / 1000));
     else
         snprintf(buf, cap, "%lluM", (unsigned long long)((ms / 60000 + 1) % 100000000));
+}
+
+void rpc_ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
 }
 
 uint64_t rpc_now_ms(void)

@@ -1,0 +1,224 @@
+/* server/member/main.c - `metcd`: etcd 3.4's command line, one member.
+ *
+ * Flags, ETCD_* variables and --config-file are read by server/config with
+ * etcd's semantics and messages; a flag the user set that this member does
+ * not implement yet is refused by name, never ignored. SIGINT and SIGTERM
+ * stop the member cleanly (the backend is committed, the WAL drained) and
+ * then end the process by the same signal, as Go's etcd does; SIGKILL at
+ * any moment loses nothing acknowledged (the WAL is fsynced before any
+ * answer).
+ */
+#include "server/member/member.h"
+
+#include "common/mem.h"
+#include "server/config/config.h"
+#include "server/config/ids.h"
+#include "server/config/log.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* The flags this member implements. Anything else the user sets is refused
+ * with a message that names it. */
+static const char *const implemented[] = {
+    "name", "data-dir", "wal-dir", "listen-client-urls", "advertise-client-urls",
+    "listen-peer-urls", "initial-advertise-peer-urls", "initial-cluster",
+    "initial-cluster-state", "initial-cluster-token", "snapshot-count", "heartbeat-interval",
+    "election-timeout", "quota-backend-bytes", "backend-batch-interval", "backend-batch-limit",
+    "max-txn-ops", "max-request-bytes", "max-concurrent-streams", "grpc-keepalive-min-time",
+    "grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "strict-reconfig-check",
+    "logger", "log-level", "log-outputs", "log-output", "debug", "config-file",
+    "experimental-initial-corrupt-check", "enable-grpc-gateway", "version", "help",
+    NULL,
+};
+
+static int signal_caught;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    signal_caught = (int)sig;
+    event_base_loopbreak(arg);
+}
+
+static enum log_level map_level(int l)
+{
+    switch (l) {
+    case MLOG_DEBUG:
+        return LOG_LVL_DEBUG;
+    case MLOG_NOTICE:
+        return LOG_LVL_NOTICE;
+    case MLOG_WARN:
+        return LOG_LVL_WARN;
+    case MLOG_ERROR:
+        return LOG_LVL_ERROR;
+    case MLOG_CRIT:
+        return LOG_LVL_CRIT;
+    default:
+        return LOG_LVL_INFO;
+    }
+}
+
+static void log_adapter(void *ctx, int level, const char *pkg, const char *msg)
+{
+    log_printf(ctx, map_level(level), pkg, "%s", msg);
+}
+
+static uint32_t ns_to_ms(int64_t ns)
+{
+    return ns <= 0 ? 0 : (uint32_t)(ns / 1000000);
+}
+
+int main(int argc, char **argv)
+{
+    metcd_mem_tune();
+    struct config cfg;
+    int rc = config_init(&cfg);
+    if (rc == 0)
+        rc = config_parse(&cfg, argc, argv, environ);
+    if (rc != 0) {
+        int st = config_report(&cfg, rc, stderr);
+        config_free(&cfg);
+        return st;
+    }
+    if (cfg.command == CONFIG_CMD_HELP) {
+        config_print_help(stdout);
+        config_free(&cfg);
+        return 0;
+    }
+    if (cfg.command == CONFIG_CMD_VERSION) {
+        config_print_version(stdout);
+        config_free(&cfg);
+        return 0;
+    }
+    if (cfg.command != CONFIG_CMD_SERVE) {
+        fprintf(stderr, "metcd: the '%s' subcommand is not supported\n",
+                cfg.command == CONFIG_CMD_GATEWAY ? "gateway" : "grpc-proxy");
+        config_free(&cfg);
+        return 1;
+    }
+    struct metcd_log *lg = NULL;
+    char err[1024];
+    if (log_open_config(&lg, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "metcd: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    config_log_notes(&cfg, lg);
+    rc = config_check_implemented(&cfg, implemented);
+    if (rc != 0) {
+        int st = config_report(&cfg, rc, stderr);
+        log_close(lg);
+        config_free(&cfg);
+        return st;
+    }
+
+    struct ids_cluster cl = {0};
+    rc = ids_cluster_parse(&cl, cfg.initial_cluster, cfg.initial_cluster_token, err, sizeof(err));
+    bool existing = cfg.initial_cluster_state && !strcmp(cfg.initial_cluster_state, "existing");
+    if (rc == 0)
+        rc = ids_verify_bootstrap(&cl, cfg.name,
+                                  (const char *const *)cfg.initial_advertise_peer_urls.v,
+                                  cfg.initial_advertise_peer_urls.n, existing, err, sizeof(err));
+    const struct ids_member *self = rc == 0 ? ids_cluster_member(&cl, cfg.name) : NULL;
+    if (rc != 0 || !self) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "%s",
+                   rc ? err : "the member's name is not in --initial-cluster");
+        ids_cluster_free(&cl);
+        log_close(lg);
+        config_free(&cfg);
+        return 1;
+    }
+    if (cl.n > 1 || existing) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain",
+                   "clusters of more than one member are not supported yet "
+                   "(--initial-cluster has %zu members)",
+                   cl.n);
+        ids_cluster_free(&cl);
+        log_close(lg);
+        config_free(&cfg);
+        return 1;
+    }
+    member_peer *peers = metcd_calloc(cl.n, sizeof(*peers));
+    if (!peers) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");
+        return 1;
+    }
+    for (size_t i = 0; i < cl.n; i++)
+        peers[i] = (member_peer){cl.members[i].id, cl.members[i].name, cl.members[i].urls,
+                                 cl.members[i].nurls};
+
+    member_options mo = {
+        .name = cfg.name,
+        .data_dir = cfg.data_dir,
+        .wal_dir = cfg.wal_dir && cfg.wal_dir[0] ? cfg.wal_dir : NULL,
+        .listen_client_urls = cfg.listen_client_urls.v,
+        .n_listen_client_urls = cfg.listen_client_urls.n,
+        .advertise_client_urls = cfg.advertise_client_urls.v,
+        .n_advertise_client_urls = cfg.advertise_client_urls.n,
+        .member_id = self->id,
+        .cluster_id = cl.cluster_id,
+        .initial_cluster = peers,
+        .n_initial_cluster = cl.n,
+        .new_cluster = !existing,
+        .heartbeat_ms = (uint32_t)cfg.heartbeat_interval_ms,
+        .election_ms = (uint32_t)cfg.election_timeout_ms,
+        .snapshot_count = cfg.snapshot_count,
+        .pre_vote = cfg.pre_vote,
+        .quota_backend_bytes = cfg.quota_backend_bytes,
+        .backend_batch_interval_ms = ns_to_ms(cfg.backend_batch_interval_ns),
+        .backend_batch_limit = cfg.backend_batch_limit > 0 ? (uint32_t)cfg.backend_batch_limit : 0,
+        .max_txn_ops = (uint32_t)cfg.max_txn_ops,
+        .max_request_bytes = (size_t)cfg.max_request_bytes,
+        .max_concurrent_streams = cfg.max_concurrent_streams,
+        .grpc_keepalive_min_time_ms = ns_to_ms(cfg.grpc_keepalive_min_time_ns),
+        .grpc_keepalive_interval_ms = ns_to_ms(cfg.grpc_keepalive_interval_ns),
+        .grpc_keepalive_timeout_ms = ns_to_ms(cfg.grpc_keepalive_timeout_ns),
+        .initial_corrupt_check = cfg.experimental_initial_corrupt_check,
+        .log = log_adapter,
+        .log_ctx = lg,
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = event_base_new();
+    struct event *sigint = base ? evsignal_new(base, SIGINT, on_signal, base) : NULL;
+    struct event *sigterm = base ? evsignal_new(base, SIGTERM, on_signal, base) : NULL;
+    member *m = NULL;
+    int status = 1;
+    if (!base || !sigint || !sigterm) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "cannot set up the event loop");
+    } else {
+        evsignal_add(sigint, NULL);
+        evsignal_add(sigterm, NULL);
+        if (member_start(&m, base, &mo, err, sizeof(err)) == 0) {
+            event_base_dispatch(base);
+            status = signal_caught ? 0 : 1; /* a loop that ends alone is fatal */
+            if (signal_caught)
+                log_printf(lg, LOG_LVL_NOTICE, "etcdmain", "received %s, shutting down...",
+                           strsignal(signal_caught));
+            member_stop(m);
+        }
+    }
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    if (base)
+        event_base_free(base);
+    metcd_free(peers);
+    ids_cluster_free(&cl);
+    log_close(lg);
+    config_free(&cfg);
+    if (signal_caught) {
+        /* end as Go's etcd does: by the signal itself */
+        signal(signal_caught, SIG_DFL);
+        raise(signal_caught);
+    }
+    return status;
+}

@@ -1,0 +1,473 @@
+/* server/member/maintenance.c - etcdserverpb.Maintenance, Cluster
+ * (MemberList), grpc.health.v1 and the plain HTTP endpoints /health and
+ * /version, answering as etcd 3.4 does (v3rpc/maintenance.go,
+ * v3rpc/member.go, etcdhttp). */
+#include "server/member/internal.h"
+
+#include "common/mem.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SNAPSHOT_CHUNK (32 * 1024) /* etcd's snapshotSendBufferSize */
+
+bool member_has_leader(const member *m)
+{
+    return m->lead != RAFT_NONE;
+}
+
+/* ---- Status / Hash / HashKV / Defragment ------------------------------------------ */
+
+static void on_status(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    member *m = rpc_call_service_data(call);
+    Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, mvcc_current_rev(m->kv));
+    resp.header = &h;
+    resp.version = (char *)METCD_VERSION;
+    resp.leader = m->lead;
+    raft_status st;
+    raftnode_status(m, &st);
+    resp.raftindex = st.commit;
+    resp.raftappliedindex = m->applied;
+    resp.raftterm = st.term;
+    resp.dbsize = backend_size(m->be);
+    resp.dbsizeinuse = backend_size_in_use(m->be);
+    for (size_t i = 0; i < st.conf.n_learners; i++)
+        if (st.conf.learners[i] == m->id)
+            resp.islearner = 1;
+    char *errs[1 + 16];
+    char bufs[16][96];
+    size_t n = 0;
+    if (m->lead == RAFT_NONE)
+        errs[n++] = (char *)"etcdserver: no leader";
+    for (size_t i = 0; i < m->n_alarms && i < 16; i++) {
+        snprintf(bufs[i], sizeof(bufs[i]), "memberID:%llu alarm:%s ",
+                 (unsigned long long)m->alarms[i].member_id,
+                 m->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__NOSPACE ? "NOSPACE" : "CORRUPT");
+        errs[n++] = bufs[i];
+    }
+    resp.errors = errs;
+    resp.n_errors = n;
+    rpc_call_reply(call, &resp.base);
+}
+
+static int skip_consistent_index(void *arg, int bucket, backend_val key)
+{
+    (void)arg;
+    /* members may differ in it (etcd's Hash ignores it too) */
+    return bucket == BACKEND_META && key.len == strlen("consistent_index") &&
+           memcmp(key.data, "consistent_index", key.len) == 0;
+}
+
+static void on_hash(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    member *m = rpc_call_service_data(call);
+    uint32_t hash;
+    int rc = backend_hash(m->be, skip_consistent_index, NULL, &hash);
+    if (rc) {
+        member_fail_call(call, rc);
+        return;
+    }
+    Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, mvcc_current_rev(m->kv));
+    resp.header = &h;
+    resp.hash = hash;
+    rpc_call_reply(call, &resp.base);
+}
+
+static void on_hash_kv(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    member *m = rpc_call_service_data(call);
+    const Etcdserverpb__HashKVRequest *req = (const Etcdserverpb__HashKVRequest *)msg;
+    uint32_t hash;
+    int64_t rev, compact;
+    int rc = mvcc_hash_kv(m->kv, req->revision, &hash, &rev, &compact);
+    if (rc) {
+        member_fail_call(call, rc);
+        return;
+    }
+    Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, rev);
+    resp.header = &h;
+    resp.hash = hash;
+    resp.compact_revision = compact;
+    rpc_call_reply(call, &resp.base);
+}
+
+static void on_defragment(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    member *m = rpc_call_service_data(call);
+    member_logf(m, MLOG_NOTICE, "etcdserver", "starting to defragment the storage backend...");
+    int64_t before = backend_size(m->be);
+    int rc = backend_defrag(m->be);
+    if (rc) {
+        member_logf(m, MLOG_ERROR, "etcdserver", "failed to defragment the storage backend (%s)",
+                    backend_errmsg(m->be));
+        member_fail_call(call, rc);
+        return;
+    }
+    member_logf(m, MLOG_NOTICE, "etcdserver",
+                "finished defragmenting the storage backend (%lld bytes -> %lld bytes)",
+                (long long)before, (long long)backend_size(m->be));
+    Etcdserverpb__DefragmentResponse resp = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, mvcc_current_rev(m->kv));
+    resp.header = &h;
+    rpc_call_reply(call, &resp.base);
+}
+
+/* ---- Snapshot: the database stream, then its SHA-256 (as etcd) ---------------------- */
+
+struct snap_stream {
+    member *m;
+    int fd;
+    int64_t total, sent;
+    EVP_MD_CTX *sha;
+    uint8_t *buf;
+    size_t pending_len; /* a chunk read but refused by a full queue */
+};
+
+static void snap_free(struct snap_stream *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    EVP_MD_CTX_free(s->sha);
+    metcd_free(s->buf);
+    metcd_free(s);
+}
+
+static int snap_send(struct rpc_call *call, struct snap_stream *s, const uint8_t *blob,
+                     size_t len, uint64_t remaining)
+{
+    Etcdserverpb__SnapshotResponse resp = ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
+    resp.remaining_bytes = remaining;
+    resp.blob.data = (uint8_t *)blob;
+    resp.blob.len = len;
+    (void)s;
+    return rpc_call_send(call, &resp.base);
+}
+
+/* Sends until the stream's queue is full or everything is out. */
+static void snap_pump(struct rpc_call *call)
+{
+    struct snap_stream *s = rpc_call_get_data(call);
+    for (;;) {
+        if (s->pending_len == 0 && s->sent < s->total) {
+            ssize_t n = read(s->fd, s->buf, SNAPSHOT_CHUNK);
+            if (n <= 0) {
+                rpc_call_set_data(call, NULL);
+                snap_free(s);
+                rpc_call_finish(call, RPC_CODE_UNKNOWN, "etcdserver: snapshot read failed");
+                return;
+            }
+            s->pending_len = (size_t)n;
+        }
+        if (s->pending_len) {
+            int rc = snap_send(call, s, s->buf, s->pending_len,
+                               (uint64_t)(s->total - s->sent - (int64_t)s->pending_len));
+            if (rc == RPC_ERR_FULL)
+                return; /* on_drain resumes */
+            if (rc) {
+                rpc_call_set_data(call, NULL);
+                snap_free(s);
+                rpc_call_finish(call, RPC_CODE_INTERNAL, rpc_strerror(rc));
+                return;
+            }
+            EVP_DigestUpdate(s->sha, s->buf, s->pending_len);
+            s->sent += (int64_t)s->pending_len;
+            s->pending_len = 0;
+            continue;
+        }
+        /* all of the database is out: the digest closes the stream */
+        uint8_t digest[32];
+        unsigned int dlen = 0;
+        EVP_DigestFinal_ex(s->sha, digest, &dlen);
+        int rc = snap_send(call, s, digest, sizeof(digest), 0);
+        if (rc == RPC_ERR_FULL) {
+            /* keep the digest for on_drain: re-init is not possible, so
+             * stash it as the pending chunk */
+            memcpy(s->buf, digest, sizeof(digest));
+            s->pending_len = 0;
+            s->total = -1;
+            return;
+        }
+        member_logf(s->m, MLOG_INFO, "etcdserver/api/v3rpc",
+                    "finished sending database snapshot (%lld bytes)", (long long)s->sent);
+        rpc_call_set_data(call, NULL);
+        snap_free(s);
+        rpc_call_finish(call, RPC_CODE_OK, NULL);
+        return;
+    }
+}
+
+static void snap_drain(struct rpc_call *call)
+{
+    struct snap_stream *s = rpc_call_get_data(call);
+    if (!s)
+        return;
+    if (s->total == -1) {
+        /* only the digest is left */
+        if (snap_send(call, s, s->buf, 32, 0) == RPC_ERR_FULL)
+            return;
+        rpc_call_set_data(call, NULL);
+        snap_free(s);
+        rpc_call_finish(call, RPC_CODE_OK, NULL);
+        return;
+    }
+    snap_pump(call);
+}
+
+static void snap_cancel(struct rpc_call *call, enum rpc_code code)
+{
+    (void)code;
+    struct snap_stream *s = rpc_call_get_data(call);
+    if (s)
+        snap_free(s);
+    rpc_call_set_data(call, NULL);
+}
+
+static void on_snapshot(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    member *m = rpc_call_service_data(call);
+    struct snap_stream *s = metcd_calloc(1, sizeof(*s));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/snapshot.XXXXXX", m->db_path);
+    if (!s || !(s->buf = metcd_malloc(SNAPSHOT_CHUNK))) {
+        metcd_free(s);
+        member_fail_call(call, MERR_INTERNAL);
+        return;
+    }
+    s->m = m;
+    s->fd = -1;
+    s->fd = mkstemp(path);
+    if (s->fd < 0) {
+        snap_free(s);
+        rpc_call_finish(call, RPC_CODE_UNKNOWN, strerror(errno));
+        return;
+    }
+    unlink(path); /* only the descriptor keeps it */
+    int rc = backend_copy_fd(m->be, s->fd);
+    struct stat st;
+    if (rc || fstat(s->fd, &st) || lseek(s->fd, 0, SEEK_SET) != 0) {
+        snap_free(s);
+        member_fail_call(call, rc ? rc : MERR_INTERNAL);
+        return;
+    }
+    s->total = st.st_size;
+    s->sha = EVP_MD_CTX_new();
+    if (!s->sha || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
+        snap_free(s);
+        member_fail_call(call, MERR_INTERNAL);
+        return;
+    }
+    member_logf(m, MLOG_INFO, "etcdserver/api/v3rpc",
+                "sending database snapshot to client (%lld bytes)", (long long)s->total);
+    rpc_call_set_data(call, s);
+    snap_pump(call);
+}
+
+/* ---- Alarm / MoveLeader -------------------------------------------------------------- */
+
+static void on_alarm(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    member *m = rpc_call_service_data(call);
+    Etcdserverpb__AlarmRequest *a = (Etcdserverpb__AlarmRequest *)msg;
+    if (a->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+        Etcdserverpb__AlarmResponse resp = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+        fill_header(m, &h, mvcc_current_rev(m->kv));
+        resp.header = &h;
+        Etcdserverpb__AlarmMember am[16];
+        Etcdserverpb__AlarmMember *ptr[16];
+        size_t n = 0;
+        for (size_t i = 0; i < m->n_alarms && n < 16; i++) {
+            if (a->alarm != ETCDSERVERPB__ALARM_TYPE__NONE && m->alarms[i].type != (int)a->alarm)
+                continue;
+            etcdserverpb__alarm_member__init(&am[n]);
+            am[n].memberid = m->alarms[i].member_id;
+            am[n].alarm = (Etcdserverpb__AlarmType)m->alarms[i].type;
+            ptr[n] = &am[n];
+            n++;
+        }
+        resp.alarms = ptr;
+        resp.n_alarms = n;
+        rpc_call_reply(call, &resp.base);
+        return;
+    }
+    if (a->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE &&
+        a->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE) {
+        rpc_call_finish(call, RPC_CODE_INVALID_ARGUMENT, "etcdserver: invalid alarm action");
+        return;
+    }
+    waiter *w = wait_register(m, WAIT_ALARM, call);
+    if (!w) {
+        member_fail_call(call, MERR_TOO_MANY_REQUESTS);
+        return;
+    }
+    Memberpb__Request req = MEMBERPB__REQUEST__INIT;
+    req.id = w->id;
+    req.op_case = MEMBERPB__REQUEST__OP_ALARM;
+    req.alarm = a;
+    int rc = raftnode_propose(m, &req);
+    if (rc) {
+        metcd_free(wait_take(m, w->id));
+        member_fail_call(call, rc);
+    }
+}
+
+static void on_move_leader(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    member *m = rpc_call_service_data(call);
+    const Etcdserverpb__MoveLeaderRequest *req = (const Etcdserverpb__MoveLeaderRequest *)msg;
+    if (m->state != RAFT_LEADER) {
+        rpc_call_finish(call, RPC_CODE_FAILED_PRECONDITION, "etcdserver: not leader");
+        return;
+    }
+    bool known = false;
+    for (size_t i = 0; i < m->conf.n_voters; i++)
+        known |= m->conf.voters[i] == req->targetid;
+    if (!known) {
+        member_fail_call(call, MERR_BAD_LEADER_TRANSFEREE);
+        return;
+    }
+    if (req->targetid != m->id) {
+        /* moving to another member needs the peer transport (cluster work) */
+        member_fail_call(call, MERR_NOT_CAPABLE);
+        return;
+    }
+    Etcdserverpb__MoveLeaderResponse resp = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, mvcc_current_rev(m->kv));
+    resp.header = &h;
+    rpc_call_reply(call, &resp.base);
+}
+
+static void on_cancel_forget(struct rpc_call *call, enum rpc_code code)
+{
+    (void)code;
+    wait_forget_call(rpc_call_service_data(call), call);
+}
+
+static const struct rpc_method maintenance_methods[] = {
+    {"/etcdserverpb.Maintenance/Alarm", RPC_UNARY, &etcdserverpb__alarm_request__descriptor,
+     &etcdserverpb__alarm_response__descriptor, NULL, on_alarm, NULL, on_cancel_forget, NULL},
+    {"/etcdserverpb.Maintenance/Status", RPC_UNARY, &etcdserverpb__status_request__descriptor,
+     &etcdserverpb__status_response__descriptor, NULL, on_status, NULL, NULL, NULL},
+    {"/etcdserverpb.Maintenance/Defragment", RPC_UNARY,
+     &etcdserverpb__defragment_request__descriptor,
+     &etcdserverpb__defragment_response__descriptor, NULL, on_defragment, NULL, NULL, NULL},
+    {"/etcdserverpb.Maintenance/Hash", RPC_UNARY, &etcdserverpb__hash_request__descriptor,
+     &etcdserverpb__hash_response__descriptor, NULL, on_hash, NULL, NULL, NULL},
+    {"/etcdserverpb.Maintenance/HashKV", RPC_UNARY, &etcdserverpb__hash_kvrequest__descriptor,
+     &etcdserverpb__hash_kvresponse__descriptor, NULL, on_hash_kv, NULL, NULL, NULL},
+    {"/etcdserverpb.Maintenance/Snapshot", RPC_SERVER_STREAM,
+     &etcdserverpb__snapshot_request__descriptor, &etcdserverpb__snapshot_response__descriptor,
+     NULL, on_snapshot, NULL, snap_cancel, snap_drain},
+    {"/etcdserverpb.Maintenance/MoveLeader", RPC_UNARY,
+     &etcdserverpb__move_leader_request__descriptor,
+     &etcdserverpb__move_leader_response__descriptor, NULL, on_move_leader, NULL, NULL, NULL},
+};
+
+int maintenance_register(member *m)
+{
+    return rpc_server_register(m->rpc, maintenance_methods,
+                               sizeof(maintenance_methods) / sizeof(maintenance_methods[0]), m);
+}
+
+/* ---- Cluster ------------------------------------------------------------------------- */
+
+static void on_member_list(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    member *m = rpc_call_service_data(call);
+    Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, mvcc_current_rev(m->kv));
+    resp.header = &h;
+    size_t n = m->n_members;
+    Etcdserverpb__Member *pm = metcd_calloc(n ? n : 1, sizeof(*pm));
+    Etcdserverpb__Member **ptr = metcd_calloc(n ? n : 1, sizeof(*ptr));
+    if (!pm || !ptr) {
+        metcd_free(pm);
+        metcd_free(ptr);
+        member_fail_call(call, MERR_INTERNAL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const member_info *mi = &m->members[i];
+        etcdserverpb__member__init(&pm[i]);
+        pm[i].id = mi->id;
+        pm[i].name = mi->name ? mi->name : (char *)"";
+        pm[i].peerurls = mi->peer_urls;
+        pm[i].n_peerurls = mi->n_peer_urls;
+        pm[i].clienturls = mi->client_urls;
+        pm[i].n_clienturls = mi->n_client_urls;
+        pm[i].islearner = mi->learner;
+        ptr[i] = &pm[i];
+    }
+    resp.members = ptr;
+    resp.n_members = n;
+    rpc_call_reply(call, &resp.base);
+    metcd_free(pm);
+    metcd_free(ptr);
+}
+
+static const struct rpc_method cluster_methods[] = {
+    {"/etcdserverpb.Cluster/MemberList", RPC_UNARY, &etcdserverpb__member_list_request__descriptor,
+     &etcdserverpb__member_list_response__descriptor, NULL, on_member_list, NULL, NULL, NULL},
+};
+
+int cluster_register(member *m)
+{
+    return rpc_server_register(m->rpc, cluster_methods, 1, m);
+}
+
+/* ---- health and HTTP ---------------------------------------------------------------------- */
+
+static int health_check(const char *service, void *data)
+{
+    member *m = data;
+    if (service[0])
+        return 0;
+    return m->serving && member_has_leader(m) ? 1 : 2;
+}
+
+static void http_health(struct rpc_http_req *req, void *data)
+{
+    member *m = data;
+    bool ok = m->serving && member_has_leader(m) && m->n_alarms == 0;
+    const char *body = ok ? "{\"health\":\"true\"}" : "{\"health\":\"false\"}";
+    rpc_http_respond(req, ok ? 200 : 503, "text/plain; charset=utf-8", body, strlen(body));
+}
+
+static void http_version(struct rpc_http_req *req, void *data)
+{
+    member *m = data;
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"etcdserver\":\"%s\",\"etcdcluster\":\"%s\"}",
+                     METCD_VERSION, m->cluster_version[0] ? m->cluster_version : "not_decided");
+    rpc_http_respond(req, 200, "application/json", body, (size_t)n);
+}
+
+int http_register(member *m)
+{
+    int rc = rpc_server_add_health(m->rpc, health_check, m);
+    if (rc == 0)
+        rc = rpc_server_route(m->rpc, "/health", http_health, NULL, m);
+    if (rc == 0)
+        rc = rpc_server_route(m->rpc, "/version", http_version, NULL, m);
+    return rc;
+}

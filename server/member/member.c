@@ -1,0 +1,250 @@
+/* server/member/member.c - the member's life: open the backend and the
+ * store, load the member's own state, bind the client listeners, start
+ * raft; stop in reverse order.
+ *
+ * The listeners are bound before raft starts, so by the time the
+ * "published ... to cluster" line is logged (after our attributes went
+ * through raft) every client URL already accepts gRPC and HTTP/1.1. */
+#include "server/member/internal.h"
+
+#include "common/mem.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define SWEEP_MS 100
+
+void member_logf(const member *m, int level, const char *pkg, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (m->opt.log) {
+        m->opt.log(m->opt.log_ctx, level, pkg, msg);
+        return;
+    }
+    /* etcd 3.4's default text format (capnslog) */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "%04d-%02d-%02d %02d:%02d:%02d.%06ld %c | %s: %s\n", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000,
+            level, pkg, msg);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = metcd_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+/* Splits "http://host:port" into host and port. */
+static int parse_listen_url(const char *url, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *p = strstr(url, "://");
+    if (!p || strncmp(url, "http", 4) != 0)
+        return -1;
+    if (!strncmp(url, "https", 5))
+        return -2; /* TLS arrives with the security work */
+    p += 3;
+    const char *colon = strrchr(p, ':');
+    if (!colon)
+        return -1;
+    const char *end = strchr(colon, '/');
+    size_t hl = (size_t)(colon - p);
+    if (hl >= hostlen)
+        return -1;
+    memcpy(host, p, hl);
+    host[hl] = 0;
+    /* [::1]:2379 */
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
+    char *e;
+    long v = strtol(colon + 1, &e, 10);
+    if (e == colon + 1 || (*e && e != end) || v < 0 || v > 65535)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    member *m = arg;
+    int64_t now = member_now_ms();
+    wait_sweep(m, now);
+    reads_sweep(m, now);
+}
+
+static int start_rpc(member *m, char *errbuf, size_t errlen)
+{
+    struct rpc_server_config rc_cfg = {
+        .max_concurrent_streams = m->opt.max_concurrent_streams,
+        /* grpc-go in etcd takes the request limit plus 512 KiB of overhead */
+        .max_recv_msg_size = (m->opt.max_request_bytes ? m->opt.max_request_bytes : 1572864) +
+                             512 * 1024,
+        .keepalive_interval_ms = m->opt.grpc_keepalive_interval_ms,
+        .keepalive_timeout_ms = m->opt.grpc_keepalive_timeout_ms,
+        .keepalive_min_time_ms = m->opt.grpc_keepalive_min_time_ms,
+        .name = m->opt.name,
+    };
+    int rc = rpc_server_new(&m->rpc, m->base, &rc_cfg);
+    if (rc == 0)
+        rc = kv_register(m);
+    if (rc == 0)
+        rc = maintenance_register(m);
+    if (rc == 0)
+        rc = cluster_register(m);
+    if (rc == 0)
+        rc = http_register(m);
+    if (rc) {
+        snprintf(errbuf, errlen, "cannot set up the client services: %s", rpc_strerror(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < m->opt.n_listen_client_urls; i++) {
+        const char *u = m->opt.listen_client_urls[i];
+        char host[256];
+        uint16_t port;
+        int prc = parse_listen_url(u, host, sizeof(host), &port);
+        if (prc) {
+            snprintf(errbuf, errlen, "%s: %s", u,
+                     prc == -2 ? "https listeners are not supported yet"
+                               : "not an http://host:port URL");
+            return RPC_ERR_INVAL;
+        }
+        rc = rpc_server_listen(m->rpc, host, port, NULL);
+        if (rc) {
+            snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
+            return rc;
+        }
+        member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u", host, port);
+    }
+    return 0;
+}
+
+int member_start(member **out, struct event_base *base, const member_options *opt,
+                 char *errbuf, size_t errlen)
+{
+    *out = NULL;
+    member *m = metcd_calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    m->base = base;
+    m->opt = *opt;
+    m->id = opt->member_id;
+    m->cluster_id = opt->cluster_id;
+    m->next_req_id = ((m->id & 0xffff) << 48) | (((uint64_t)member_now_ms() & 0xffffffffffULL) << 8);
+
+    char *member_dir = path_join(opt->data_dir, "member");
+    m->db_path = member_dir ? path_join(member_dir, "db") : NULL;
+    m->wal_path = opt->wal_dir ? metcd_strdup(opt->wal_dir)
+                               : (member_dir ? path_join(member_dir, "wal") : NULL);
+    if (!m->db_path || !m->wal_path || mkdir_p(member_dir) != 0) {
+        snprintf(errbuf, errlen, "cannot create data dir %s: %s", opt->data_dir,
+                 strerror(errno));
+        metcd_free(member_dir);
+        goto err;
+    }
+    metcd_free(member_dir);
+
+    backend_options bo = {
+        .batch_interval_ms = opt->backend_batch_interval_ms,
+        .batch_limit = opt->backend_batch_limit,
+        .base = base,
+        /* room above the quota so a full batch can commit; the quota itself
+         * is enforced before proposing (etcd's backendQuota) */
+        .max_map_size = (size_t)(opt->quota_backend_bytes > 0 ? opt->quota_backend_bytes
+                                                              : (int64_t)2 << 30) +
+                        ((size_t)256 << 20),
+    };
+    if (backend_open(&m->be, m->db_path, &bo, errbuf, errlen))
+        goto err;
+    mvcc_options mo = {.max_txn_ops = opt->max_txn_ops};
+    int rc = mvcc_open(&m->kv, m->be, &mo);
+    if (rc) {
+        snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
+        goto err;
+    }
+    if (member_meta_load(m)) {
+        snprintf(errbuf, errlen, "cannot load the member's state: %s", backend_errmsg(m->be));
+        goto err;
+    }
+    if (start_rpc(m, errbuf, errlen))
+        goto err;
+    if (raftnode_start(m, errbuf, errlen))
+        goto err;
+    if (mvcc_compact_pending(m->kv))
+        compaction_kick(m); /* an interrupted compaction resumes */
+    m->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, m);
+    if (!m->sweep_ev) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    struct timeval tv = {0, SWEEP_MS * 1000};
+    evtimer_add(m->sweep_ev, &tv);
+    *out = m;
+    return 0;
+err:
+    member_logf(m, MLOG_CRIT, "etcdmain", "%s", errbuf);
+    member_stop(m);
+    return -1;
+}
+
+void member_stop(member *m)
+{
+    if (!m)
+        return;
+    m->stopping = true;
+    if (m->sweep_ev)
+        event_free(m->sweep_ev);
+    if (m->compact_ev)
+        event_free(m->compact_ev);
+    /* Clients first: nothing new arrives while we shut the rest. */
+    wait_fail_all(m, MERR_STOPPED);
+    reads_fail_all(m, MERR_STOPPED);
+    rpc_server_free(m->rpc);
+    m->rpc = NULL;
+    if (m->wal)
+        raftnode_stop(m);
+    mvcc_close(m->kv);
+    backend_close(m->be);
+    member_free_meta(m);
+    metcd_free(m->db_path);
+    metcd_free(m->wal_path);
+    metcd_free(m);
+}
