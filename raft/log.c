@@ -229,8 +229,10 @@ int log_maybe_append(raft_log *l, uint64_t index, uint64_t log_term_, uint64_t c
     uint64_t ci = log_find_conflict(l, ents, n);
     if (ci != 0) {
         /* Leader Completeness: a leader never contradicts committed
-         * entries; if it does, the log (or the network) is corrupt. */
-        assert(ci > l->committed);
+         * entries. A message that does is corrupt or forged: refuse it
+         * rather than rewrite what may have been applied. */
+        if (ci <= l->committed)
+            return RAFT_EINVAL;
         size_t skip = (size_t)(ci - (index + 1));
         int rc = log_append(l, ents + skip, n - skip);
         if (rc)

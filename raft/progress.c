@@ -126,9 +126,8 @@ bool pr_maybe_decr_to(raft_progress *p, uint64_t rejected, uint64_t match_hint)
     uint64_t n = match_hint + 1;
     if (n > rejected)
         n = rejected;
+    /* strictly below the rejected probe: the retry loop always ends */
     p->next = n > 1 ? n : 1;
-    if (p->next <= p->match)
-        p->next = p->match + 1;
     p->probe_sent = false;
     return true;
 }

@@ -181,6 +181,8 @@ int raft_step(raft *r, const raft_msg *m)
         default:
             return RAFT_EINVAL;
         }
+    } else if (m->from == r->id || m->from == RAFT_NONE) {
+        return RAFT_EINVAL; /* we never message ourselves */
     } else if (m->term > r->term) {
         if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) {
             /* Thesis 4.2.3: within the minimum election timeout of
@@ -304,7 +306,7 @@ int raft_read_index(raft *r, uint64_t ctx)
 
 int raft_transfer_leader(raft *r, uint64_t transferee)
 {
-    raft_msg m = {.type = RAFT_MSG_TRANSFER_LEADER, .from = transferee, .to = r->id};
+    raft_msg m = {.type = RAFT_MSG_TRANSFER_LEADER, .from = transferee};
     return raft_step(r, &m);
 }
 

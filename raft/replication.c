@@ -312,12 +312,26 @@ static int forward(raft *r, const raft_msg *m)
     return 0;
 }
 
+/* Only local requests are forwarded: a request that reached a follower
+ * from the network is dropped, so stale or forged views of who leads can
+ * never route messages in a cycle. */
+static bool is_local_request(const raft *r, const raft_msg *m)
+{
+    if (m->type == RAFT_MSG_TRANSFER_LEADER)
+        return m->to == RAFT_NONE; /* `from` names the transferee */
+    return m->from == r->id;
+}
+
 int raft_step_follower(raft *r, const raft_msg *m)
 {
     switch (m->type) {
     case RAFT_MSG_PROP:
+    case RAFT_MSG_TRANSFER_LEADER:
+    case RAFT_MSG_READ_INDEX:
         if (r->lead == RAFT_NONE)
             return RAFT_ENOLEADER;
+        if (!is_local_request(r, m))
+            return 0;
         return forward(r, m);
     case RAFT_MSG_APP:
         r->election_elapsed = 0;
@@ -334,19 +348,11 @@ int raft_step_follower(raft *r, const raft_msg *m)
         r->lead = m->from;
         raft_handle_snapshot(r, m);
         return 0;
-    case RAFT_MSG_TRANSFER_LEADER:
-        if (r->lead == RAFT_NONE)
-            return RAFT_ENOLEADER;
-        return forward(r, m);
     case RAFT_MSG_TIMEOUT_NOW:
         /* Thesis 3.10: the leader asks us to start an election at once,
          * bypassing pre-vote and the lease. */
         raft_hup(r, true);
         return 0;
-    case RAFT_MSG_READ_INDEX:
-        if (r->lead == RAFT_NONE)
-            return RAFT_ENOLEADER;
-        return forward(r, m);
     case RAFT_MSG_READ_INDEX_RESP:
         return raft_push_read_state(r, m->index, m->context);
     default:

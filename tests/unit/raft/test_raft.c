@@ -289,6 +289,70 @@ START_TEST(test_committed_entries_come_in_bounded_batches)
 }
 END_TEST
 
+static uint64_t fuzz_state = 88172645463325252ull;
+
+static uint64_t fuzz(uint64_t n)
+{
+    fuzz_state ^= fuzz_state << 13;
+    fuzz_state ^= fuzz_state >> 7;
+    fuzz_state ^= fuzz_state << 17;
+    return n ? fuzz_state % n : 0;
+}
+
+START_TEST(test_random_messages_never_crash)
+{
+    /* Bad input from outside is an error, never an assert: forged and
+     * garbled messages of every type, with terms, indexes and entries
+     * near the real ones, into a running cluster. */
+    for (int round = 0; round < 60; round++) {
+        h_net *net = h_net_new(3, round % 2, round % 3 == 0);
+        h_net_elect(net, 1 + (uint64_t)(round % 3));
+        for (uint64_t i = 0; i < 5; i++)
+            raft_propose(net->nodes[1].r, &i, 8);
+        h_net_settle(net);
+        for (int k = 0; k < 300; k++) {
+            uint64_t to = 1 + fuzz(3);
+            raft_status st = h_status(net->nodes[to].r);
+            raft_entry ents[4];
+            size_t n = fuzz(5);
+            uint64_t base = st.last_index > 3 ? st.last_index - 3 + fuzz(6) : fuzz(6);
+            for (size_t i = 0; i < n; i++) {
+                ents[i].term = st.term > 0 ? st.term - fuzz(2) + fuzz(2) : fuzz(2);
+                ents[i].index = fuzz(8) ? base + 1 + i : fuzz(100);
+                ents[i].type = (raft_entry_type)fuzz(2);
+                ents[i].data = NULL;
+            }
+            raft_snapshot snap = {.meta = {.index = fuzz(40), .term = fuzz(st.term + 2)}};
+            snap.meta.conf.n_voters = fuzz(4);
+            for (size_t i = 0; i < snap.meta.conf.n_voters; i++)
+                snap.meta.conf.voters[i] = 1 + fuzz(4);
+            raft_msg m = {
+                .type = (raft_msg_type)fuzz(RAFT_MSG_NTYPES + 1),
+                .from = fuzz(5),
+                .to = to,
+                .term = fuzz(4) ? st.term + fuzz(3) - (st.term > 0 ? fuzz(2) : 0) : 0,
+                .log_term = fuzz(st.term + 2),
+                .index = base,
+                .commit = fuzz(st.last_index + 4),
+                .reject = fuzz(2),
+                .transfer = fuzz(4) == 0,
+                .reject_hint = fuzz(st.last_index + 4),
+                .context = fuzz(5),
+                .entries = n ? ents : NULL,
+                .n_entries = n,
+                .snapshot = fuzz(3) == 0 ? &snap : NULL,
+            };
+            int rc = raft_step(net->nodes[to].r, &m);
+            ck_assert(rc <= 0 && rc >= RAFT_ETOOMANY);
+            if (fuzz(4) == 0)
+                raft_tick(net->nodes[to].r);
+            h_net_settle(net);
+        }
+        h_net_free(net);
+    }
+}
+END_TEST
+
 /* ---- failmalloc: every allocation of a busy cluster may fail ---------- */
 
 static long budget; /* allocations left before the injected failure */
@@ -418,5 +482,5 @@ RAFT_TEST_MAIN("raft/raft", test_invalid_config_is_refused,
                test_stale_persisted_report_is_ignored, test_status_reports_progress,
                test_every_message_type_in_every_role, test_local_messages_require_no_term,
                test_uncommitted_size_bounds_proposals,
-               test_committed_entries_come_in_bounded_batches,
+               test_committed_entries_come_in_bounded_batches, test_random_messages_never_crash,
                test_allocation_failures_unwind_cleanly)
