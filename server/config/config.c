@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FIELD(cfg, f, T) ((T *)((char *)(cfg) + (f)->off))
@@ -1237,7 +1238,8 @@ int config_validate(struct config *cfg)
     char q[600];
     if ((rc = validate_logging(cfg)))
         return rc;
-    cfg->logging_valid = true;
+    /* With --config-file, etcd reports errors before its logger exists. */
+    cfg->logging_valid = !(cfg->config_file && cfg->config_file[0]);
     if ((rc = check_bind_urls(cfg, &cfg->listen_peer_urls)) ||
         (rc = check_bind_urls(cfg, &cfg->listen_client_urls)) ||
         (rc = check_bind_urls(cfg, &cfg->listen_metrics_urls)))
@@ -1447,7 +1449,16 @@ int config_report(const struct config *cfg, int err, FILE *out)
         break;
     case CONFIG_ERR_FILE:
         if (strncmp(cfg->errmsg, "unexpected error setting up ", 28) == 0) {
-            fprintf(out, "%s\n", cfg->errmsg); /* etcd prints these raw */
+            /* etcd prints these raw; the proxy ones through Go's log package */
+            if (strstr(cfg->errmsg, " flag: ") || strstr(cfg->errmsg, "proxyFlag: ")) {
+                char gts[32];
+                time_t now = time(NULL);
+                struct tm tm;
+                localtime_r(&now, &tm);
+                strftime(gts, sizeof(gts), "%Y/%m/%d %H:%M:%S ", &tm);
+                fputs(gts, out);
+            }
+            fprintf(out, "%s\n", cfg->errmsg);
             break;
         }
         fprintf(out, "%s E | etcdmain: error verifying flags, %s. See 'etcd --help'.\n", ts,

@@ -7,12 +7,17 @@
  * (`[a, 'b', "c"]`, also across lines); plain, 'single' and "double" quoted
  * scalars; empty values / `~` / `null` (the default stays, as with Go's yaml);
  * `#` comments; a leading `---`. Anything else (anchors, aliases, tags, block
- * scalars, flow mappings, deeper nesting, tabs in indentation, duplicate
- * keys) is refused with its line number, in the shape of etcd's own message
+ * scalars, flow mappings, deeper nesting, tabs in indentation) is refused
+ * with its line number, in the shape of etcd's own message
  * ("error converting YAML to JSON: yaml: line N: ...").
  *
- * Keys are flag names (etcd reads the same names). Unknown keys are ignored
- * with a warning, as Go's non-strict unmarshalling ignores them.
+ * Keys are flag names (etcd reads the same names). Values are typed the way
+ * etcd's YAML -> JSON -> Go decoding types them, with etcd's messages: YAML
+ * 1.1 booleans (yes/no/on/off/y/n/true/false, unquoted) are booleans, so
+ * `name: n` is refused as in etcd; numbers go only into numeric fields;
+ * durations are integers of nanoseconds; only cipher-suites, log-outputs and
+ * log-output take sequences. A repeated key: the last one wins. Unknown keys
+ * are ignored with a warning, as Go's non-strict decoding ignores them.
  */
 #include "server/config/config_internal.h"
 #include "common/mem.h"
@@ -38,7 +43,6 @@ struct yparser {
     struct config *cfg;
     struct yline *lines;
     size_t n, pos;
-    struct config_list seen; /* top-level keys seen */
 };
 
 static int yerr(struct yparser *p, int line, const char *what)
@@ -378,44 +382,128 @@ static bool yaml_bool(const char *s, bool *b)
     return false;
 }
 
-static const char *go_type(enum cfg_type t)
+/* The Go type etcd decodes each key into (for its error messages). */
+static const char *go_type(const char *key, enum cfg_type t)
 {
     switch (t) {
     case CT_BOOL: return "bool";
-    case CT_UINT: return "uint64";
-    case CT_INT: return "int64";
+    case CT_UINT: return strcmp(key, "snapshot-count") == 0 ? "uint64" : "uint";
+    case CT_INT: return strcmp(key, "quota-backend-bytes") == 0 ? "int64" : "int";
     case CT_UINT32: return "uint32";
     case CT_DUR: return "time.Duration";
+    case CT_STRS:
+    case CT_USTRS: return "[]string";
     default: return "string";
     }
 }
 
-/* A plain YAML scalar that YAML (and so Go's JSON step) reads as a number. */
-static bool yaml_number(const struct yscalar *v)
+/* cors and host-whitelist are comma-separated strings in etcd's file. */
+static bool json_array_field(const struct cfg_flag *f)
 {
-    if (v->quoted)
-        return false;
-    char *end;
-    errno = 0;
-    (void)strtod(v->s, &end);
-    return *end == '\0' && end != v->s;
+    return (f->type == CT_STRS || f->type == CT_USTRS) && strcmp(f->name, "host-whitelist") != 0;
 }
 
-/* etcd's decoding error for a value of the wrong JSON type. */
-static int type_error(struct yparser *p, const char *key, const struct yscalar *v,
+/* A plain YAML 1.1 scalar that Go's yaml reads as a number: decimal, 0x hex,
+ * 0b binary, leading-0 octal, '_' separators, floats (1.5, 1e3, .5).
+ * *integral tells whether the value is a whole number that fits in 64 bits
+ * (then *mag and *neg hold it). */
+static bool yaml_numeric(const struct yscalar *v, bool *integral, unsigned long long *mag,
+                         bool *neg)
+{
+    char buf[64];
+    size_t o = 0;
+    *integral = false;
+    if (v->quoted || strlen(v->s) >= sizeof(buf))
+        return false;
+    for (const char *c = v->s; *c; c++)
+        if (*c != '_')
+            buf[o++] = *c;
+    buf[o] = '\0';
+    const char *d = buf;
+    *neg = false;
+    if (*d == '+' || *d == '-') {
+        *neg = *d == '-';
+        d++;
+    }
+    if (*d == '\0')
+        return false;
+    int base = 10;
+    const char *digits = d;
+    if (d[0] == '0' && (d[1] == 'x' || d[1] == 'X')) {
+        base = 16;
+        digits = d + 2;
+    } else if (d[0] == '0' && (d[1] == 'b' || d[1] == 'B')) {
+        base = 2;
+        digits = d + 2;
+    } else if (d[0] == '0' && d[1]) {
+        base = 8;
+        digits = d + 1;
+    }
+    bool all = *digits != '\0';
+    for (const char *c = digits; *c && all; c++) {
+        int dv = isdigit((unsigned char)*c) ? *c - '0'
+                 : isxdigit((unsigned char)*c) ? tolower((unsigned char)*c) - 'a' + 10 : 99;
+        all = dv < base;
+    }
+    if (all) {
+        errno = 0;
+        *mag = strtoull(digits, NULL, base);
+        *integral = errno != ERANGE;
+        return true;
+    }
+    if (base == 16 || base == 2)
+        return false;
+    /* float: digits, optional '.', optional exponent; at least one digit */
+    bool dig = false;
+    const char *c = d;
+    while (isdigit((unsigned char)*c))
+        c++, dig = true;
+    if (*c == '.')
+        for (c++; isdigit((unsigned char)*c); c++)
+            dig = true;
+    if (!dig)
+        return false;
+    if (*c == 'e' || *c == 'E') {
+        c++;
+        if (*c == '+' || *c == '-')
+            c++;
+        if (!isdigit((unsigned char)*c))
+            return false;
+        while (isdigit((unsigned char)*c))
+            c++;
+    }
+    if (*c != '\0')
+        return false;
+    long double f = strtold(d, NULL);
+    if (f == (long double)(unsigned long long)f && f < 18446744073709551616.0L) {
+        *mag = (unsigned long long)f;
+        *integral = true;
+    }
+    return true;
+}
+
+static bool yaml_number(const struct yscalar *v)
+{
+    bool integral, neg;
+    unsigned long long mag;
+    return yaml_numeric(v, &integral, &mag, &neg);
+}
+
+/* The JSON type Go sees for a scalar: "string", "number" or "bool". */
+static const char *json_kind(const struct yscalar *v)
+{
+    if (!v->quoted && yaml_bool(v->s, &(bool){false}))
+        return "bool";
+    return yaml_number(v) ? "number" : "string";
+}
+
+static int type_error(struct yparser *p, const char *key, const char *kind, const char *value,
                       const struct cfg_flag *f)
 {
-    if (yaml_number(v))
-        cfg_errf(p->cfg,
-                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number %s "
-                 "into Go struct field configYAML.%s of type %s",
-                 v->s, key, go_type(f->type));
-    else
-        cfg_errf(p->cfg,
-                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s into Go "
-                 "struct field configYAML.%s of type %s",
-                 (!v->quoted && yaml_bool(v->s, &(bool){false})) ? "bool" : "string", key,
-                 go_type(f->type));
+    cfg_errf(p->cfg,
+             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s%s%s into Go "
+             "struct field configYAML.%s of type %s",
+             kind, value ? " " : "", value ? value : "", key, go_type(key, f->type));
     return CONFIG_ERR_FILE;
 }
 
@@ -426,27 +514,51 @@ static int apply_scalar(struct yparser *p, int line, const char *key, const stru
     if (v->null)
         return 0; /* Go leaves the default */
     const struct cfg_flag *f = &cfg_flags[fi];
+    const char *kind = json_kind(v);
+    char numbuf[32];
     const char *text = v->s;
-    if (f->type == CT_BOOL) {
-        bool b;
-        if (v->quoted || !yaml_bool(v->s, &b))
-            return type_error(p, key, v, f);
+    switch (f->type) {
+    case CT_BOOL: {
+        if (strcmp(kind, "bool") != 0)
+            return type_error(p, key, kind, NULL, f);
+        bool b = false;
+        yaml_bool(v->s, &b);
         text = b ? "true" : "false";
-    } else if (f->type == CT_DUR) {
-        /* Go decodes a time.Duration from a JSON number of nanoseconds; we
-         * also take Go duration strings. */
-        char *end;
-        long long ns = strtoll(v->s, &end, 10);
-        if (!v->quoted && *end == '\0' && end != v->s) {
+        break;
+    }
+    case CT_UINT:
+    case CT_INT:
+    case CT_UINT32:
+    case CT_DUR: {
+        if (strcmp(kind, "number") != 0)
+            return type_error(p, key, kind, NULL, f);
+        /* Go's JSON wants a whole number that fits the field. */
+        bool integral, neg;
+        unsigned long long u;
+        yaml_numeric(v, &integral, &u, &neg);
+        if (!integral || (neg && u != 0 && f->type != CT_INT && f->type != CT_DUR) ||
+            (f->type == CT_UINT32 && u > UINT32_MAX) ||
+            ((f->type == CT_INT || f->type == CT_DUR) &&
+             u > (unsigned long long)INT64_MAX + (neg ? 1 : 0)))
+            return type_error(p, key, "number", v->s, f);
+        if (f->type == CT_DUR) {
             int64_t *slot = (int64_t *)((char *)p->cfg + f->off);
-            *slot = (int64_t)ns;
+            *slot = neg ? -(int64_t)u : (int64_t)u; /* nanoseconds */
             p->cfg->source[fi] = CONFIG_SRC_FILE;
             return 0;
         }
-    } else if (f->type == CT_UINT || f->type == CT_INT || f->type == CT_UINT32) {
-        if (!yaml_number(v))
-            return type_error(p, key, v, f);
-    } else if (f->type == CT_SELECT) {
+        snprintf(numbuf, sizeof(numbuf), "%s%llu", neg ? "-" : "", u);
+        text = numbuf;
+        break;
+    }
+    case CT_STRS:
+    case CT_USTRS:
+        if (json_array_field(f))
+            return type_error(p, key, kind, NULL, f);
+        break;
+    case CT_SELECT:
+        if (strcmp(kind, "string") != 0)
+            return type_error(p, key, kind, NULL, f);
         if (strcmp(key, "initial-cluster-state") == 0) {
             /* etcd takes any string here and refuses it in Validate. */
             char *d = metcd_strdup(v->s);
@@ -458,6 +570,11 @@ static int apply_scalar(struct yparser *p, int line, const char *key, const stru
             p->cfg->source[fi] = CONFIG_SRC_FILE;
             return 0;
         }
+        break;
+    default:
+        if (strcmp(kind, "string") != 0)
+            return type_error(p, key, kind, NULL, f);
+        break;
     }
     int rc = config_set(p->cfg, key, text, CONFIG_SRC_FILE);
     if (rc != CONFIG_ERR_USAGE)
@@ -465,19 +582,14 @@ static int apply_scalar(struct yparser *p, int line, const char *key, const stru
     char msg[sizeof(p->cfg->errmsg)];
     const char *colon = strstr(p->cfg->errmsg, ": ");
     snprintf(msg, sizeof(msg), "%s", colon ? colon + 2 : p->cfg->errmsg);
-    if (f->type == CT_URLS) {
-        /* etcd prints this one raw and exits 1 */
-        cfg_errf(p->cfg, "unexpected error setting up %s: %s", key, msg);
-    } else if (f->type == CT_SELECT) {
+    if (f->type == CT_URLS && strcmp(key, "cors") != 0)
+        cfg_errf(p->cfg, "unexpected error setting up %s: %s", key, msg); /* printed raw */
+    else if (f->type == CT_SELECT && strcmp(key, "proxy") == 0)
+        cfg_errf(p->cfg, "unexpected error setting up proxyFlag: %s", msg);
+    else if (f->type == CT_SELECT)
         cfg_errf(p->cfg, "unexpected error setting up %s flag: %s", key, msg);
-    } else if (yaml_number(v)) {
-        cfg_errf(p->cfg,
-                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number %s "
-                 "into Go struct field configYAML.%s of type %s",
-                 v->s, key, go_type(f->type));
-    } else {
+    else
         cfg_errf(p->cfg, "error unmarshaling JSON: while decoding JSON: %s: %s", key, msg);
-    }
     return CONFIG_ERR_FILE;
 }
 
@@ -485,38 +597,22 @@ static int apply_list(struct yparser *p, int line, const char *key, struct confi
 {
     long fi = cfg_flag_find(key);
     const struct cfg_flag *f = &cfg_flags[fi];
-    if (f->type != CT_URLS && f->type != CT_STRS && f->type != CT_USTRS) {
-        (void)line;
-        cfg_errf(p->cfg,
-                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into "
-                 "Go struct field configYAML.%s of type %s",
-                 key, go_type(f->type));
-        return CONFIG_ERR_FILE;
-    }
-    size_t n = 1;
-    for (size_t i = 0; i < items->n; i++)
-        n += strlen(items->v[i]) + 1;
-    char *j = metcd_malloc(n);
-    if (!j)
-        return CONFIG_ERR_NOMEM;
-    j[0] = '\0';
+    (void)line;
+    if (!json_array_field(f))
+        return type_error(p, key, "array", NULL, f);
+    struct config_list *l = (struct config_list *)((char *)p->cfg + f->off);
+    struct config_list nl = {0};
     for (size_t i = 0; i < items->n; i++) {
-        if (i)
-            strcat(j, ",");
-        strcat(j, items->v[i]);
+        int rc = cfg_list_push(&nl, items->v[i]);
+        if (rc) {
+            cfg_list_free(&nl);
+            return rc;
+        }
     }
-    int rc;
-    if (items->n == 0 && f->type != CT_URLS) {
-        struct config_list *l = (struct config_list *)((char *)p->cfg + f->off);
-        cfg_list_free(l);
-        p->cfg->source[fi] = CONFIG_SRC_FILE;
-        rc = 0;
-    } else {
-        struct yscalar v = {.s = j};
-        rc = apply_scalar(p, line, key, &v);
-    }
-    metcd_free(j);
-    return rc;
+    cfg_list_free(l);
+    *l = nl;
+    p->cfg->source[fi] = CONFIG_SRC_FILE;
+    return 0;
 }
 
 static bool key_known(const char *key)
@@ -535,7 +631,6 @@ static int parse_block_map(struct yparser *p, const char *parent, int indent,
                            const char *const (*submap)[2])
 {
     int child = p->lines[p->pos + 1].indent;
-    struct config_list seen = {0};
     int rc = 0;
     while (p->pos + 1 < p->n && p->lines[p->pos + 1].indent > indent) {
         p->pos++;
@@ -547,15 +642,6 @@ static int parse_block_map(struct yparser *p, const char *parent, int indent,
         char key[128];
         const char *rest;
         if ((rc = split_key(p, l, key, sizeof(key), &rest)))
-            break;
-        for (size_t i = 0; i < seen.n; i++)
-            if (strcmp(seen.v[i], key) == 0) {
-                char m[200];
-                snprintf(m, sizeof(m), "key \"%s\" already set in map", key);
-                rc = yerr(p, l->no, m);
-                goto out;
-            }
-        if ((rc = cfg_list_push(&seen, key)))
             break;
         const char *target = NULL;
         for (int i = 0; submap && submap[i][0]; i++)
@@ -574,8 +660,6 @@ static int parse_block_map(struct yparser *p, const char *parent, int indent,
         if ((rc = parse_value(p, target, rest, child, NULL)))
             break;
     }
-out:
-    cfg_list_free(&seen);
     return rc;
 }
 
@@ -679,15 +763,6 @@ int cfg_load_yaml(struct config *cfg, const char *text, size_t len)
         const char *rest;
         if ((rc = split_key(&p, l, key, sizeof(key), &rest)))
             goto out;
-        for (size_t i = 0; i < p.seen.n; i++)
-            if (strcmp(p.seen.v[i], key) == 0) {
-                char m[200];
-                snprintf(m, sizeof(m), "key \"%s\" already set in map", key);
-                rc = yerr(&p, l->no, m);
-                goto out;
-            }
-        if ((rc = cfg_list_push(&p.seen, key)))
-            goto out;
         if (strcmp(key, "client-transport-security") == 0) {
             rc = parse_value(&p, key, rest, 0, sec_client);
         } else if (strcmp(key, "peer-transport-security") == 0) {
@@ -707,6 +782,5 @@ out:
     for (size_t i = 0; i < p.n; i++)
         metcd_free(p.lines[i].text);
     metcd_free(p.lines);
-    cfg_list_free(&p.seen);
     return rc;
 }
