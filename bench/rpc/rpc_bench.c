@@ -6,11 +6,12 @@
  *      (glibc mallinfo2 of the server process, read through an HTTP/1.1
  *      route of that server; kernel socket buffers are not included).
  *
- * The server runs in a forked child pinned to CPU 0 (one core: one
- * event loop, as the member runs it); the client runs in the parent,
- * pinned to CPU 1 when there is one.
+ * The server runs in a forked child (one thread, one event loop, as the
+ * member runs it); the client runs in the parent. --pin pins them to CPUs
+ * 0 and 1. Besides calls/s, the server's CPU use is read from /proc so the
+ * figure per server core is printed too.
  *
- * Usage: rpc-bench [--seconds N] [--inflight N] [--idle N] [--streams N]
+ * Usage: rpc-bench [--seconds N] [--inflight N] [--idle N] [--streams N] [--pin]
  */
 #include "echo.pb-c.h"
 
@@ -75,9 +76,17 @@ static void on_mem(struct rpc_http_req *req, void *data)
     struct mallinfo2 mi = mallinfo2();
     struct rpc_server_stats st;
     rpc_server_get_stats(bench_srv, &st);
-    char body[128];
-    int n = snprintf(body, sizeof body, "%zu %llu %llu", mi.uordblks,
-                     (unsigned long long)st.conns_open, (unsigned long long)st.calls_open);
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    char body[160];
+    int n = snprintf(body, sizeof body, "%zu %llu %llu %ld", mi.uordblks,
+                     (unsigned long long)st.conns_open, (unsigned long long)st.calls_open,
+                     rss * sysconf(_SC_PAGESIZE));
     rpc_http_respond(req, 200, "text/plain", body, (size_t)n);
 }
 
@@ -97,9 +106,12 @@ static void pin(int cpu)
     sched_setaffinity(0, sizeof set, &set);
 }
 
+static bool pinning;
+
 static int server_main(int port_fd, int life_fd)
 {
-    pin(0);
+    if (pinning)
+        pin(0);
     struct event_base *base = event_base_new();
     struct channelz *cz;
     channelz_new(&cz, 30);
@@ -260,7 +272,8 @@ static double throughput(int conns, int inflight, double seconds)
 
 static int server_port;
 
-static void server_mem(size_t *heap, unsigned long long *conns, unsigned long long *calls)
+static void server_mem(size_t *heap, unsigned long long *conns, unsigned long long *calls,
+                       long *rss)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server_port),
@@ -280,7 +293,7 @@ static void server_mem(size_t *heap, unsigned long long *conns, unsigned long lo
     buf[len] = 0;
     close(fd);
     char *body = strstr(buf, "\r\n\r\n");
-    if (!body || sscanf(body + 4, "%zu %llu %llu", heap, conns, calls) != 3) {
+    if (!body || sscanf(body + 4, "%zu %llu %llu %ld", heap, conns, calls, rss) != 4) {
         fprintf(stderr, "rpc-bench: bad /mem answer\n");
         exit(1);
     }
@@ -308,9 +321,10 @@ static const struct rpc_ccall_ops hold_ops = {.on_close = on_hold_close};
 static void memory(int idle, int streams)
 {
     size_t h0, h1, h2;
+    long r0, r1, r2;
     unsigned long long c0, c1, k0, k1;
     run_ms(200);
-    server_mem(&h0, &c0, &k0);
+    server_mem(&h0, &c0, &k0, &r0);
     struct rpc_client **cls = calloc((size_t)idle, sizeof *cls);
     int answered = 0;
     for (int i = 0; i < idle; i++) {
@@ -325,19 +339,22 @@ static void memory(int idle, int streams)
     while (answered < idle)
         run_ms(50);
     run_ms(300);
-    server_mem(&h1, &c1, &k1);
-    printf("idle connections: %d open, server heap +%zu bytes = %.0f bytes per idle "
-           "connection (one call made on each)\n",
-           (int)(c1 - c0), h1 - h0, (double)(h1 - h0) / (double)(c1 - c0));
+    server_mem(&h1, &c1, &k1, &r1);
+    printf("idle connections: %d open (one call made on each): server heap +%zu bytes = %.0f "
+           "bytes per idle connection; resident +%ld bytes = %.0f bytes per idle connection\n",
+           (int)(c1 - c0), h1 - h0, (double)(h1 - h0) / (double)(c1 - c0), r1 - r0,
+           (double)(r1 - r0) / (double)(c1 - c0));
     /* Open streams spread over the first 10 connections. */
     struct rpc_ccall **calls = calloc((size_t)streams, sizeof *calls);
     for (int i = 0; i < streams; i++)
         rpc_ccall_start(cls[i % 10], "/bench.B/Hold", &metcd__test__echo_response__descriptor,
                         NULL, 0, 0, &hold_ops, NULL, &calls[i]);
     run_ms(500);
-    server_mem(&h2, &c1, &k1);
-    printf("open streams: %llu open, server heap +%zu bytes = %.0f bytes per open stream\n",
-           k1 - k0, h2 - h1, (double)(h2 - h1) / (double)(k1 - k0 ? k1 - k0 : 1));
+    server_mem(&h2, &c1, &k1, &r2);
+    printf("open streams: %llu open: server heap +%zu bytes = %.0f bytes per open stream; "
+           "resident +%ld bytes = %.0f bytes per open stream\n",
+           k1 - k0, h2 - h1, (double)(h2 - h1) / (double)(k1 - k0 ? k1 - k0 : 1), r2 - r1,
+           (double)(r2 - r1) / (double)(k1 - k0 ? k1 - k0 : 1));
     for (int i = 0; i < idle; i++)
         rpc_client_free(cls[i]);
     free(calls);
@@ -348,7 +365,13 @@ int main(int argc, char **argv)
 {
     double seconds = 3;
     int inflight = 64, idle = 1000, streams = 1000;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--pin") == 0) {
+            pinning = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            break;
         if (strcmp(argv[i], "--seconds") == 0)
             seconds = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--inflight") == 0)
@@ -357,6 +380,7 @@ int main(int argc, char **argv)
             idle = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--streams") == 0)
             streams = atoi(argv[i + 1]);
+        i++;
     }
     int port_pipe[2], life_pipe[2];
     if (pipe(port_pipe) || pipe(life_pipe))
@@ -376,13 +400,14 @@ int main(int argc, char **argv)
     }
     server_port = port;
     server_pid = pid;
-    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+    if (pinning && sysconf(_SC_NPROCESSORS_ONLN) > 1)
         pin(1);
     signal(SIGPIPE, SIG_IGN);
     snprintf(endpoint, sizeof endpoint, "127.0.0.1:%u", port);
     base = event_base_new();
-    printf("rpc-bench: server pid %d on %s (one loop, CPU 0), client on CPU 1\n", (int)pid,
-           endpoint);
+    printf("rpc-bench: server pid %d on %s (one event loop thread)%s\n", (int)pid, endpoint,
+           pinning ? ", pinned to CPU 0, client to CPU 1" : "");
+    memory(idle, streams); /* first: on a fresh server heap */
     int conns[] = {1, 16};
     for (int i = 0; i < 2; i++) {
         double r = throughput(conns[i], inflight, seconds);
@@ -392,7 +417,6 @@ int main(int argc, char **argv)
                server_cpu_share > 0 ? r / server_cpu_share : 0, client_cpu_share * 100);
         fflush(stdout);
     }
-    memory(idle, streams);
     close(life_pipe[1]);
     int st;
     waitpid(pid, &st, 0);

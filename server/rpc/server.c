@@ -60,6 +60,9 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
         goto err_name;
     if (nghttp2_option_new(&srv->h2_opt) != 0)
         goto err_cbs;
+    /* Per-connection memory: keep no closed streams around for the
+     * (deprecated) RFC 7540 priority tree. */
+    nghttp2_option_set_no_closed_streams(srv->h2_opt, 1);
     if (c->channelz) {
         rc = channelz_add(c->channelz, CHANNELZ_SERVER, NULL, srv->name, rpc_wall_ns(),
                           &srv->cz);
