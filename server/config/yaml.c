@@ -482,6 +482,57 @@ static bool yaml_numeric(const struct yscalar *v, bool *integral, unsigned long 
     return true;
 }
 
+/* Go's strconv.FormatFloat(f, 'g', -1, 64), the text Go's JSON error shows. */
+static void go_float(double f, char *out, size_t len)
+{
+    char e[64];
+    int prec = 1;
+    for (; prec <= 17; prec++) {
+        snprintf(e, sizeof(e), "%.*e", prec - 1, f);
+        if (strtod(e, NULL) == f)
+            break;
+    }
+    /* e: [-]d[.ddd]e[+-]XX */
+    char *ep = strchr(e, 'e');
+    int exp = atoi(ep + 1);
+    *ep = '\0';
+    char digs[32];
+    size_t nd = 0;
+    bool neg = e[0] == '-';
+    for (char *c = e; *c; c++)
+        if (isdigit((unsigned char)*c))
+            digs[nd++] = *c;
+    digs[nd] = '\0';
+    if (exp < -4 || exp >= 21) {
+        snprintf(out, len, "%s%c%s%s%se%c%02d", neg ? "-" : "", digs[0], nd > 1 ? "." : "",
+                 digs + 1, "", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+        return;
+    }
+    /* fixed notation */
+    char buf[64];
+    size_t o = 0;
+    if (neg)
+        buf[o++] = '-';
+    if (exp < 0) {
+        buf[o++] = '0';
+        buf[o++] = '.';
+        for (int i = -1; i > exp; i--)
+            buf[o++] = '0';
+        for (size_t i = 0; i < nd; i++)
+            buf[o++] = digs[i];
+    } else {
+        for (int i = 0; i <= exp; i++)
+            buf[o++] = (size_t)i < nd ? digs[i] : '0';
+        if ((size_t)exp + 1 < nd) {
+            buf[o++] = '.';
+            for (size_t i = (size_t)exp + 1; i < nd; i++)
+                buf[o++] = digs[i];
+        }
+    }
+    buf[o] = '\0';
+    snprintf(out, len, "%s", buf);
+}
+
 static bool yaml_number(const struct yscalar *v)
 {
     bool integral, neg;
@@ -539,8 +590,22 @@ static int apply_scalar(struct yparser *p, int line, const char *key, const stru
         if (!integral || (neg && u != 0 && f->type != CT_INT && f->type != CT_DUR) ||
             (f->type == CT_UINT32 && u > UINT32_MAX) ||
             ((f->type == CT_INT || f->type == CT_DUR) &&
-             u > (unsigned long long)INT64_MAX + (neg ? 1 : 0)))
-            return type_error(p, key, "number", v->s, f);
+             u > (unsigned long long)INT64_MAX + (neg ? 1 : 0))) {
+            /* Go shows floats in its own shortest form (0.5, 1e+30) */
+            char shown[64];
+            if (strpbrk(v->s, ".eE") && !strpbrk(v->s, "xX")) {
+                char clean[64];
+                size_t o = 0;
+                for (const char *c = v->s; *c && o + 1 < sizeof(clean); c++)
+                    if (*c != '_')
+                        clean[o++] = *c;
+                clean[o] = '\0';
+                go_float(strtod(clean, NULL), shown, sizeof(shown));
+            } else {
+                snprintf(shown, sizeof(shown), "%s", v->s);
+            }
+            return type_error(p, key, "number", shown, f);
+        }
         if (f->type == CT_DUR) {
             int64_t *slot = (int64_t *)((char *)p->cfg + f->off);
             *slot = neg ? -(int64_t)u : (int64_t)u; /* nanoseconds */
