@@ -343,9 +343,15 @@ typedef struct raft_config {
     size_t max_pending_reads;              /* ReadIndex queue bound (0: 4096) */
     uint64_t max_committed_size_per_ready; /* payload bytes of rd.committed
                                             * (at least one entry; 0: 64 MiB) */
-    uint64_t applied;                      /* last applied index on restart (the
-                                            * state machine's consistent index) */
-    raft_storage storage;                  /* borrowed for the life of the raft */
+    /* Restart point of rd.committed: pass the storage's snapshot index
+     * (or 0), not the state machine's consistent index. Entries after it
+     * are handed out again; the member skips those its state machine
+     * already holds (still reporting them with raft_applied), but calls
+     * raft_apply_conf_change for every
+     * conf-change entry, which is how raft relearns configuration changes
+     * made after the snapshot (etcd does the same). */
+    uint64_t applied;
+    raft_storage storage; /* borrowed for the life of the raft */
     /* Random source for election timeouts: returns a value in [0, n).
      * NULL: an internal xorshift seeded from id. */
     uint64_t (*rand)(void *rand_data, uint64_t n);
