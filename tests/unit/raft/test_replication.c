@@ -576,8 +576,59 @@ START_TEST(test_termless_node_rejects_prevote_with_a_term)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/replication", test_malformed_append_is_refused,
-               test_termless_node_rejects_prevote_with_a_term,
+START_TEST(test_snapshot_rules_on_follower)
+{
+    static const uint64_t t[] = {1, 1, 2, 2};
+    raft_mem_storage *ms;
+    raft *r = raft_with_log(2, 3, t, 4, 2, &ms);
+    raft_snapshot s = {.meta = {.index = 3, .term = 2}};
+    s.meta.conf.voters[0] = 1;
+    s.meta.conf.voters[1] = 2;
+    s.meta.conf.voters[2] = 3;
+    s.meta.conf.n_voters = 3;
+    raft_msg m = {.type = RAFT_MSG_SNAP, .from = 1, .to = 2, .term = 2, .snapshot = &s};
+    /* we hold the snapshot's last entry: only the commit index moves */
+    raft_step(r, &m);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    ck_assert_ptr_null(rd.snapshot);
+    ck_assert_uint_eq(h_status(r).commit, 3);
+    ck_assert_uint_eq(h_status(r).last_index, 4);
+    ck_assert_uint_eq(rd.n_msgs_after_persist, 1);
+    ck_assert_uint_eq(rd.msgs_after_persist[0].index, 3);
+    raft_advance(r, &rd);
+    /* a snapshot at or below commit is ignored */
+    s.meta.index = 2;
+    s.meta.term = 1;
+    raft_step(r, &m);
+    raft_ready(r, &rd);
+    ck_assert_ptr_null(rd.snapshot);
+    raft_advance(r, &rd);
+    /* a newer snapshot with a different history replaces the log */
+    s.meta.index = 10;
+    s.meta.term = 3;
+    m.term = 3;
+    raft_step(r, &m);
+    raft_ready(r, &rd);
+    ck_assert_ptr_nonnull(rd.snapshot);
+    ck_assert_uint_eq(rd.snapshot->meta.index, 10);
+    ck_assert_uint_eq(rd.n_committed, 0);
+    ck_assert_uint_eq(h_status(r).commit, 10);
+    ck_assert_uint_eq(h_status(r).first_index, 11);
+    ck_assert_uint_eq(rd.n_msgs_after_persist, 1);
+    ck_assert_uint_eq(rd.msgs_after_persist[0].index, 10);
+    raft_mem_storage_apply_snapshot(ms, rd.snapshot);
+    raft_persisted(r, 10, 3);
+    ck_assert_int_eq(raft_applied(r, 10), 0);
+    raft_advance(r, &rd);
+    ck_assert_uint_eq(h_status(r).persisted, 10);
+    raft_free(r);
+    raft_mem_storage_free(ms);
+}
+END_TEST
+
+RAFT_TEST_MAIN("raft/replication", test_snapshot_rules_on_follower,
+               test_malformed_append_is_refused, test_termless_node_rejects_prevote_with_a_term,
                test_failed_snapshot_pauses_until_heartbeat_response,
                test_unreachable_peer_falls_back_to_probe,
                test_duplicate_and_reordered_appends_are_harmless,
