@@ -482,7 +482,7 @@ static bool yaml_numeric(const struct yscalar *v, bool *integral, unsigned long 
     return true;
 }
 
-/* Go's strconv.FormatFloat(f, 'g', -1, 64), the text Go's JSON error shows. */
+/* A float64 as Go's encoding/json writes it (the text its errors show). */
 static void go_float(double f, char *out, size_t len)
 {
     char e[64];
@@ -503,9 +503,11 @@ static void go_float(double f, char *out, size_t len)
         if (isdigit((unsigned char)*c))
             digs[nd++] = *c;
     digs[nd] = '\0';
-    if (exp < -4 || exp >= 21) {
-        snprintf(out, len, "%s%c%s%s%se%c%02d", neg ? "-" : "", digs[0], nd > 1 ? "." : "",
-                 digs + 1, "", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    double af = f < 0 ? -f : f;
+    if (af != 0 && (af < 1e-6 || af >= 1e21)) {
+        /* encoding/json: exponent form, "e-07" shortened to "e-7" */
+        snprintf(out, len, "%s%c%s%se%c%0*d", neg ? "-" : "", digs[0], nd > 1 ? "." : "",
+                 digs + 1, exp < 0 ? '-' : '+', exp < 0 ? 1 : 2, exp < 0 ? -exp : exp);
         return;
     }
     /* fixed notation */
@@ -562,9 +564,14 @@ static int apply_scalar(struct yparser *p, int line, const char *key, const stru
 {
     long fi = cfg_flag_find(key);
     (void)line;
-    if (v->null)
-        return 0; /* Go leaves the default */
     const struct cfg_flag *f = &cfg_flags[fi];
+    if (v->null) {
+        /* Go leaves the default; a repeated key replaced an earlier value. */
+        if (p->cfg->source[fi] != CONFIG_SRC_FILE)
+            return 0;
+        int rc = config_set(p->cfg, key, f->def, CONFIG_SRC_DEFAULT);
+        return rc == CONFIG_ERR_NOMEM ? rc : 0;
+    }
     const char *kind = json_kind(v);
     char numbuf[32];
     const char *text = v->s;

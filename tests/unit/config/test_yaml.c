@@ -247,6 +247,17 @@ START_TEST(test_value_errors_match_etcd)
     ck_assert_int_eq(load_text("heartbeat-interval: 1.5\n"), CONFIG_ERR_FILE);
     ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 1.5 into Go struct field configYAML.heartbeat-interval of type uint");
     ck_assert_int_eq(load_text("max-concurrent-streams: 99999999999\n"), CONFIG_ERR_FILE);
+    /* observed: Go prints the float in its shortest form */
+    ck_assert_int_eq(load_text("snapshot-count: .5\n"), CONFIG_ERR_FILE);
+    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 0.5 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_int_eq(load_text("snapshot-count: 1e30\n"), CONFIG_ERR_FILE);
+    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 1e+30 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_int_eq(load_text("snapshot-count: -2.25e-7\n"), CONFIG_ERR_FILE);
+    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number -2.25e-7 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_int_eq(load_text("snapshot-count: 1234567.5e3\n"), 0);
+    ck_assert_uint_eq(cfg.snapshot_count, 1234567500);
+    ck_assert_int_eq(load_text("snapshot-count: 1234.5\n"), CONFIG_ERR_FILE);
+    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 1234.5 into Go struct field configYAML.snapshot-count of type uint64");
     /* whole floats and '_' separators are YAML 1.1 numbers Go accepts (observed) */
     ck_assert_int_eq(load_text("quota-backend-bytes: 1e3\nsnapshot-count: 1_000\n"), 0);
     ck_assert_int_eq(cfg.quota_backend_bytes, 1000);
@@ -257,6 +268,9 @@ START_TEST(test_value_errors_match_etcd)
     /* a repeated key: the last one wins, as with Go's yaml (observed) */
     ck_assert_int_eq(load_text("name: x\nname: 'n'\n"), 0);
     ck_assert_str_eq(cfg.name, "n");
+    ck_assert_int_eq(load_text("name: x\nname: ~\n"), 0); /* observed: back to the default */
+    ck_assert_str_eq(cfg.name, "default");
+    ck_assert(!config_is_set(&cfg, "name"));
     /* missing file */
     config_free(&cfg);
     ck_assert_int_eq(config_init(&cfg), 0);
