@@ -22,17 +22,28 @@
 const char *config_strerror(int err)
 {
     switch (err) {
-    case CONFIG_OK: return "success";
-    case CONFIG_ERR_NOMEM: return "out of memory";
-    case CONFIG_ERR_USAGE: return "invalid command line";
-    case CONFIG_ERR_INVALID: return "invalid configuration";
-    case CONFIG_ERR_FILE: return "bad configuration file";
-    case CONFIG_ERR_ENV_CONFLICT: return "environment variable shadowed by a flag";
-    case CONFIG_ERR_UNIMPLEMENTED: return "flag not implemented by metcd";
-    case CONFIG_ERR_LOG_LEVEL: return "unknown log level";
-    case CONFIG_ERR_CLUSTER: return "bad initial cluster";
-    case CONFIG_ERR_FATAL: return "invalid server configuration";
-    default: return "unknown config error";
+    case CONFIG_OK:
+        return "success";
+    case CONFIG_ERR_NOMEM:
+        return "out of memory";
+    case CONFIG_ERR_USAGE:
+        return "invalid command line";
+    case CONFIG_ERR_INVALID:
+        return "invalid configuration";
+    case CONFIG_ERR_FILE:
+        return "bad configuration file";
+    case CONFIG_ERR_ENV_CONFLICT:
+        return "environment variable shadowed by a flag";
+    case CONFIG_ERR_UNIMPLEMENTED:
+        return "flag not implemented by metcd";
+    case CONFIG_ERR_LOG_LEVEL:
+        return "unknown log level";
+    case CONFIG_ERR_CLUSTER:
+        return "bad initial cluster";
+    case CONFIG_ERR_FATAL:
+        return "invalid server configuration";
+    default:
+        return "unknown config error";
     }
 }
 
@@ -203,12 +214,24 @@ void config_log_notes(const struct config *cfg, struct metcd_log *lg)
                 log_raw_stderr(raw, (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1);
             continue;
         }
-        case 'D': lvl = LOG_LVL_DEBUG; break;
-        case 'N': lvl = LOG_LVL_NOTICE; break;
-        case 'W': lvl = LOG_LVL_WARN; break;
-        case 'E': lvl = LOG_LVL_ERROR; break;
-        case 'C': lvl = LOG_LVL_CRIT; break;
-        default: lvl = LOG_LVL_INFO; break;
+        case 'D':
+            lvl = LOG_LVL_DEBUG;
+            break;
+        case 'N':
+            lvl = LOG_LVL_NOTICE;
+            break;
+        case 'W':
+            lvl = LOG_LVL_WARN;
+            break;
+        case 'E':
+            lvl = LOG_LVL_ERROR;
+            break;
+        case 'C':
+            lvl = LOG_LVL_CRIT;
+            break;
+        default:
+            lvl = LOG_LVL_INFO;
+            break;
         }
         log_printf(lg, lvl, pkg, "%s", tab + 1);
     }
@@ -680,8 +703,8 @@ int config_set(struct config *cfg, const char *name, const char *value, enum con
     if (rc == -1) {
         char q[600];
         if (f->type == CT_BOOL)
-            cfg_errf(cfg, "invalid boolean value %s for -%s: %s",
-                     cfg_goquote(value, q, sizeof(q)), name, why);
+            cfg_errf(cfg, "invalid boolean value %s for -%s: %s", cfg_goquote(value, q, sizeof(q)),
+                     name, why);
         else
             cfg_errf(cfg, "invalid value %s for flag -%s: %s", cfg_goquote(value, q, sizeof(q)),
                      name, why);
@@ -900,8 +923,8 @@ int config_apply_env(struct config *cfg, char *const envp[])
             }
             break;
         }
-        if (!known && (rc = cfg_note(cfg, 'W', "pkg/flags",
-                                     "unrecognized environment variable %s", kv)))
+        if (!known &&
+            (rc = cfg_note(cfg, 'W', "pkg/flags", "unrecognized environment variable %s", kv)))
             goto out;
     }
     rc = first_err;
@@ -972,7 +995,8 @@ int config_finalize(struct config *cfg)
             cfg_list_free(&cfg->advertise_client_urls);
     }
     /* Discovery set: the default initial cluster goes away. */
-    if ((cfg->discovery[0] || cfg->discovery_srv[0] || (!from_file && cfg->discovery_srv_name[0])) &&
+    if ((cfg->discovery[0] || cfg->discovery_srv[0] ||
+         (!from_file && cfg->discovery_srv_name[0])) &&
         (from_file ? strcmp(cfg->initial_cluster, "default=http://localhost:2380") == 0
                    : !config_is_set(cfg, "initial-cluster"))) {
         char *e = metcd_strdup("");
@@ -1010,8 +1034,8 @@ int config_finalize(struct config *cfg)
         snprintf(d, n, "%s.etcd", cfg->name);
         metcd_free(cfg->data_dir);
         cfg->data_dir = d;
-        int rc = cfg_note(cfg, 'W', "etcdmain", "no data-dir provided, using default data-dir ./%s",
-                          d);
+        int rc =
+            cfg_note(cfg, 'W', "etcdmain", "no data-dir provided, using default data-dir ./%s", d);
         if (rc)
             return rc;
     }
@@ -1135,7 +1159,7 @@ static const char *goquote_list(const struct config_list *l, char *buf, size_t l
 
 static int validate_logging(struct config *cfg)
 {
-    static const char *const levels[] = {"debug", "info",  "warn", "error",
+    static const char *const levels[] = {"debug",  "info",  "warn",  "error",
                                          "dpanic", "panic", "fatal", NULL};
     char q[600], q2[600];
     bool lvl_ok = false;
@@ -1146,8 +1170,9 @@ static int validate_logging(struct config *cfg)
     size_t len1 = cfg->log_output.n, len2 = cfg->log_outputs.n;
     if (len1 != len2) {
         if (len1 > len2) {
-            int rc = cfg_note(cfg, 'R', "",
-                              "'--log-output' flag has been deprecated! Please use '--log-outputs'!");
+            int rc =
+                cfg_note(cfg, 'R', "",
+                         "'--log-output' flag has been deprecated! Please use '--log-outputs'!");
             struct config_list copy = {0};
             for (size_t i = 0; !rc && i < len1; i++)
                 rc = cfg_list_push(&copy, cfg->log_output.v[i]);
@@ -1162,7 +1187,8 @@ static int validate_logging(struct config *cfg)
         }
     } else {
         if (len1 > 1) {
-            cfg_errf(cfg, "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
+            cfg_errf(cfg,
+                     "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
             return CONFIG_ERR_INVALID;
         }
         if (len1 < 1) {
@@ -1171,8 +1197,9 @@ static int validate_logging(struct config *cfg)
         }
         if (strcmp(cfg->log_output.v[0], cfg->log_outputs.v[0]) == 0 &&
             strcmp(cfg->log_output.v[0], "default") != 0) {
-            cfg_errf(cfg, "'--log-output=%s' and '--log-outputs=%s' are incompatible; only set "
-                          "--log-outputs",
+            cfg_errf(cfg,
+                     "'--log-output=%s' and '--log-outputs=%s' are incompatible; only set "
+                     "--log-outputs",
                      goquote_list(&cfg->log_output, q, sizeof(q)),
                      goquote_list(&cfg->log_outputs, q2, sizeof(q2)));
             return CONFIG_ERR_INVALID;
@@ -1210,7 +1237,8 @@ static int validate_logging(struct config *cfg)
         }
         const char *o = cfg->log_outputs.v[0];
         if (strcmp(o, "stderr") && strcmp(o, "stdout") && strcmp(o, "default")) {
-            cfg_errf(cfg, "unknown log-output %s (only supports \"default\", \"stderr\", \"stdout\")",
+            cfg_errf(cfg,
+                     "unknown log-output %s (only supports \"default\", \"stderr\", \"stdout\")",
                      cfg_goquote(o, q, sizeof(q)));
             return CONFIG_ERR_INVALID;
         }
@@ -1248,13 +1276,14 @@ int config_validate(struct config *cfg)
                               "initial-advertise-peer-urls")) ||
         (rc = check_host_urls(cfg, &cfg->advertise_client_urls, "advertise-client-urls")))
         return rc;
-    if (strcmp(cfg->initial_cluster_state, "new") && strcmp(cfg->initial_cluster_state, "existing")) {
+    if (strcmp(cfg->initial_cluster_state, "new") &&
+        strcmp(cfg->initial_cluster_state, "existing")) {
         cfg_errf(cfg, "unexpected clusterState %s",
                  cfg_goquote(cfg->initial_cluster_state, q, sizeof(q)));
         return CONFIG_ERR_INVALID;
     }
-    int nset = (cfg->discovery[0] != 0) + (cfg->initial_cluster[0] != 0) +
-               (cfg->discovery_srv[0] != 0);
+    int nset =
+        (cfg->discovery[0] != 0) + (cfg->initial_cluster[0] != 0) + (cfg->discovery_srv[0] != 0);
     if (nset > 1) {
         cfg_errf(cfg, "multiple discovery or bootstrap flags are set. Choose one of "
                       "\"initial-cluster\", \"discovery\" or \"discovery-srv\"");
@@ -1299,13 +1328,15 @@ int config_validate(struct config *cfg)
                  cfg_goquote(cfg->auto_compaction_mode, q, sizeof(q)));
         return CONFIG_ERR_INVALID;
     }
-    if (cfg->experimental_enable_lease_checkpoint && !cfg->experimental_enable_lease_checkpoint_persist) {
+    if (cfg->experimental_enable_lease_checkpoint &&
+        !cfg->experimental_enable_lease_checkpoint_persist) {
         if ((rc = cfg_note(cfg, 'W', "embed",
                            "Detected that checkpointing is enabled without persistence. Consider "
                            "enabling experimental-enable-lease-checkpoint-persist")))
             return rc;
     }
-    if (cfg->experimental_enable_lease_checkpoint_persist && !cfg->experimental_enable_lease_checkpoint) {
+    if (cfg->experimental_enable_lease_checkpoint_persist &&
+        !cfg->experimental_enable_lease_checkpoint) {
         cfg_errf(cfg, "setting experimental-enable-lease-checkpoint-persist requires "
                       "experimental-enable-lease-checkpoint");
         return CONFIG_ERR_INVALID;
@@ -1468,9 +1499,9 @@ int config_report(const struct config *cfg, int err, FILE *out)
         if (cfg->logging_valid && cfg->logger && strcmp(cfg->logger, "zap") == 0) {
             /* etcd with --logger zap: one JSON warning line */
             struct log_field f = LOG_STR("error", cfg->errmsg);
-            char *line = log_format_line(LOG_FMT_ZAP, LOG_LVL_WARN, "etcdmain",
-                                         "etcdmain/etcd.go:66", "failed to verify flags", &f, 1,
-                                         "%s", "");
+            char *line =
+                log_format_line(LOG_FMT_ZAP, LOG_LVL_WARN, "etcdmain", "etcdmain/etcd.go:66",
+                                "failed to verify flags", &f, 1, "%s", "");
             if (line) {
                 fputs(line, out);
                 metcd_free(line);
@@ -1480,8 +1511,9 @@ int config_report(const struct config *cfg, int err, FILE *out)
         fprintf(out, "%s E | etcdmain: error verifying flags, %s. See 'etcd --help'.\n", ts,
                 cfg->errmsg);
         if (strstr(cfg->errmsg, "--advertise-client-urls is required"))
-            fprintf(out, "%s E | etcdmain: When listening on specific address(es), this etcd "
-                         "process must advertise accessible url(s) to each connected client.\n",
+            fprintf(out,
+                    "%s E | etcdmain: When listening on specific address(es), this etcd "
+                    "process must advertise accessible url(s) to each connected client.\n",
                     ts);
         break;
     }

@@ -68,11 +68,11 @@ enum config_err {
 const char *config_strerror(int err);
 
 enum config_command {
-    CONFIG_CMD_SERVE = 0,   /* `etcd [flags]` */
-    CONFIG_CMD_HELP,        /* -h / --help */
-    CONFIG_CMD_VERSION,     /* --version */
-    CONFIG_CMD_GATEWAY,     /* `etcd gateway ...` (not supported by metcd) */
-    CONFIG_CMD_GRPC_PROXY,  /* `etcd grpc-proxy ...` (not supported by metcd) */
+    CONFIG_CMD_SERVE = 0,  /* `etcd [flags]` */
+    CONFIG_CMD_HELP,       /* -h / --help */
+    CONFIG_CMD_VERSION,    /* --version */
+    CONFIG_CMD_GATEWAY,    /* `etcd gateway ...` (not supported by metcd) */
+    CONFIG_CMD_GRPC_PROXY, /* `etcd grpc-proxy ...` (not supported by metcd) */
 };
 
 /* Where a value came from. */
@@ -97,7 +97,7 @@ struct config {
 
     /* Member */
     char *name;
-    char *data_dir;         /* "" until config_parse derives "<name>.etcd" */
+    char *data_dir; /* "" until config_parse derives "<name>.etcd" */
     char *wal_dir;
     uint64_t snapshot_count;
     uint64_t heartbeat_interval_ms;
@@ -120,18 +120,18 @@ struct config {
     /* Clustering */
     struct config_list initial_advertise_peer_urls;
     char *initial_cluster;
-    char *initial_cluster_state;   /* "new" | "existing" */
+    char *initial_cluster_state; /* "new" | "existing" */
     char *initial_cluster_token;
     struct config_list advertise_client_urls;
     char *discovery;
-    char *discovery_fallback;      /* "proxy" | "exit" */
+    char *discovery_fallback; /* "proxy" | "exit" */
     char *discovery_proxy;
     char *discovery_srv;
     char *discovery_srv_name;
     bool strict_reconfig_check;
     bool pre_vote;
     char *auto_compaction_retention;
-    char *auto_compaction_mode;    /* "periodic" | "revision" */
+    char *auto_compaction_mode; /* "periodic" | "revision" */
     bool enable_v2;
 
     /* Security */
@@ -162,11 +162,11 @@ struct config {
 
     /* Profiling and monitoring */
     bool enable_pprof;
-    char *metrics;                 /* "basic" | "extensive" */
+    char *metrics; /* "basic" | "extensive" */
     struct config_list listen_metrics_urls;
 
     /* Logging */
-    char *logger;                  /* "capnslog" | "zap" */
+    char *logger; /* "capnslog" | "zap" */
     struct config_list log_outputs;
     struct config_list log_output; /* deprecated --log-output */
     char *log_level;
@@ -174,7 +174,7 @@ struct config {
     char *log_package_levels;
 
     /* v2 proxy */
-    char *proxy;                   /* "off" | "readonly" | "on" */
+    char *proxy; /* "off" | "readonly" | "on" */
     uint64_t proxy_failure_wait_ms;
     uint64_t proxy_refresh_interval_ms;
     uint64_t proxy_dial_timeout_ms;
@@ -202,10 +202,10 @@ struct config {
     bool version;
 
     /* Bookkeeping (read-only for callers). */
-    unsigned char *source;         /* per flag index: enum config_source */
-    struct config_list notes;      /* "<L><pkg>\t<message>" lines to log, see config_log_notes */
-    bool logging_valid;            /* --logger & co. passed validation (etcd's logger exists) */
-    char errmsg[1024];             /* details of the last error */
+    unsigned char *source;    /* per flag index: enum config_source */
+    struct config_list notes; /* "<L><pkg>\t<message>" lines to log, see config_log_notes */
+    bool logging_valid;       /* --logger & co. passed validation (etcd's logger exists) */
+    char errmsg[1024];        /* details of the last error */
 };
 
 /* Fills cfg with etcd 3.4.23's defaults. 0 or CONFIG_ERR_NOMEM (then cfg is

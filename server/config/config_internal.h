@@ -22,19 +22,29 @@ enum cfg_type {
 };
 
 enum cfg_group {
-    G_NONE, G_MEMBER, G_CLUSTER, G_SECURITY, G_AUTH, G_MONITOR, G_LOGGING,
-    G_PROXY, G_EXPERIMENTAL, G_UNSAFE, G_DEPRECATED, G_HIDDEN,
+    G_NONE,
+    G_MEMBER,
+    G_CLUSTER,
+    G_SECURITY,
+    G_AUTH,
+    G_MONITOR,
+    G_LOGGING,
+    G_PROXY,
+    G_EXPERIMENTAL,
+    G_UNSAFE,
+    G_DEPRECATED,
+    G_HIDDEN,
 };
 
 struct cfg_flag {
     const char *name;
     enum cfg_type type;
-    size_t off;              /* offsetof(struct config, field); unused for CT_IGNORED */
-    const char *def;         /* default, as flag text */
+    size_t off;                 /* offsetof(struct config, field); unused for CT_IGNORED */
+    const char *def;            /* default, as flag text */
     const char *const *choices; /* CT_SELECT */
-    const char *allow;       /* CT_URLS: a literal also accepted ("" or "*") */
+    const char *allow;          /* CT_URLS: a literal also accepted ("" or "*") */
     enum cfg_group group;
-    const char *shown;       /* default as shown in --help (NULL: def) */
+    const char *shown; /* default as shown in --help (NULL: def) */
     const char *help;
 };
 

@@ -12,12 +12,18 @@
 const char *ids_strerror(int err)
 {
     switch (err) {
-    case 0: return "success";
-    case IDS_ERR_NOMEM: return "out of memory";
-    case IDS_ERR_PARSE: return "malformed initial cluster";
-    case IDS_ERR_BOOTSTRAP: return "initial cluster does not match this member";
-    case IDS_ERR_CRYPTO: return "SHA-1 failed";
-    default: return "unknown ids error";
+    case 0:
+        return "success";
+    case IDS_ERR_NOMEM:
+        return "out of memory";
+    case IDS_ERR_PARSE:
+        return "malformed initial cluster";
+    case IDS_ERR_BOOTSTRAP:
+        return "initial cluster does not match this member";
+    case IDS_ERR_CRYPTO:
+        return "SHA-1 failed";
+    default:
+        return "unknown ids error";
     }
 }
 
@@ -338,8 +344,8 @@ static bool in_list(const char *const *v, size_t n, const char *s)
     return false;
 }
 
-static int advertise_matches(const struct ids_member *m, const char *name,
-                             const char *const *ap_in, size_t n, char *errmsg, size_t errlen)
+static int advertise_matches(const struct ids_member *m, const char *name, const char *const *ap_in,
+                             size_t n, char *errmsg, size_t errlen)
 {
     int rc = IDS_ERR_NOMEM;
     const char **ap = metcd_malloc((n ? n : 1) * sizeof(*ap));
@@ -430,8 +436,8 @@ static int advertise_matches(const struct ids_member *m, const char *name,
                  "--initial-advertise-peer-urls has %s but missing from --initial-cluster=%s",
                  miss.p, umap);
     else
-        snprintf(errmsg, errlen, "failed to resolve %s to match --initial-cluster=%s (%s)",
-                 apstr.p, umap, why.p ? why.p : "");
+        snprintf(errmsg, errlen, "failed to resolve %s to match --initial-cluster=%s (%s)", apstr.p,
+                 umap, why.p ? why.p : "");
 out:
     if (rc == IDS_ERR_NOMEM)
         snprintf(errmsg, errlen, "%s", ids_strerror(rc));
@@ -490,8 +496,8 @@ int ids_verify_bootstrap(const struct ids_cluster *c, const char *name,
 int ids_cluster_from_config(struct ids_cluster *out, struct config *cfg)
 {
     char err[sizeof(cfg->errmsg) - 64];
-    int rc = ids_cluster_parse(out, cfg->initial_cluster, cfg->initial_cluster_token, err,
-                               sizeof(err));
+    int rc =
+        ids_cluster_parse(out, cfg->initial_cluster, cfg->initial_cluster_token, err, sizeof(err));
     if (rc == IDS_ERR_NOMEM)
         return CONFIG_ERR_NOMEM;
     if (rc) {
@@ -499,7 +505,8 @@ int ids_cluster_from_config(struct ids_cluster *out, struct config *cfg)
         return CONFIG_ERR_CLUSTER;
     }
     bool existing = strcmp(cfg->initial_cluster_state, "existing") == 0;
-    rc = ids_verify_bootstrap(out, cfg->name, (const char *const *)cfg->initial_advertise_peer_urls.v,
+    rc = ids_verify_bootstrap(out, cfg->name,
+                              (const char *const *)cfg->initial_advertise_peer_urls.v,
                               cfg->initial_advertise_peer_urls.n, existing, err, sizeof(err));
     if (rc) {
         ids_cluster_free(out);

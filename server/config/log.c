@@ -112,11 +112,21 @@ static void lb_json(struct lbuf *b, const char *s)
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         switch (c) {
-        case '"': lb_add(b, "\\\"", 2); break;
-        case '\\': lb_add(b, "\\\\", 2); break;
-        case '\n': lb_add(b, "\\n", 2); break;
-        case '\r': lb_add(b, "\\r", 2); break;
-        case '\t': lb_add(b, "\\t", 2); break;
+        case '"':
+            lb_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            lb_add(b, "\\\\", 2);
+            break;
+        case '\n':
+            lb_add(b, "\\n", 2);
+            break;
+        case '\r':
+            lb_add(b, "\\r", 2);
+            break;
+        case '\t':
+            lb_add(b, "\\t", 2);
+            break;
         default:
             if (c < 0x20 || c == 0x7f)
                 lb_printf(b, "\\u%04x", c);
@@ -129,11 +139,16 @@ static void lb_json(struct lbuf *b, const char *s)
 const char *log_strerror(int err)
 {
     switch (err) {
-    case 0: return "success";
-    case LOG_ERR_NOMEM: return "out of memory";
-    case LOG_ERR_INVAL: return "invalid logger configuration";
-    case LOG_ERR_OPEN: return "cannot open log output";
-    default: return "unknown log error";
+    case 0:
+        return "success";
+    case LOG_ERR_NOMEM:
+        return "out of memory";
+    case LOG_ERR_INVAL:
+        return "invalid logger configuration";
+    case LOG_ERR_OPEN:
+        return "cannot open log output";
+    default:
+        return "unknown log error";
     }
 }
 
@@ -142,7 +157,7 @@ int log_level_parse(const char *s, enum log_level *out)
     static const struct {
         const char *w;
         enum log_level l;
-    } m[] = {{"debug", LOG_LVL_DEBUG}, {"info", LOG_LVL_INFO},  {"warn", LOG_LVL_WARN},
+    } m[] = {{"debug", LOG_LVL_DEBUG}, {"info", LOG_LVL_INFO},   {"warn", LOG_LVL_WARN},
              {"error", LOG_LVL_ERROR}, {"dpanic", LOG_LVL_CRIT}, {"panic", LOG_LVL_CRIT},
              {"fatal", LOG_LVL_CRIT}};
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
@@ -211,8 +226,7 @@ int log_open(struct metcd_log **out, enum log_format fmt, enum log_level min,
     return 0;
 }
 
-int log_open_config(struct metcd_log **out, const struct config *cfg, char *errmsg,
-                    size_t errlen)
+int log_open_config(struct metcd_log **out, const struct config *cfg, char *errmsg, size_t errlen)
 {
     enum log_format fmt;
     enum log_level min;
@@ -400,10 +414,18 @@ static void zap_fields(struct lbuf *b, const struct log_field *f, size_t n)
             lb_json(b, f[i].v.s ? f[i].v.s : "");
             lb_puts(b, "\"");
             break;
-        case LOG_F_INT: lb_printf(b, "%" PRId64, f[i].v.i); break;
-        case LOG_F_UINT: lb_printf(b, "%" PRIu64, f[i].v.u); break;
-        case LOG_F_BOOL: lb_puts(b, f[i].v.b ? "true" : "false"); break;
-        case LOG_F_HEX: lb_printf(b, "\"%016" PRIx64 "\"", f[i].v.u); break;
+        case LOG_F_INT:
+            lb_printf(b, "%" PRId64, f[i].v.i);
+            break;
+        case LOG_F_UINT:
+            lb_printf(b, "%" PRIu64, f[i].v.u);
+            break;
+        case LOG_F_BOOL:
+            lb_puts(b, f[i].v.b ? "true" : "false");
+            break;
+        case LOG_F_HEX:
+            lb_printf(b, "\"%016" PRIx64 "\"", f[i].v.u);
+            break;
         case LOG_F_DUR:
             lb_puts(b, "\"");
             go_duration(b, f[i].v.i);
@@ -464,9 +486,9 @@ static void vrecord(struct metcd_log *lg, enum log_level lvl, const char *pkg, c
     lb_free(&b);
 }
 
-char *log_format_line(enum log_format fmt, enum log_level lvl, const char *pkg,
-                      const char *caller, const char *zap_msg, const struct log_field *fields,
-                      size_t nfields, const char *fmt_s, ...)
+char *log_format_line(enum log_format fmt, enum log_level lvl, const char *pkg, const char *caller,
+                      const char *zap_msg, const struct log_field *fields, size_t nfields,
+                      const char *fmt_s, ...)
 {
     if ((unsigned)lvl > LOG_LVL_CRIT)
         lvl = LOG_LVL_CRIT;
@@ -492,8 +514,8 @@ void log_printf(struct metcd_log *lg, enum log_level lvl, const char *pkg, const
 }
 
 void log_event(struct metcd_log *lg, enum log_level lvl, const char *pkg, const char *caller,
-               const char *zap_msg, const struct log_field *fields, size_t nfields,
-               const char *fmt, ...)
+               const char *zap_msg, const struct log_field *fields, size_t nfields, const char *fmt,
+               ...)
 {
     va_list ap;
     va_start(ap, fmt);

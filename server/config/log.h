@@ -58,8 +58,7 @@ int log_open(struct metcd_log **out, enum log_format fmt, enum log_level min,
 
 /* Opens the logger described by a parsed config (--logger, --log-level,
  * --debug, --log-outputs). */
-int log_open_config(struct metcd_log **out, const struct config *cfg, char *errmsg,
-                    size_t errlen);
+int log_open_config(struct metcd_log **out, const struct config *cfg, char *errmsg, size_t errlen);
 
 /* Logger on one already-open descriptor (borrowed: not closed by log_close).
  * For tests and for tools. */
@@ -112,7 +111,7 @@ struct log_field {
 #define LOG_BOOL(k, x) ((struct log_field){.key = (k), .type = LOG_F_BOOL, .v.b = (x)})
 #define LOG_HEX(k, x) ((struct log_field){.key = (k), .type = LOG_F_HEX, .v.u = (uint64_t)(x)})
 #define LOG_DUR(k, x) ((struct log_field){.key = (k), .type = LOG_F_DUR, .v.i = (int64_t)(x)})
-#define LOG_STRS(k, arr, cnt)                                                                   \
+#define LOG_STRS(k, arr, cnt)                                                                      \
     ((struct log_field){.key = (k), .type = LOG_F_STRS, .v.strs = {(arr), (cnt)}})
 
 /* One event, written the way etcd writes it in each format: in capnslog mode
@@ -124,15 +123,15 @@ struct log_field {
  *             "published {Name:%s ClientURLs:[%s]} to cluster %016" PRIx64, ...);
  */
 void log_event(struct metcd_log *lg, enum log_level lvl, const char *pkg, const char *caller,
-               const char *zap_msg, const struct log_field *fields, size_t nfields,
-               const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+               const char *zap_msg, const struct log_field *fields, size_t nfields, const char *fmt,
+               ...) __attribute__((format(printf, 8, 9)));
 
 /* The same record as one '\n'-terminated line in a new string (caller frees
  * with metcd_free; NULL on OOM), for output that does not go through a
  * logger (e.g. errors printed before the logger exists). */
-char *log_format_line(enum log_format fmt, enum log_level lvl, const char *pkg,
-                      const char *caller, const char *zap_msg, const struct log_field *fields,
-                      size_t nfields, const char *fmt_s, ...) __attribute__((format(printf, 8, 9)));
+char *log_format_line(enum log_format fmt, enum log_level lvl, const char *pkg, const char *caller,
+                      const char *zap_msg, const struct log_field *fields, size_t nfields,
+                      const char *fmt_s, ...) __attribute__((format(printf, 8, 9)));
 
 /* "2006-01-02 15:04:05.000000" (local time) / "2006-01-02T15:04:05.000Z0700". */
 void log_timestamp_capnslog(char *buf, size_t len);

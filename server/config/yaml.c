@@ -28,15 +28,15 @@
 #include <string.h>
 
 struct yline {
-    int no;          /* 1-based */
+    int no; /* 1-based */
     int indent;
-    char *text;      /* content after indent, comment stripped, trailing space trimmed */
+    char *text; /* content after indent, comment stripped, trailing space trimmed */
 };
 
 struct yscalar {
     bool null;
     bool quoted;
-    char *s;         /* owned; NULL when null */
+    char *s; /* owned; NULL when null */
 };
 
 struct yparser {
@@ -67,8 +67,8 @@ static void strip_comment(char *s)
             }
             continue;
         }
-        if ((*c == '\'' || *c == '"') && (c == s || c[-1] == ' ' || c[-1] == '[' ||
-                                          c[-1] == ',' || c[-1] == ':' || c[-1] == '-')) {
+        if ((*c == '\'' || *c == '"') && (c == s || c[-1] == ' ' || c[-1] == '[' || c[-1] == ',' ||
+                                          c[-1] == ':' || c[-1] == '-')) {
             q = *c;
             continue;
         }
@@ -177,15 +177,28 @@ static int parse_scalar(struct yparser *p, int line, const char **sp, const char
             if (q == '"' && *s == '\\') {
                 s++;
                 switch (*s) {
-                case 'n': buf[o++] = '\n'; break;
-                case 't': buf[o++] = '\t'; break;
-                case '\\': buf[o++] = '\\'; break;
-                case '"': buf[o++] = '"'; break;
-                case '/': buf[o++] = '/'; break;
-                case '0': buf[o++] = '\0'; break;
+                case 'n':
+                    buf[o++] = '\n';
+                    break;
+                case 't':
+                    buf[o++] = '\t';
+                    break;
+                case '\\':
+                    buf[o++] = '\\';
+                    break;
+                case '"':
+                    buf[o++] = '"';
+                    break;
+                case '/':
+                    buf[o++] = '/';
+                    break;
+                case '0':
+                    buf[o++] = '\0';
+                    break;
                 default:
                     metcd_free(buf);
-                    return yerr(p, line, "found unknown escape character while parsing a quoted scalar");
+                    return yerr(p, line,
+                                "found unknown escape character while parsing a quoted scalar");
                 }
                 s++;
                 continue;
@@ -365,10 +378,10 @@ static const char *const sec_peer[][2] = {
 
 static bool yaml_bool(const char *s, bool *b)
 {
-    static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON",
-                                    "y", "Y", NULL};
-    static const char *const f[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
-                                    "OFF", "n", "N", NULL};
+    static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
+                                    "on",   "On",   "ON",   "y",   "Y",   NULL};
+    static const char *const f[] = {"false", "False", "FALSE", "no", "No", "NO",
+                                    "off",   "Off",   "OFF",   "n",  "N",  NULL};
     for (int i = 0; t[i]; i++) {
         if (strcmp(s, t[i]) == 0) {
             *b = true;
@@ -386,14 +399,21 @@ static bool yaml_bool(const char *s, bool *b)
 static const char *go_type(const char *key, enum cfg_type t)
 {
     switch (t) {
-    case CT_BOOL: return "bool";
-    case CT_UINT: return strcmp(key, "snapshot-count") == 0 ? "uint64" : "uint";
-    case CT_INT: return strcmp(key, "quota-backend-bytes") == 0 ? "int64" : "int";
-    case CT_UINT32: return "uint32";
-    case CT_DUR: return "time.Duration";
+    case CT_BOOL:
+        return "bool";
+    case CT_UINT:
+        return strcmp(key, "snapshot-count") == 0 ? "uint64" : "uint";
+    case CT_INT:
+        return strcmp(key, "quota-backend-bytes") == 0 ? "int64" : "int";
+    case CT_UINT32:
+        return "uint32";
+    case CT_DUR:
+        return "time.Duration";
     case CT_STRS:
-    case CT_USTRS: return "[]string";
-    default: return "string";
+    case CT_USTRS:
+        return "[]string";
+    default:
+        return "string";
     }
 }
 
@@ -441,8 +461,9 @@ static bool yaml_numeric(const struct yscalar *v, bool *integral, unsigned long 
     }
     bool all = *digits != '\0';
     for (const char *c = digits; *c && all; c++) {
-        int dv = isdigit((unsigned char)*c) ? *c - '0'
-                 : isxdigit((unsigned char)*c) ? tolower((unsigned char)*c) - 'a' + 10 : 99;
+        int dv = isdigit((unsigned char)*c)    ? *c - '0'
+                 : isxdigit((unsigned char)*c) ? tolower((unsigned char)*c) - 'a' + 10
+                                               : 99;
         all = dv < base;
     }
     if (all) {
@@ -506,8 +527,8 @@ static void go_float(double f, char *out, size_t len)
     double af = f < 0 ? -f : f;
     if (af != 0 && (af < 1e-6 || af >= 1e21)) {
         /* encoding/json: exponent form, "e-07" shortened to "e-7" */
-        snprintf(out, len, "%s%c%s%se%c%0*d", neg ? "-" : "", digs[0], nd > 1 ? "." : "",
-                 digs + 1, exp < 0 ? '-' : '+', exp < 0 ? 1 : 2, exp < 0 ? -exp : exp);
+        snprintf(out, len, "%s%c%s%se%c%0*d", neg ? "-" : "", digs[0], nd > 1 ? "." : "", digs + 1,
+                 exp < 0 ? '-' : '+', exp < 0 ? 1 : 2, exp < 0 ? -exp : exp);
         return;
     }
     /* fixed notation */
@@ -774,7 +795,8 @@ static int parse_value(struct yparser *p, const char *key, const char *rest, int
                 while (*s == ' ')
                     s++;
                 if (*s == '[' || *s == '{' || *s == '-') {
-                    rc = yerr(p, l->no, "nested collections are not supported in a metcd config file");
+                    rc = yerr(p, l->no,
+                              "nested collections are not supported in a metcd config file");
                     break;
                 }
                 struct yscalar v;

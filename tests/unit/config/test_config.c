@@ -35,8 +35,9 @@ static int parse_env(char *const *env, ...)
 
 #define parse(...) parse_env(NULL, __VA_ARGS__, (char *)NULL)
 #define parse0() parse_env(NULL, (char *)NULL)
-#define PEERS "--listen-peer-urls", "http://127.0.0.1:42380", "--listen-client-urls", \
-              "http://127.0.0.1:42379", "--advertise-client-urls", "http://127.0.0.1:42379"
+#define PEERS                                                                                      \
+    "--listen-peer-urls", "http://127.0.0.1:42380", "--listen-client-urls",                        \
+        "http://127.0.0.1:42379", "--advertise-client-urls", "http://127.0.0.1:42379"
 
 static void setup(void)
 {
@@ -121,20 +122,23 @@ START_TEST(test_defaults_are_etcds)
     ck_assert(!config_is_set(&cfg, "name"));
     ck_assert(!config_is_set(&cfg, "no-such-flag"));
     /* the capnslog deprecation line etcd prints on stderr */
-    ck_assert(has_note("[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead"));
+    ck_assert(has_note(
+        "[WARNING] Deprecated '--logger=capnslog' flag is set; use '--logger=zap' flag instead"));
 }
 END_TEST
 
 START_TEST(test_flag_forms)
 {
-    ck_assert_int_eq(parse("--name", "n1", "-data-dir=/tmp/x", "--snapshot-count=3", "-heartbeat-interval", "50",
-                           "--election-timeout=500", "--enable-v2", "--strict-reconfig-check=false",
-                           "--experimental-initial-corrupt-check", "--peer-auto-tls=true",
-                           "--max-concurrent-streams", "100", "--quota-backend-bytes", "53248",
-                           "--grpc-keepalive-min-time=1m30s", "--backend-batch-interval", "1.5s",
-                           "--initial-cluster-token", "new", "--max-txn-ops", "0x10",
-                           "--initial-advertise-peer-urls", "http://localhost:2380",
-                           "--initial-cluster", "n1=http://localhost:2380"), 0);
+    ck_assert_int_eq(parse("--name", "n1", "-data-dir=/tmp/x", "--snapshot-count=3",
+                           "-heartbeat-interval", "50", "--election-timeout=500", "--enable-v2",
+                           "--strict-reconfig-check=false", "--experimental-initial-corrupt-check",
+                           "--peer-auto-tls=true", "--max-concurrent-streams", "100",
+                           "--quota-backend-bytes", "53248", "--grpc-keepalive-min-time=1m30s",
+                           "--backend-batch-interval", "1.5s", "--initial-cluster-token", "new",
+                           "--max-txn-ops", "0x10", "--initial-advertise-peer-urls",
+                           "http://localhost:2380", "--initial-cluster",
+                           "n1=http://localhost:2380"),
+                     0);
     ck_assert_str_eq(cfg.name, "n1");
     ck_assert_str_eq(cfg.data_dir, "/tmp/x");
     ck_assert_uint_eq(cfg.snapshot_count, 3);
@@ -170,25 +174,33 @@ END_TEST
 
 START_TEST(test_url_lists)
 {
-    ck_assert_int_eq(parse("--listen-peer-urls", "https://127.0.0.1:20003, https://127.0.0.1:20000,https://127.0.0.1:20000",
-                           "--listen-client-urls", "http://localhost:20000,https://localhost:20000",
-                           "--advertise-client-urls", "HTTP://localhost:20000",
-                           "--initial-advertise-peer-urls", "unix://etcd.unix:1",
-                           "--initial-cluster", "e1=unix://etcd.unix:1", "--name", "e1"), 0);
+    ck_assert_int_eq(
+        parse("--listen-peer-urls",
+              "https://127.0.0.1:20003, https://127.0.0.1:20000,https://127.0.0.1:20000",
+              "--listen-client-urls", "http://localhost:20000,https://localhost:20000",
+              "--advertise-client-urls", "HTTP://localhost:20000", "--initial-advertise-peer-urls",
+              "unix://etcd.unix:1", "--initial-cluster", "e1=unix://etcd.unix:1", "--name", "e1"),
+        0);
     ck_assert_uint_eq(cfg.listen_peer_urls.n, 2);
     ck_assert_str_eq(cfg.listen_peer_urls.v[0], "https://127.0.0.1:20000");
     ck_assert_str_eq(cfg.listen_peer_urls.v[1], "https://127.0.0.1:20003");
     ck_assert_uint_eq(cfg.listen_client_urls.n, 2);
     ck_assert_str_eq(cfg.advertise_client_urls.v[0], "http://localhost:20000");
-    ck_assert_int_eq(parse("--listen-client-urls", "http://0.0.0.0:0", "--advertise-client-urls", "http://0.0.0.0:0",
-                           "--listen-peer-urls", "http://[::1]:2380"), 0);
-    ck_assert_int_eq(parse("--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
-                           "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,"
-                           "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-                           "--host-whitelist", "b,a,b", "--log-outputs", "stderr"), 0);
+    ck_assert_int_eq(parse("--listen-client-urls", "http://0.0.0.0:0", "--advertise-client-urls",
+                           "http://0.0.0.0:0", "--listen-peer-urls", "http://[::1]:2380"),
+                     0);
+    ck_assert_int_eq(
+        parse("--cipher-suites",
+              "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
+              "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,"
+              "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+              "--host-whitelist", "b,a,b", "--log-outputs", "stderr"),
+        0);
     ck_assert_uint_eq(cfg.cipher_suites.n, 6);
-    ck_assert_str_eq(cfg.cipher_suites.v[0], "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"); /* order kept */
-    ck_assert_str_eq(config_cipher_openssl_name(cfg.cipher_suites.v[4]), "ECDHE-RSA-CHACHA20-POLY1305");
+    ck_assert_str_eq(cfg.cipher_suites.v[0],
+                     "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"); /* order kept */
+    ck_assert_str_eq(config_cipher_openssl_name(cfg.cipher_suites.v[4]),
+                     "ECDHE-RSA-CHACHA20-POLY1305");
     ck_assert_uint_eq(cfg.host_whitelist.n, 2);
     ck_assert_str_eq(cfg.host_whitelist.v[0], "a");
     ck_assert_int_eq(parse("--cipher-suites", "TLS_FOO"), CONFIG_ERR_FATAL);
@@ -213,17 +225,31 @@ START_TEST(test_usage_errors_match_etcd)
         {"--name", NULL, "flag needs an argument: -name"},
         {"--snapshot-count", "abc", "invalid value \"abc\" for flag -snapshot-count: parse error"},
         {"--snapshot-count=-1", NULL, "invalid value \"-1\" for flag -snapshot-count: parse error"},
-        {"--snapshot-count", "99999999999999999999", "invalid value \"99999999999999999999\" for flag -snapshot-count: value out of range"},
-        {"--listen-client-urls", "ftp://127.0.0.1:42379", "invalid value \"ftp://127.0.0.1:42379\" for flag -listen-client-urls: URL scheme must be http, https, unix, or unixs: ftp://127.0.0.1:42379"},
-        {"--listen-client-urls", "http://127.0.0.1", "invalid value \"http://127.0.0.1\" for flag -listen-client-urls: URL address does not have the form \"host:port\": http://127.0.0.1"},
-        {"--listen-peer-urls", "http://127.0.0.1:1/p", "invalid value \"http://127.0.0.1:1/p\" for flag -listen-peer-urls: URL must not contain a path: http://127.0.0.1:1/p"},
-        {"--initial-cluster-state", "bogus", "invalid value \"bogus\" for flag -initial-cluster-state: invalid value"},
+        {"--snapshot-count", "99999999999999999999",
+         "invalid value \"99999999999999999999\" for flag -snapshot-count: value out of range"},
+        {"--listen-client-urls", "ftp://127.0.0.1:42379",
+         "invalid value \"ftp://127.0.0.1:42379\" for flag -listen-client-urls: URL scheme must be "
+         "http, https, unix, or unixs: ftp://127.0.0.1:42379"},
+        {"--listen-client-urls", "http://127.0.0.1",
+         "invalid value \"http://127.0.0.1\" for flag -listen-client-urls: URL address does not "
+         "have the form \"host:port\": http://127.0.0.1"},
+        {"--listen-peer-urls", "http://127.0.0.1:1/p",
+         "invalid value \"http://127.0.0.1:1/p\" for flag -listen-peer-urls: URL must not contain "
+         "a path: http://127.0.0.1:1/p"},
+        {"--initial-cluster-state", "bogus",
+         "invalid value \"bogus\" for flag -initial-cluster-state: invalid value"},
         {"--proxy", "maybe", "invalid value \"maybe\" for flag -proxy: invalid value"},
         {"--enable-v2=maybe", NULL, "invalid boolean value \"maybe\" for -enable-v2: parse error"},
-        {"--grpc-keepalive-min-time", "5", "invalid value \"5\" for flag -grpc-keepalive-min-time: parse error"},
-        {"--backend-batch-interval", "5x", "invalid value \"5x\" for flag -backend-batch-interval: parse error"},
-        {"--max-concurrent-streams", "-1", "invalid value \"-1\" for flag -max-concurrent-streams: strconv.ParseUint: parsing \"-1\": invalid syntax"},
-        {"--max-concurrent-streams", "99999999999", "invalid value \"99999999999\" for flag -max-concurrent-streams: strconv.ParseUint: parsing \"99999999999\": value out of range"},
+        {"--grpc-keepalive-min-time", "5",
+         "invalid value \"5\" for flag -grpc-keepalive-min-time: parse error"},
+        {"--backend-batch-interval", "5x",
+         "invalid value \"5x\" for flag -backend-batch-interval: parse error"},
+        {"--max-concurrent-streams", "-1",
+         "invalid value \"-1\" for flag -max-concurrent-streams: strconv.ParseUint: parsing "
+         "\"-1\": invalid syntax"},
+        {"--max-concurrent-streams", "99999999999",
+         "invalid value \"99999999999\" for flag -max-concurrent-streams: strconv.ParseUint: "
+         "parsing \"99999999999\": value out of range"},
         {"---x", NULL, "bad flag syntax: ---x"},
         {"-=x", NULL, "bad flag syntax: -=x"},
     };
@@ -240,21 +266,31 @@ END_TEST
 START_TEST(test_validation_errors_match_etcd)
 {
     ck_assert_int_eq(parse("--heartbeat-interval", "300", PEERS), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
     ck_assert_int_eq(parse("--heartbeat-interval", "0", PEERS), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "--heartbeat-interval must be >0 (set to 0ms)");
     ck_assert_int_eq(parse("--election-timeout", "0", PEERS), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "--election-timeout must be >0 (set to 0ms)");
     ck_assert_int_eq(parse("--election-timeout", "60000", PEERS), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--election-timeout[60000ms] is too long, and should be set less than 50000ms");
+    ck_assert_str_eq(
+        cfg.errmsg, "--election-timeout[60000ms] is too long, and should be set less than 50000ms");
     ck_assert_int_eq(parse("--listen-client-urls", "http://127.0.0.1:42379"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--advertise-client-urls is required when --listen-client-urls is set explicitly");
-    ck_assert_int_eq(parse("--listen-client-urls", "http://example.com:42379", "--advertise-client-urls", "http://127.0.0.1:42379"), CONFIG_ERR_INVALID);
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "--advertise-client-urls is required when --listen-client-urls is set explicitly");
+    ck_assert_int_eq(parse("--listen-client-urls", "http://example.com:42379",
+                           "--advertise-client-urls", "http://127.0.0.1:42379"),
+                     CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "expected IP in URL for binding (http://example.com:42379)");
     ck_assert_int_eq(parse("--auto-compaction-mode", "bogus", PEERS), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "unknown auto-compaction-mode \"bogus\"");
-    ck_assert_int_eq(parse("--discovery-srv", "example.com", "--initial-cluster", "foo=http://127.0.0.1:42380"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", \"discovery\" or \"discovery-srv\"");
+    ck_assert_int_eq(
+        parse("--discovery-srv", "example.com", "--initial-cluster", "foo=http://127.0.0.1:42380"),
+        CONFIG_ERR_INVALID);
+    ck_assert_str_eq(cfg.errmsg, "multiple discovery or bootstrap flags are set. Choose one of "
+                                 "\"initial-cluster\", \"discovery\" or \"discovery-srv\"");
     ck_assert_int_eq(parse("--logger", "bogus", PEERS), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "unknown logger option \"bogus\"");
     ck_assert_int_eq(parse("--log-level", "bogus", PEERS), CONFIG_ERR_LOG_LEVEL);
@@ -262,15 +298,22 @@ START_TEST(test_validation_errors_match_etcd)
     ck_assert_int_eq(config_exit_status(CONFIG_ERR_LOG_LEVEL), 2); /* etcd panics: status 2 */
     ck_assert_int_eq(parse("--logger", "zap", "--log-level", "bogus"), CONFIG_ERR_LOG_LEVEL);
     ck_assert_int_eq(parse("--log-outputs", "stderr,stdout"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--logger=capnslog supports only 1 value in '--log-outputs', got [\"stderr\" \"stdout\"]");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "--logger=capnslog supports only 1 value in '--log-outputs', got [\"stderr\" \"stdout\"]");
     ck_assert_int_eq(parse("--log-outputs", "/tmp/x.log"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "unknown log-output \"/tmp/x.log\" (only supports \"default\", \"stderr\", \"stdout\")");
-    ck_assert_int_eq(parse("--logger", "zap", "--log-outputs", "default,stderr"), CONFIG_ERR_INVALID);
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "unknown log-output \"/tmp/x.log\" (only supports \"default\", \"stderr\", \"stdout\")");
+    ck_assert_int_eq(parse("--logger", "zap", "--log-outputs", "default,stderr"),
+                     CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "multi logoutput for \"default\" is not supported yet");
     ck_assert_int_eq(parse("--logger", "zap", "--log-outputs", "stderr,stdout,/tmp/x.log"), 0);
     /* the deprecated --log-output, as etcd 3.4 treats it */
-    ck_assert_int_eq(parse("--log-output", "stdout", "--log-outputs", "stdout"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are incompatible; only set --log-outputs");
+    ck_assert_int_eq(parse("--log-output", "stdout", "--log-outputs", "stdout"),
+                     CONFIG_ERR_INVALID);
+    ck_assert_str_eq(cfg.errmsg, "'--log-output=[\"stdout\"]' and '--log-outputs=[\"stdout\"]' are "
+                                 "incompatible; only set --log-outputs");
     ck_assert_int_eq(parse("--log-output", "stdout", "--log-outputs", "stderr"), 0);
     ck_assert_str_eq(cfg.log_outputs.v[0], "stderr");
     ck_assert(has_note("[WARNING] Deprecated '--log-output' flag is set to [\"stdout\"]"));
@@ -279,14 +322,19 @@ START_TEST(test_validation_errors_match_etcd)
     ck_assert_int_eq(parse("--logger", "zap", "--log-output", "stdout,/tmp/x.log"), 0);
     ck_assert_uint_eq(cfg.log_outputs.n, 2);
     ck_assert(has_note("'--log-output' flag has been deprecated! Please use '--log-outputs'!"));
-    ck_assert_int_eq(parse("--log-output", "stdout,stderr", "--log-outputs", "stdout,stderr"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
-    ck_assert_int_eq(parse("--logger", "zap", "--log-output", "", "--log-outputs", ""), CONFIG_ERR_INVALID);
+    ck_assert_int_eq(parse("--log-output", "stdout,stderr", "--log-outputs", "stdout,stderr"),
+                     CONFIG_ERR_INVALID);
+    ck_assert_str_eq(cfg.errmsg,
+                     "both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
+    ck_assert_int_eq(parse("--logger", "zap", "--log-output", "", "--log-outputs", ""),
+                     CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "either '--log-output' or '--log-outputs' flag must be set");
     ck_assert_int_eq(parse("--initial-advertise-peer-urls", "http://:2380"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--initial-advertise-peer-urls \"http://:2380\" must be \"host:port\" (unexpected empty host (http://:2380))");
+    ck_assert_str_eq(cfg.errmsg, "--initial-advertise-peer-urls \"http://:2380\" must be "
+                                 "\"host:port\" (unexpected empty host (http://:2380))");
     ck_assert_int_eq(parse("--experimental-enable-lease-checkpoint-persist"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint");
+    ck_assert_str_eq(cfg.errmsg, "setting experimental-enable-lease-checkpoint-persist requires "
+                                 "experimental-enable-lease-checkpoint");
     ck_assert_int_eq(parse("--experimental-enable-lease-checkpoint"), 0);
     ck_assert(has_note("checkpointing is enabled without persistence"));
     ck_assert_int_eq(config_exit_status(CONFIG_ERR_INVALID), 1);
@@ -295,8 +343,14 @@ END_TEST
 
 START_TEST(test_env_and_precedence)
 {
-    char *env1[] = {"PATH=/bin", "ETCD_NAME=fromenv", "ETCD_SNAPSHOT_COUNT=7", "ETCD_ENABLE_V2=true",
-                    "ETCD_UNSUPPORTED_ARCH=amd64", "ETCD_FOO_BAR=1", "ETCD_DATA_DIR=", NULL};
+    char *env1[] = {"PATH=/bin",
+                    "ETCD_NAME=fromenv",
+                    "ETCD_SNAPSHOT_COUNT=7",
+                    "ETCD_ENABLE_V2=true",
+                    "ETCD_UNSUPPORTED_ARCH=amd64",
+                    "ETCD_FOO_BAR=1",
+                    "ETCD_DATA_DIR=",
+                    NULL};
     ck_assert_int_eq(parse_env(env1, "--heartbeat-interval", "10", (char *)NULL), 0);
     ck_assert_str_eq(cfg.name, "fromenv");
     ck_assert_str_eq(cfg.data_dir, "fromenv.etcd"); /* empty variables are skipped */
@@ -305,7 +359,8 @@ START_TEST(test_env_and_precedence)
     ck_assert_uint_eq(cfg.heartbeat_interval_ms, 10);
     ck_assert(config_is_set(&cfg, "name"));
     ck_assert(has_note("recognized and used environment variable ETCD_NAME=fromenv"));
-    ck_assert(has_note("Wpkg/flags\tunrecognized environment variable ETCD_UNSUPPORTED_ARCH=amd64"));
+    ck_assert(
+        has_note("Wpkg/flags\tunrecognized environment variable ETCD_UNSUPPORTED_ARCH=amd64"));
     ck_assert(has_note("unrecognized environment variable ETCD_FOO_BAR=1"));
     /* the initial cluster follows the name from the environment too */
     ck_assert_str_eq(cfg.initial_cluster, "fromenv=http://localhost:2380");
@@ -313,8 +368,9 @@ START_TEST(test_env_and_precedence)
     /* a flag and its variable both set: etcd refuses (fatal, exit 1) */
     char *env2[] = {"ETCD_NAME=bar", NULL};
     ck_assert_int_eq(parse_env(env2, "--name", "foo", (char *)NULL), CONFIG_ERR_ENV_CONFLICT);
-    ck_assert_str_eq(cfg.errmsg, "conflicting environment variable \"ETCD_NAME\" is shadowed by corresponding "
-                                 "command-line flag (either unset environment variable or disable flag)");
+    ck_assert_str_eq(cfg.errmsg,
+                     "conflicting environment variable \"ETCD_NAME\" is shadowed by corresponding "
+                     "command-line flag (either unset environment variable or disable flag)");
     ck_assert_int_eq(config_exit_status(CONFIG_ERR_ENV_CONFLICT), 1);
 
     char *env3[] = {"ETCD_SNAPSHOT_COUNT=abc", NULL};
@@ -325,7 +381,9 @@ START_TEST(test_env_and_precedence)
     ck_assert_str_eq(cfg.errmsg, "invalid value \"maybe\" for ETCD_ENABLE_V2: parse error");
     char *env5[] = {"ETCD_HEARTBEAT_INTERVAL=300", NULL};
     ck_assert_int_eq(parse_env(env5, (char *)NULL), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
     /* env counts as "set": listen-client-urls from env needs advertise too */
     char *env6[] = {"ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:1", NULL};
     ck_assert_int_eq(parse_env(env6, (char *)NULL), CONFIG_ERR_INVALID);
@@ -334,11 +392,14 @@ END_TEST
 
 START_TEST(test_derived_values)
 {
-    ck_assert_int_eq(parse("--name", "foo", "--initial-advertise-peer-urls", "http://127.0.0.1:2,http://127.0.0.1:1"), 0);
+    ck_assert_int_eq(parse("--name", "foo", "--initial-advertise-peer-urls",
+                           "http://127.0.0.1:2,http://127.0.0.1:1"),
+                     0);
     ck_assert_str_eq(cfg.initial_cluster, "foo=http://127.0.0.1:1,foo=http://127.0.0.1:2");
     ck_assert_str_eq(cfg.data_dir, "foo.etcd");
     /* an explicit initial cluster is kept */
-    ck_assert_int_eq(parse("--name", "foo", "--initial-cluster", "foo=http://localhost:2380,b=http://h:1"), 0);
+    ck_assert_int_eq(
+        parse("--name", "foo", "--initial-cluster", "foo=http://localhost:2380,b=http://h:1"), 0);
     ck_assert_str_eq(cfg.initial_cluster, "foo=http://localhost:2380,b=http://h:1");
     /* discovery drops the default initial cluster */
     ck_assert_int_eq(parse("--discovery", "https://discovery.example/x"), 0);
@@ -378,16 +439,20 @@ END_TEST
 
 START_TEST(test_check_implemented)
 {
-    static const char *const impl[] = {"name", "data-dir", "listen-client-urls", "advertise-client-urls", NULL};
+    static const char *const impl[] = {"name", "data-dir", "listen-client-urls",
+                                       "advertise-client-urls", NULL};
     ck_assert_int_eq(parse("--name", "a", "--data-dir", "/tmp/d"), 0);
     ck_assert_int_eq(config_check_implemented(&cfg, impl), 0);
     ck_assert_int_eq(parse("--name", "a", "--enable-v2"), 0);
     ck_assert_int_eq(config_check_implemented(&cfg, impl), CONFIG_ERR_UNIMPLEMENTED);
-    ck_assert_str_eq(cfg.errmsg, "--enable-v2 (set in the command line) is not implemented by metcd yet");
+    ck_assert_str_eq(cfg.errmsg,
+                     "--enable-v2 (set in the command line) is not implemented by metcd yet");
     char *env[] = {"ETCD_PRE_VOTE=true", NULL};
     ck_assert_int_eq(parse_env(env, (char *)NULL), 0);
     ck_assert_int_eq(config_check_implemented(&cfg, impl), CONFIG_ERR_UNIMPLEMENTED);
-    ck_assert_str_eq(cfg.errmsg, "--pre-vote (set by environment variable ETCD_PRE_VOTE) is not implemented by metcd yet");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "--pre-vote (set by environment variable ETCD_PRE_VOTE) is not implemented by metcd yet");
     /* legacy ignored flags and defaults never count */
     ck_assert_int_eq(parse("-v"), 0);
     ck_assert_int_eq(config_check_implemented(&cfg, impl), 0);
@@ -411,8 +476,12 @@ START_TEST(test_report_shapes)
     ck_assert_int_eq(parse("--heartbeat-interval", "300", PEERS), CONFIG_ERR_INVALID);
     char *out = report(CONFIG_ERR_INVALID, &st);
     ck_assert_int_eq(st, 1);
-    ck_assert_msg(strlen(out) > 27 && strcmp(out + 26, " E | etcdmain: error verifying flags, --election-timeout[1000ms] should be at "
-                  "least as 5 times as --heartbeat-interval[300ms]. See 'etcd --help'.\n") == 0, "got %s", out);
+    ck_assert_msg(
+        strlen(out) > 27 &&
+            strcmp(out + 26,
+                   " E | etcdmain: error verifying flags, --election-timeout[1000ms] should be at "
+                   "least as 5 times as --heartbeat-interval[300ms]. See 'etcd --help'.\n") == 0,
+        "got %s", out);
     free(out);
     ck_assert_int_eq(parse("--bogus"), CONFIG_ERR_USAGE);
     out = report(CONFIG_ERR_USAGE, &st);
@@ -422,13 +491,16 @@ START_TEST(test_report_shapes)
     free(out);
     ck_assert_int_eq(parse("--listen-client-urls", "http://127.0.0.1:42379"), CONFIG_ERR_INVALID);
     out = report(CONFIG_ERR_INVALID, &st);
-    ck_assert_ptr_nonnull(strstr(out, "E | etcdmain: When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.\n"));
+    ck_assert_ptr_nonnull(
+        strstr(out, "E | etcdmain: When listening on specific address(es), this etcd process must "
+                    "advertise accessible url(s) to each connected client.\n"));
     free(out);
     char *env[] = {"ETCD_NAME=bar", NULL};
     ck_assert_int_eq(parse_env(env, "--name", "foo", (char *)NULL), CONFIG_ERR_ENV_CONFLICT);
     out = report(CONFIG_ERR_ENV_CONFLICT, &st);
     ck_assert_int_eq(st, 1);
-    ck_assert_ptr_nonnull(strstr(out, " C | pkg/flags: conflicting environment variable \"ETCD_NAME\""));
+    ck_assert_ptr_nonnull(
+        strstr(out, " C | pkg/flags: conflicting environment variable \"ETCD_NAME\""));
     free(out);
     ck_assert_int_eq(parse("--log-level", "x"), CONFIG_ERR_LOG_LEVEL);
     out = report(CONFIG_ERR_LOG_LEVEL, &st);
@@ -438,18 +510,25 @@ START_TEST(test_report_shapes)
     /* with --logger zap the verification failure is one JSON warning line
      * (observed: {"level":"warn","ts":"...","caller":"etcdmain/etcd.go:66",
      * "msg":"failed to verify flags","error":"--election-timeout[1000ms] ..."}) */
-    ck_assert_int_eq(parse("--logger", "zap", "--heartbeat-interval", "300", PEERS), CONFIG_ERR_INVALID);
+    ck_assert_int_eq(parse("--logger", "zap", "--heartbeat-interval", "300", PEERS),
+                     CONFIG_ERR_INVALID);
     out = report(CONFIG_ERR_INVALID, &st);
     ck_assert_int_eq(st, 1);
-    ck_assert_msg(strncmp(out, "{\"level\":\"warn\",\"ts\":\"", 22) == 0 &&
-                  strstr(out, "\",\"caller\":\"etcdmain/etcd.go:66\",\"msg\":\"failed to verify flags\","
-                              "\"error\":\"--election-timeout[1000ms] should be at least as 5 times as "
-                              "--heartbeat-interval[300ms]\"}\n") != NULL, "got %s", out);
+    ck_assert_msg(
+        strncmp(out, "{\"level\":\"warn\",\"ts\":\"", 22) == 0 &&
+            strstr(out, "\",\"caller\":\"etcdmain/etcd.go:66\",\"msg\":\"failed to verify flags\","
+                        "\"error\":\"--election-timeout[1000ms] should be at least as 5 times as "
+                        "--heartbeat-interval[300ms]\"}\n") != NULL,
+        "got %s", out);
     free(out);
     /* a logging error happens before etcd's zap logger exists: text line */
-    ck_assert_int_eq(parse("--logger", "zap", "--log-output", "stdout,stderr", "--log-outputs", "stdout,stderr"), CONFIG_ERR_INVALID);
+    ck_assert_int_eq(
+        parse("--logger", "zap", "--log-output", "stdout,stderr", "--log-outputs", "stdout,stderr"),
+        CONFIG_ERR_INVALID);
     out = report(CONFIG_ERR_INVALID, &st);
-    ck_assert_ptr_nonnull(strstr(out, " E | etcdmain: error verifying flags, both '--log-output' and '--log-outputs' are set; only set '--log-outputs'. See 'etcd --help'.\n"));
+    ck_assert_ptr_nonnull(
+        strstr(out, " E | etcdmain: error verifying flags, both '--log-output' and '--log-outputs' "
+                    "are set; only set '--log-outputs'. See 'etcd --help'.\n"));
     free(out);
     out = report(CONFIG_OK, &st);
     ck_assert_int_eq(st, 0);
@@ -481,7 +560,8 @@ START_TEST(test_notes_logged_through_logger)
     ck_assert_int_gt(n, 0);
     buf[n] = '\0';
     ck_assert_ptr_nonnull(strstr(buf, " I | etcdmain: etcd Version: 3.4.23\n"));
-    ck_assert_ptr_nonnull(strstr(buf, " W | etcdmain: no data-dir provided, using default data-dir ./n9.etcd\n"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, " W | etcdmain: no data-dir provided, using default data-dir ./n9.etcd\n"));
     ck_assert_ptr_null(strstr(buf, "[WARNING]"));
     close(fd);
     unlink(path);
@@ -514,9 +594,21 @@ START_TEST(test_oom_every_allocation_unwinds)
 {
     /* A rich command line; each allocation fails in turn. */
     char *env[] = {"ETCD_PRE_VOTE=true", "ETCD_FOO=1", NULL};
-    char *argv[] = {"etcd", "--name", "n1", "--listen-peer-urls", "http://127.0.0.1:2,http://127.0.0.1:1",
-                    "--initial-advertise-peer-urls", "http://127.0.0.1:1", "--cipher-suites", "TLS_AES_128_GCM_SHA256",
-                    "--host-whitelist", "a,b", "--log-output", "stdout", "-v", NULL};
+    char *argv[] = {"etcd",
+                    "--name",
+                    "n1",
+                    "--listen-peer-urls",
+                    "http://127.0.0.1:2,http://127.0.0.1:1",
+                    "--initial-advertise-peer-urls",
+                    "http://127.0.0.1:1",
+                    "--cipher-suites",
+                    "TLS_AES_128_GCM_SHA256",
+                    "--host-whitelist",
+                    "a,b",
+                    "--log-output",
+                    "stdout",
+                    "-v",
+                    NULL};
     int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
     bool saw_ok = false;
     for (long i = 0; i < 2000 && !saw_ok; i++) {

@@ -21,7 +21,8 @@ static char err[1024];
 START_TEST(test_single_member_matches_etcdctl)
 {
     struct ids_cluster c;
-    ck_assert_int_eq(ids_cluster_parse(&c, "n0=http://127.0.0.1:42380", "tok-a", err, sizeof(err)), 0);
+    ck_assert_int_eq(ids_cluster_parse(&c, "n0=http://127.0.0.1:42380", "tok-a", err, sizeof(err)),
+                     0);
     ck_assert_uint_eq(c.n, 1);
     ck_assert_str_eq(c.members[0].name, "n0");
     ck_assert(c.members[0].id == 11736944023068365374ULL);
@@ -33,7 +34,9 @@ END_TEST
 START_TEST(test_etcd_default_cluster)
 {
     struct ids_cluster c;
-    ck_assert_int_eq(ids_cluster_parse(&c, "default=http://localhost:2380", "etcd-cluster", err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        ids_cluster_parse(&c, "default=http://localhost:2380", "etcd-cluster", err, sizeof(err)),
+        0);
     ck_assert(c.members[0].id == 0x8e9e05c52164694dULL);
     ck_assert(c.cluster_id == 0xcdf818194e3a8c32ULL);
     ids_cluster_free(&c);
@@ -43,9 +46,13 @@ END_TEST
 START_TEST(test_three_members_several_urls_sorted)
 {
     struct ids_cluster c;
-    ck_assert_int_eq(ids_cluster_parse(&c,
-        "n0=http://127.0.0.1:42390,n1=http://127.0.0.1:42381,n1=http://127.0.0.1:42380,"
-        "n2=https://10.0.0.3:2380", "etcd-cluster", err, sizeof(err)), 0);
+    ck_assert_int_eq(
+        ids_cluster_parse(
+            &c,
+            "n0=http://127.0.0.1:42390,n1=http://127.0.0.1:42381,n1=http://127.0.0.1:42380,"
+            "n2=https://10.0.0.3:2380",
+            "etcd-cluster", err, sizeof(err)),
+        0);
     ck_assert_uint_eq(c.n, 3);
     /* members come sorted by ID */
     ck_assert(c.members[0].id == 0x26129ddf465384edULL);
@@ -111,11 +118,14 @@ START_TEST(test_parse_errors)
     struct ids_cluster c;
     ck_assert_int_eq(ids_cluster_parse(&c, "foo", "t", err, sizeof(err)), IDS_ERR_PARSE);
     ck_assert_str_eq(err, "URL scheme must be http, https, unix, or unixs: ");
-    ck_assert_int_eq(ids_cluster_parse(&c, "foo=ftp://127.0.0.1:42380", "t", err, sizeof(err)), IDS_ERR_PARSE);
+    ck_assert_int_eq(ids_cluster_parse(&c, "foo=ftp://127.0.0.1:42380", "t", err, sizeof(err)),
+                     IDS_ERR_PARSE);
     ck_assert_str_eq(err, "URL scheme must be http, https, unix, or unixs: ftp://127.0.0.1:42380");
-    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1", "t", err, sizeof(err)), IDS_ERR_PARSE);
+    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1", "t", err, sizeof(err)),
+                     IDS_ERR_PARSE);
     ck_assert_str_eq(err, "URL address does not have the form \"host:port\": http://127.0.0.1");
-    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:1/x", "t", err, sizeof(err)), IDS_ERR_PARSE);
+    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:1/x", "t", err, sizeof(err)),
+                     IDS_ERR_PARSE);
     ck_assert_str_eq(err, "URL must not contain a path: http://127.0.0.1:1/x");
     ck_assert_uint_eq(c.n, 0);
     /* empty items are skipped; unix URLs accepted */
@@ -130,34 +140,49 @@ START_TEST(test_verify_bootstrap_messages)
 {
     struct ids_cluster c;
     const char *ap[] = {"http://127.0.0.1:42380"};
-    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:42381", "etcd-cluster", err, sizeof(err)), 0);
-    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)), IDS_ERR_BOOTSTRAP);
+    ck_assert_int_eq(
+        ids_cluster_parse(&c, "foo=http://127.0.0.1:42381", "etcd-cluster", err, sizeof(err)), 0);
+    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)),
+                     IDS_ERR_BOOTSTRAP);
     /* etcd 3.4.23, verbatim */
     ck_assert_str_eq(err, "--initial-cluster has foo=http://127.0.0.1:42381 but missing from "
                           "--initial-advertise-peer-urls=http://127.0.0.1:42380 (resolved urls: "
                           "\"http://127.0.0.1:42380\" != \"http://127.0.0.1:42381\")");
-    ck_assert_int_eq(ids_verify_bootstrap(&c, "bar", ap, 1, false, err, sizeof(err)), IDS_ERR_BOOTSTRAP);
+    ck_assert_int_eq(ids_verify_bootstrap(&c, "bar", ap, 1, false, err, sizeof(err)),
+                     IDS_ERR_BOOTSTRAP);
     ck_assert_str_eq(err, "couldn't find local name \"bar\" in the initial cluster configuration");
     /* joining an existing cluster does not compare the advertised URLs */
     ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, true, err, sizeof(err)), 0);
     ids_cluster_free(&c);
 
-    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:42380,foo=http://127.0.0.1:42380", "etcd-cluster", err, sizeof(err)), 0);
-    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)), IDS_ERR_BOOTSTRAP);
-    ck_assert_str_eq(err, "failed to resolve http://127.0.0.1:42380 to match --initial-cluster=foo=http://127.0.0.1:42380 "
-                          "(len([\"http://127.0.0.1:42380\"]) != len([\"http://127.0.0.1:42380\" \"http://127.0.0.1:42380\"]))");
+    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:42380,foo=http://127.0.0.1:42380",
+                                       "etcd-cluster", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)),
+                     IDS_ERR_BOOTSTRAP);
+    ck_assert_str_eq(err, "failed to resolve http://127.0.0.1:42380 to match "
+                          "--initial-cluster=foo=http://127.0.0.1:42380 "
+                          "(len([\"http://127.0.0.1:42380\"]) != len([\"http://127.0.0.1:42380\" "
+                          "\"http://127.0.0.1:42380\"]))");
     ids_cluster_free(&c);
 
-    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:42380,bar=http://127.0.0.1:42380", "x", err, sizeof(err)), 0);
-    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)), IDS_ERR_BOOTSTRAP);
-    ck_assert_str_eq(err, "initial cluster bar=http://127.0.0.1:42380,foo=http://127.0.0.1:42380 has duplicate url");
+    ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:42380,bar=http://127.0.0.1:42380",
+                                       "x", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)),
+                     IDS_ERR_BOOTSTRAP);
+    ck_assert_str_eq(
+        err,
+        "initial cluster bar=http://127.0.0.1:42380,foo=http://127.0.0.1:42380 has duplicate url");
     ids_cluster_free(&c);
 
     const char *ap2[] = {"http://127.0.0.1:42380", "http://127.0.0.1:42381"};
     ck_assert_int_eq(ids_cluster_parse(&c, "foo=http://127.0.0.1:42380", "x", err, sizeof(err)), 0);
-    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap2, 2, false, err, sizeof(err)), IDS_ERR_BOOTSTRAP);
-    ck_assert_str_eq(err, "--initial-advertise-peer-urls has http://127.0.0.1:42381 but missing from "
-                          "--initial-cluster=foo=http://127.0.0.1:42380,foo=http://127.0.0.1:42381");
+    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap2, 2, false, err, sizeof(err)),
+                     IDS_ERR_BOOTSTRAP);
+    ck_assert_str_eq(err,
+                     "--initial-advertise-peer-urls has http://127.0.0.1:42381 but missing from "
+                     "--initial-cluster=foo=http://127.0.0.1:42380,foo=http://127.0.0.1:42381");
     ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)), 0);
     ids_cluster_free(&c);
 }
@@ -175,19 +200,31 @@ START_TEST(test_from_config)
     ck_assert_int_eq(config_parse(&cfg, 5, argv, NULL), 0);
     int rc = ids_cluster_from_config(&c, &cfg);
     ck_assert_int_eq(rc, CONFIG_ERR_CLUSTER);
-    ck_assert_str_eq(cfg.errmsg, "error setting up initial cluster: URL scheme must be http, https, unix, or unixs: ");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "error setting up initial cluster: URL scheme must be http, https, unix, or unixs: ");
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     ck_assert_int_eq(config_report(&cfg, rc, f), 1);
     fclose(f);
-    ck_assert_msg(strlen(buf) > 26 && strcmp(buf + 26, " C | etcdmain: error setting up initial cluster: URL scheme must be http, https, unix, or unixs: \n") == 0, "got %s", buf);
+    ck_assert_msg(strlen(buf) > 26 &&
+                      strcmp(buf + 26, " C | etcdmain: error setting up initial cluster: URL "
+                                       "scheme must be http, https, unix, or unixs: \n") == 0,
+                  "got %s", buf);
     free(buf);
     config_free(&cfg);
 
-    char *argv2[] = {"etcd", "--name", "n0", "--initial-cluster", "n0=http://127.0.0.1:42380",
-                     "--initial-advertise-peer-urls", "http://127.0.0.1:42380",
-                     "--initial-cluster-token", "tok-a", NULL};
+    char *argv2[] = {"etcd",
+                     "--name",
+                     "n0",
+                     "--initial-cluster",
+                     "n0=http://127.0.0.1:42380",
+                     "--initial-advertise-peer-urls",
+                     "http://127.0.0.1:42380",
+                     "--initial-cluster-token",
+                     "tok-a",
+                     NULL};
     ck_assert_int_eq(config_init(&cfg), 0);
     ck_assert_int_eq(config_parse(&cfg, 9, argv2, NULL), 0);
     ck_assert_int_eq(ids_cluster_from_config(&c, &cfg), 0);
@@ -197,7 +234,8 @@ START_TEST(test_from_config)
     config_free(&cfg);
 
     /* `--name foo` alone: the initial cluster follows the name (observed ID) */
-    char *argv3[] = {"etcd", "--name", "foo", "--initial-advertise-peer-urls", "http://127.0.0.1:42380", NULL};
+    char *argv3[] = {
+        "etcd", "--name", "foo", "--initial-advertise-peer-urls", "http://127.0.0.1:42380", NULL};
     ck_assert_int_eq(config_init(&cfg), 0);
     ck_assert_int_eq(config_parse(&cfg, 5, argv3, NULL), 0);
     ck_assert_int_eq(ids_cluster_from_config(&c, &cfg), 0);
@@ -205,11 +243,13 @@ START_TEST(test_from_config)
     ids_cluster_free(&c);
     config_free(&cfg);
 
-    char *argv4[] = {"etcd", "--name", "bar", "--initial-cluster", "foo=http://localhost:2380", NULL};
+    char *argv4[] = {"etcd", "--name", "bar", "--initial-cluster", "foo=http://localhost:2380",
+                     NULL};
     ck_assert_int_eq(config_init(&cfg), 0);
     ck_assert_int_eq(config_parse(&cfg, 5, argv4, NULL), 0);
     ck_assert_int_eq(ids_cluster_from_config(&c, &cfg), CONFIG_ERR_CLUSTER);
-    ck_assert_str_eq(cfg.errmsg, "couldn't find local name \"bar\" in the initial cluster configuration");
+    ck_assert_str_eq(cfg.errmsg,
+                     "couldn't find local name \"bar\" in the initial cluster configuration");
     config_free(&cfg);
 }
 END_TEST
@@ -220,7 +260,8 @@ START_TEST(test_oom_unwinds)
     for (long i = 0; i < 200; i++) {
         struct ids_cluster c;
         metcd_mem_fail_after(i);
-        int rc = ids_cluster_parse(&c, "a=http://h:1,b=http://h:2,b=http://h:3", "t", err, sizeof(err));
+        int rc =
+            ids_cluster_parse(&c, "a=http://h:1,b=http://h:2,b=http://h:3", "t", err, sizeof(err));
         if (rc == 0) {
             const char *ap[] = {"http://h:1"};
             rc = ids_verify_bootstrap(&c, "a", ap, 1, false, err, sizeof(err));

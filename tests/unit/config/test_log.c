@@ -62,21 +62,28 @@ START_TEST(test_capnslog_line_shape)
 {
     struct metcd_log *lg;
     ck_assert_int_eq(log_open_fd(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_DEBUG, tfd), 0);
-    log_printf(lg, LOG_LVL_INFO, "etcdserver", "published {Name:%s ClientURLs:[%s]} to cluster %016llx",
-               "n0", "http://localhost:42479", 0x9d77c969a38e041dULL);
-    log_printf(lg, LOG_LVL_NOTICE, "embed", "serving insecure client requests on %s, this is strongly discouraged!", "127.0.0.1:42479");
+    log_printf(lg, LOG_LVL_INFO, "etcdserver",
+               "published {Name:%s ClientURLs:[%s]} to cluster %016llx", "n0",
+               "http://localhost:42479", 0x9d77c969a38e041dULL);
+    log_printf(lg, LOG_LVL_NOTICE, "embed",
+               "serving insecure client requests on %s, this is strongly discouraged!",
+               "127.0.0.1:42479");
     log_printf(lg, LOG_LVL_DEBUG, "raft", "d");
     log_printf(lg, LOG_LVL_WARN, "pkg/flags", "w");
     log_printf(lg, LOG_LVL_ERROR, "etcdmain", "e\n"); /* a trailing newline is not doubled */
     log_printf(lg, LOG_LVL_CRIT, "etcdmain", "c");
     log_close(lg);
     char *s = slurp(tmpl);
-    ck_assert_msg(matches("^" CAPN_TS " I \\| etcdserver: published \\{Name:n0 ClientURLs:\\[http://localhost:42479\\]\\} to cluster 9d77c969a38e041d\n"
-                          CAPN_TS " N \\| embed: serving insecure client requests on 127.0.0.1:42479, this is strongly discouraged!\n"
-                          CAPN_TS " D \\| raft: d\n"
-                          CAPN_TS " W \\| pkg/flags: w\n"
-                          CAPN_TS " E \\| etcdmain: e\n"
-                          CAPN_TS " C \\| etcdmain: c\n$", s), "got: %s", s);
+    ck_assert_msg(
+        matches("^" CAPN_TS
+                " I \\| etcdserver: published \\{Name:n0 "
+                "ClientURLs:\\[http://localhost:42479\\]\\} to cluster 9d77c969a38e041d\n" CAPN_TS
+                " N \\| embed: serving insecure client requests on 127.0.0.1:42479, this is "
+                "strongly discouraged!\n" CAPN_TS " D \\| raft: d\n" CAPN_TS
+                " W \\| pkg/flags: w\n" CAPN_TS " E \\| etcdmain: e\n" CAPN_TS
+                " C \\| etcdmain: c\n$",
+                s),
+        "got: %s", s);
     free(s);
 }
 END_TEST
@@ -129,16 +136,22 @@ START_TEST(test_zap_line_shape)
     log_printf(lg, LOG_LVL_DEBUG, "etcdmain", "dropped");
     log_close(lg);
     char *s = slurp(tmpl);
-    ck_assert_msg(matches("^\\{\"level\":\"info\",\"ts\":\"" ZAP_TS "\",\"caller\":\"etcdserver/server.go:2051\","
-                          "\"msg\":\"published local member to cluster through raft\","
-                          "\"local-member-id\":\"8e9e05c52164694d\","
-                          "\"listen-peer-urls\":\\[\"http://127.0.0.1:42380\",\"http://a\\\\\"b\"\\],"
-                          "\"publish-timeout\":\"7s\",\"n\":-3,\"u\":4294967296,\"b\":true,"
-                          "\"error\":\"line1\\\\nline2\\\\t\\\\\"q\\\\\"\\\\\\\\\"\\}\n"
-                          "\\{\"level\":\"warn\",\"ts\":\"" ZAP_TS "\",\"caller\":\"etcdmain\",\"msg\":\"failed to verify flags\"\\}\n"
-                          "\\{\"level\":\"info\",\"ts\":\"" ZAP_TS "\",\"caller\":\"embed\",\"msg\":\"notice is info in zap\"\\}\n"
-                          "\\{\"level\":\"fatal\",\"ts\":\"" ZAP_TS "\",\"caller\":\"etcdmain\",\"msg\":\"crit\"\\}\n$", s),
-                  "got: %s", s);
+    ck_assert_msg(
+        matches("^\\{\"level\":\"info\",\"ts\":\"" ZAP_TS
+                "\",\"caller\":\"etcdserver/server.go:2051\","
+                "\"msg\":\"published local member to cluster through raft\","
+                "\"local-member-id\":\"8e9e05c52164694d\","
+                "\"listen-peer-urls\":\\[\"http://127.0.0.1:42380\",\"http://a\\\\\"b\"\\],"
+                "\"publish-timeout\":\"7s\",\"n\":-3,\"u\":4294967296,\"b\":true,"
+                "\"error\":\"line1\\\\nline2\\\\t\\\\\"q\\\\\"\\\\\\\\\"\\}\n"
+                "\\{\"level\":\"warn\",\"ts\":\"" ZAP_TS
+                "\",\"caller\":\"etcdmain\",\"msg\":\"failed to verify flags\"\\}\n"
+                "\\{\"level\":\"info\",\"ts\":\"" ZAP_TS
+                "\",\"caller\":\"embed\",\"msg\":\"notice is info in zap\"\\}\n"
+                "\\{\"level\":\"fatal\",\"ts\":\"" ZAP_TS
+                "\",\"caller\":\"etcdmain\",\"msg\":\"crit\"\\}\n$",
+                s),
+        "got: %s", s);
     /* every line is valid JSON with the decoded values */
     char *save = NULL;
     int lines = 0;
@@ -147,7 +160,8 @@ START_TEST(test_zap_line_shape)
         json_t *j = json_loads(l, 0, &je);
         ck_assert_msg(j != NULL, "bad json: %s", l);
         if (lines == 0)
-            ck_assert_str_eq(json_string_value(json_object_get(j, "error")), "line1\nline2\t\"q\"\\");
+            ck_assert_str_eq(json_string_value(json_object_get(j, "error")),
+                             "line1\nline2\t\"q\"\\");
         json_decref(j);
         lines++;
     }
@@ -161,15 +175,21 @@ START_TEST(test_zap_durations_like_go)
     struct metcd_log *lg;
     ck_assert_int_eq(log_open_fd(&lg, LOG_FMT_ZAP, LOG_LVL_INFO, tfd), 0);
     struct log_field f[] = {
-        LOG_DUR("a", 0), LOG_DUR("b", 100000000LL), LOG_DUR("c", 1500000000LL),
-        LOG_DUR("d", 7200000000000LL), LOG_DUR("e", 90000000000LL), LOG_DUR("f", 500),
+        LOG_DUR("a", 0),
+        LOG_DUR("b", 100000000LL),
+        LOG_DUR("c", 1500000000LL),
+        LOG_DUR("d", 7200000000000LL),
+        LOG_DUR("e", 90000000000LL),
+        LOG_DUR("f", 500),
         LOG_DUR("g", 1500),
     };
     log_event(lg, LOG_LVL_INFO, "x", "x.go:1", "m", f, 7, "unused");
     log_close(lg);
     char *s = slurp(tmpl);
-    ck_assert_msg(strstr(s, "\"a\":\"0s\",\"b\":\"100ms\",\"c\":\"1.5s\",\"d\":\"2h0m0s\",\"e\":\"1m30s\","
-                            "\"f\":\"500ns\",\"g\":\"1.5\xc2\xb5s\"}") != NULL, "got: %s", s);
+    ck_assert_msg(
+        strstr(s, "\"a\":\"0s\",\"b\":\"100ms\",\"c\":\"1.5s\",\"d\":\"2h0m0s\",\"e\":\"1m30s\","
+                  "\"f\":\"500ns\",\"g\":\"1.5\xc2\xb5s\"}") != NULL,
+        "got: %s", s);
     free(s);
 }
 END_TEST
@@ -203,7 +223,9 @@ START_TEST(test_threads_never_interleave)
     log_close(lg);
     char *s = slurp(tmpl);
     regex_t r;
-    ck_assert_int_eq(regcomp(&r, "^" CAPN_TS " I \\| wal: thread [0-3] line [0-9]+ (padding-?){8}$", REG_EXTENDED | REG_NOSUB), 0);
+    ck_assert_int_eq(regcomp(&r, "^" CAPN_TS " I \\| wal: thread [0-3] line [0-9]+ (padding-?){8}$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
     int n = 0;
     char *save = NULL;
     for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -254,7 +276,8 @@ START_TEST(test_outputs)
     free(a);
     free(b);
     /* files are appended to */
-    ck_assert_int_eq(log_open(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_INFO, outs, 1, errmsg, sizeof(errmsg)), 0);
+    ck_assert_int_eq(log_open(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_INFO, outs, 1, errmsg, sizeof(errmsg)),
+                     0);
     log_printf(lg, LOG_LVL_INFO, "embed", "second");
     log_close(lg);
     a = slurp(p1);
@@ -264,13 +287,16 @@ START_TEST(test_outputs)
     unlink(p1);
     unlink(p2);
     /* capnslog takes one output only; bad paths say which */
-    ck_assert_int_eq(log_open(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_INFO, outs, 2, errmsg, sizeof(errmsg)), LOG_ERR_INVAL);
+    ck_assert_int_eq(log_open(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_INFO, outs, 2, errmsg, sizeof(errmsg)),
+                     LOG_ERR_INVAL);
     const char *bad[] = {"stdout", "/nonexistent-dir/metcd.log"};
-    ck_assert_int_eq(log_open(&lg, LOG_FMT_ZAP, LOG_LVL_INFO, bad, 2, errmsg, sizeof(errmsg)), LOG_ERR_OPEN);
+    ck_assert_int_eq(log_open(&lg, LOG_FMT_ZAP, LOG_LVL_INFO, bad, 2, errmsg, sizeof(errmsg)),
+                     LOG_ERR_OPEN);
     ck_assert_ptr_nonnull(strstr(errmsg, "/nonexistent-dir/metcd.log"));
     ck_assert_str_eq(log_strerror(LOG_ERR_OPEN), "cannot open log output");
     metcd_mem_fail_after(0);
-    ck_assert_int_eq(log_open(&lg, LOG_FMT_ZAP, LOG_LVL_INFO, bad, 1, errmsg, sizeof(errmsg)), LOG_ERR_NOMEM);
+    ck_assert_int_eq(log_open(&lg, LOG_FMT_ZAP, LOG_LVL_INFO, bad, 1, errmsg, sizeof(errmsg)),
+                     LOG_ERR_NOMEM);
     metcd_mem_fail_after(-1);
 }
 END_TEST
@@ -306,7 +332,8 @@ START_TEST(test_open_from_config_and_null_logger)
     dup2(saved, 2);
     close(saved);
     char *s = slurp(tmpl);
-    ck_assert_msg(matches("^" CAPN_TS " I \\| etcdmain: to stderr\n\\[WARNING\\] raw\n$", s), "got: %s", s);
+    ck_assert_msg(matches("^" CAPN_TS " I \\| etcdmain: to stderr\n\\[WARNING\\] raw\n$", s),
+                  "got: %s", s);
     free(s);
 }
 END_TEST

@@ -174,24 +174,42 @@ START_TEST(test_syntax_errors_with_line_numbers)
     static const struct {
         const char *text, *msg;
     } cases[] = {
-        {"name: x\n\tfoo: 1\n", "error converting YAML to JSON: yaml: line 2: found a tab character that violates indentation"},
-        {"name: [a\n", "error converting YAML to JSON: yaml: line 1: did not find expected ',' or ']'"},
-        {"# c\nname x\n", "error converting YAML to JSON: yaml: line 2: could not find expected ':'"},
-        {"name: &a x\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not supported in a metcd config file"},
-        {"name: *a\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not supported in a metcd config file"},
-        {"name: !!str x\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not supported in a metcd config file"},
-        {"name: |\n  x\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not supported in a metcd config file"},
-        {"name: {a: b}\n", "error converting YAML to JSON: yaml: line 1: flow mappings are not supported in a metcd config file"},
-        {"name: 'x\n", "error converting YAML to JSON: yaml: line 1: found unexpected end of stream"},
-        {"name: x\n  data-dir: y\n", "error converting YAML to JSON: yaml: line 2: mapping values are not allowed in this context"},
-        {"name:\n  a: b\n", "error converting YAML to JSON: yaml: line 2: mapping values are not allowed in this context"},
-        {"peer-transport-security:\n  cert-file:\n    deeper: x\n", "error converting YAML to JSON: yaml: line 3: mapping values are not allowed in this context"},
-        {"peer-transport-security: x\n", "error converting YAML to JSON: yaml: line 1: expected a mapping"},
-        {"cipher-suites:\n  - [a]\n", "error converting YAML to JSON: yaml: line 2: nested collections are not supported in a metcd config file"},
+        {"name: x\n\tfoo: 1\n", "error converting YAML to JSON: yaml: line 2: found a tab "
+                                "character that violates indentation"},
+        {"name: [a\n",
+         "error converting YAML to JSON: yaml: line 1: did not find expected ',' or ']'"},
+        {"# c\nname x\n",
+         "error converting YAML to JSON: yaml: line 2: could not find expected ':'"},
+        {"name: &a x\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not "
+                         "supported in a metcd config file"},
+        {"name: *a\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not "
+                       "supported in a metcd config file"},
+        {"name: !!str x\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not "
+                            "supported in a metcd config file"},
+        {"name: |\n  x\n", "error converting YAML to JSON: yaml: line 1: this YAML feature is not "
+                           "supported in a metcd config file"},
+        {"name: {a: b}\n", "error converting YAML to JSON: yaml: line 1: flow mappings are not "
+                           "supported in a metcd config file"},
+        {"name: 'x\n",
+         "error converting YAML to JSON: yaml: line 1: found unexpected end of stream"},
+        {"name: x\n  data-dir: y\n", "error converting YAML to JSON: yaml: line 2: mapping values "
+                                     "are not allowed in this context"},
+        {"name:\n  a: b\n", "error converting YAML to JSON: yaml: line 2: mapping values are not "
+                            "allowed in this context"},
+        {"peer-transport-security:\n  cert-file:\n    deeper: x\n",
+         "error converting YAML to JSON: yaml: line 3: mapping values are not allowed in this "
+         "context"},
+        {"peer-transport-security: x\n",
+         "error converting YAML to JSON: yaml: line 1: expected a mapping"},
+        {"cipher-suites:\n  - [a]\n", "error converting YAML to JSON: yaml: line 2: nested "
+                                      "collections are not supported in a metcd config file"},
         {"- a\n", "error converting YAML to JSON: yaml: line 1: did not find expected key"},
-        {"name: a: b\n", "error converting YAML to JSON: yaml: line 1: mapping values are not allowed in this context"},
-        {"name: \"a\\q\"\n", "error converting YAML to JSON: yaml: line 1: found unknown escape character while parsing a quoted scalar"},
-        {"cipher-suites: [a,,b]\n", "error converting YAML to JSON: yaml: line 1: did not find expected node content"},
+        {"name: a: b\n", "error converting YAML to JSON: yaml: line 1: mapping values are not "
+                         "allowed in this context"},
+        {"name: \"a\\q\"\n", "error converting YAML to JSON: yaml: line 1: found unknown escape "
+                             "character while parsing a quoted scalar"},
+        {"cipher-suites: [a,,b]\n",
+         "error converting YAML to JSON: yaml: line 1: did not find expected node content"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = load_text(cases[i].text);
@@ -206,58 +224,92 @@ START_TEST(test_value_errors_match_etcd)
 {
     /* observed: etcd --config-file with `snapshot-count: "abc"` */
     ck_assert_int_eq(load_text("snapshot-count: \"abc\"\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string "
+                     "into Go struct field configYAML.snapshot-count of type uint64");
     ck_assert_int_eq(load_text("snapshot-count: -1\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number -1 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "-1 into Go struct field configYAML.snapshot-count of type uint64");
     ck_assert_int_eq(load_text("enable-v2: 'true'\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.enable-v2 of type bool");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string "
+                     "into Go struct field configYAML.enable-v2 of type bool");
     ck_assert_int_eq(load_text("name: [a, b]\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go struct field configYAML.name of type string");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array "
+                     "into Go struct field configYAML.name of type string");
     /* observed: printed raw by etcd, exit 1 */
     ck_assert_int_eq(load_text("name: x\nlisten-peer-urls: ftp://x:1\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "unexpected error setting up listen-peer-urls: URL scheme must be http, https, unix, or unixs: ftp://x:1");
+    ck_assert_str_eq(cfg.errmsg, "unexpected error setting up listen-peer-urls: URL scheme must be "
+                                 "http, https, unix, or unixs: ftp://x:1");
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     ck_assert_int_eq(config_report(&cfg, CONFIG_ERR_FILE, f), 1);
     fclose(f);
-    ck_assert_str_eq(buf, "unexpected error setting up listen-peer-urls: URL scheme must be http, https, unix, or unixs: ftp://x:1\n");
+    ck_assert_str_eq(buf, "unexpected error setting up listen-peer-urls: URL scheme must be http, "
+                          "https, unix, or unixs: ftp://x:1\n");
     free(buf);
     ck_assert_int_eq(load_text("proxy: maybe\n"), CONFIG_ERR_FILE);
     ck_assert_str_eq(cfg.errmsg, "unexpected error setting up proxyFlag: invalid value");
     ck_assert_int_eq(load_text("discovery-fallback: bogus\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "unexpected error setting up discovery-fallback flag: invalid value");
+    ck_assert_str_eq(cfg.errmsg,
+                     "unexpected error setting up discovery-fallback flag: invalid value");
     /* validated later, with etcd's message */
     ck_assert_int_eq(load_text("initial-cluster-state: bogus\n"), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "unexpected clusterState \"bogus\"");
     ck_assert_int_eq(load_text("heartbeat-interval: 300\n"), CONFIG_ERR_INVALID);
-    ck_assert_str_eq(cfg.errmsg, "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]");
     /* YAML 1.1 booleans and numbers are typed before Go sees them
      * (observed: etcd refuses `name: n` and `auto-compaction-retention: 1`) */
     ck_assert_int_eq(load_text("name: n\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal bool into Go struct field configYAML.name of type string");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal bool "
+                     "into Go struct field configYAML.name of type string");
     ck_assert_int_eq(load_text("auto-compaction-retention: 1\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number into Go struct field configYAML.auto-compaction-retention of type string");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "into Go struct field configYAML.auto-compaction-retention of type string");
     ck_assert_int_eq(load_text("grpc-keepalive-min-time: 5s\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.grpc-keepalive-min-time of type time.Duration");
+    ck_assert_str_eq(
+        cfg.errmsg,
+        "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go "
+        "struct field configYAML.grpc-keepalive-min-time of type time.Duration");
     ck_assert_int_eq(load_text("listen-client-urls: [http://127.0.0.1:1]\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go struct field configYAML.listen-client-urls of type string");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array "
+                     "into Go struct field configYAML.listen-client-urls of type string");
     ck_assert_int_eq(load_text("log-outputs: stderr\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go struct field configYAML.log-outputs of type []string");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string "
+                     "into Go struct field configYAML.log-outputs of type []string");
     ck_assert_int_eq(load_text("heartbeat-interval: 1.5\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 1.5 into Go struct field configYAML.heartbeat-interval of type uint");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "1.5 into Go struct field configYAML.heartbeat-interval of type uint");
     ck_assert_int_eq(load_text("max-concurrent-streams: 99999999999\n"), CONFIG_ERR_FILE);
     /* observed: Go prints the float in its shortest form */
     ck_assert_int_eq(load_text("snapshot-count: .5\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 0.5 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "0.5 into Go struct field configYAML.snapshot-count of type uint64");
     ck_assert_int_eq(load_text("snapshot-count: 1e30\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 1e+30 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "1e+30 into Go struct field configYAML.snapshot-count of type uint64");
     ck_assert_int_eq(load_text("snapshot-count: -2.25e-7\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number -2.25e-7 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "-2.25e-7 into Go struct field configYAML.snapshot-count of type uint64");
     ck_assert_int_eq(load_text("snapshot-count: 1234567.5e3\n"), 0);
     ck_assert_uint_eq(cfg.snapshot_count, 1234567500);
     ck_assert_int_eq(load_text("snapshot-count: 1234.5\n"), CONFIG_ERR_FILE);
-    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number 1234.5 into Go struct field configYAML.snapshot-count of type uint64");
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number "
+                     "1234.5 into Go struct field configYAML.snapshot-count of type uint64");
     /* whole floats and '_' separators are YAML 1.1 numbers Go accepts (observed) */
     ck_assert_int_eq(load_text("quota-backend-bytes: 1e3\nsnapshot-count: 1_000\n"), 0);
     ck_assert_int_eq(cfg.quota_backend_bytes, 1000);
@@ -314,8 +366,11 @@ START_TEST(test_oom_unwinds)
 {
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
-    fputs("name: n1\nlisten-peer-urls: http://127.0.0.1:1\ncipher-suites: [\n TLS_AES_128_GCM_SHA256\n]\n"
-          "peer-transport-security:\n  cert-file: x\n  weird: 1\nlog-outputs:\n  - stderr\nunknown: 1\n", f);
+    fputs("name: n1\nlisten-peer-urls: http://127.0.0.1:1\ncipher-suites: [\n "
+          "TLS_AES_128_GCM_SHA256\n]\n"
+          "peer-transport-security:\n  cert-file: x\n  weird: 1\nlog-outputs:\n  - "
+          "stderr\nunknown: 1\n",
+          f);
     fclose(f);
     char *argv[] = {"etcd", "--config-file", path, NULL};
     bool ok = false;
