@@ -362,6 +362,45 @@ START_TEST(test_misc_constructs)
 }
 END_TEST
 
+/* Mutated copies of the sample never crash the parser (run under ASan). */
+START_TEST(test_mutations_never_crash)
+{
+    FILE *f = fopen(sample_path(), "r");
+    ck_assert_ptr_nonnull(f);
+    static char orig[8192], buf[8192];
+    size_t n = fread(orig, 1, sizeof(orig) - 1, f);
+    fclose(f);
+    static const char alphabet[] = " \t\n:-#'\"[],{}&*!|>~0aZ";
+    unsigned long x = 88172645463325252UL;
+    for (int iter = 0; iter < 1500; iter++) {
+        memcpy(buf, orig, n);
+        size_t len = n;
+        int edits = 1 + iter % 8;
+        for (int e = 0; e < edits; e++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t pos = (size_t)(x % len);
+            char c = alphabet[(x >> 20) % (sizeof(alphabet) - 1)];
+            if ((x >> 40) % 3 == 0 && len > 1) { /* delete */
+                memmove(buf + pos, buf + pos + 1, len - pos - 1);
+                len--;
+            } else if ((x >> 40) % 3 == 1 && len + 1 < sizeof(buf)) { /* insert */
+                memmove(buf + pos + 1, buf + pos, len - pos);
+                buf[pos] = c;
+                len++;
+            } else {
+                buf[pos] = c;
+            }
+        }
+        buf[len] = '\0';
+        int rc = load_text(buf);
+        ck_assert_msg(rc == 0 || rc == CONFIG_ERR_FILE || rc == CONFIG_ERR_INVALID ||
+                          rc == CONFIG_ERR_LOG_LEVEL || rc == CONFIG_ERR_FATAL,
+                      "iter %d rc %d", iter, rc);
+        ck_assert_uint_lt(strlen(cfg.errmsg), sizeof(cfg.errmsg));
+    }
+}
+END_TEST
+
 START_TEST(test_oom_unwinds)
 {
     FILE *f = fopen(path, "w");
@@ -400,6 +439,7 @@ int main(void)
     tcase_add_test(tc, test_syntax_errors_with_line_numbers);
     tcase_add_test(tc, test_value_errors_match_etcd);
     tcase_add_test(tc, test_misc_constructs);
+    tcase_add_test(tc, test_mutations_never_crash);
     tcase_add_test(tc, test_oom_unwinds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
