@@ -37,6 +37,7 @@ void raft_reset(raft *r, uint64_t term)
     }
     r->pending_conf_index = 0;
     r->uncommitted_size = 0;
+    r->pending_bcast = false;
     ro_reset(&r->ro);
 }
 

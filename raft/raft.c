@@ -368,6 +368,8 @@ bool raft_has_ready(const raft *r)
         return true;
     if (r->log.snap && !r->log.snap_in_progress)
         return true;
+    if (r->pending_bcast)
+        return true;
     return log_has_unsent(&r->log) || log_has_committed_to_apply(&r->log) || r->msgs.len ||
            r->msgs_after.len || r->n_read_states;
 }
@@ -381,6 +383,11 @@ int raft_ready(raft *r, struct raft_ready *rd)
     r->spare_ents_cap = r->spare_committed_cap = 0;
     raft_snapshot *snap = NULL;
     int rc;
+    if (r->pending_bcast) {
+        r->pending_bcast = false;
+        if (r->state == RAFT_LEADER)
+            raft_bcast_append(r); /* a lost message is retried later */
+    }
     if (r->log.snap && !r->log.snap_in_progress) {
         snap = raft_snapshot_dup(r->log.snap);
         if (!snap)

@@ -180,6 +180,9 @@ struct raft {
     raft_soft_state prev_soft;
     raft_hard_state prev_hard;
     int err; /* sticky ENOMEM while building messages */
+    /* proposals since the last Ready: appends go out in one batch when
+     * the Ready is built */
+    bool pending_bcast;
 };
 
 /* buf.c */

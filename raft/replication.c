@@ -179,7 +179,8 @@ static int leader_propose(raft *r, const raft_msg *m)
         metcd_free(ents);
     if (rc)
         return rc;
-    raft_bcast_append(r);
+    /* batch: every proposal until the next Ready shares one MsgApp */
+    r->pending_bcast = true;
     return 0;
 }
 
