@@ -395,7 +395,8 @@ static void on_member_list(struct rpc_call *call, const ProtobufCMessage *msg)
     member *m = rpc_call_service_data(call);
     Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, mvcc_current_rev(m->kv));
+    /* etcd's Cluster service fills no revision (v3rpc/member.go header()) */
+    fill_header(m, &h, 0);
     resp.header = &h;
     size_t n = m->n_members;
     Etcdserverpb__Member *pm = metcd_calloc(n ? n : 1, sizeof(*pm));

@@ -539,6 +539,8 @@ static void cconn_schedule(struct rpc_cconn *cc)
 static void on_cconn_read(struct bufferevent *bev, void *arg)
 {
     struct rpc_cconn *cc = arg;
+    if (!cc->h2)
+        return; /* readable before the CONNECTED event ran: taken up there */
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len;
     while (!cc->dead && (len = evbuffer_get_contiguous_space(in)) > 0) {
@@ -604,7 +606,10 @@ static void on_cconn_event(struct bufferevent *bev, short what, void *arg)
         if (cl->cz)
             channelz_set_state(cl->cz, CHANNELZ_STATE_READY);
         submit_pending(cl);
-        cconn_flush(cc);
+        if (evbuffer_get_length(bufferevent_get_input(bev)))
+            on_cconn_read(bev, cc); /* the server spoke first */
+        else
+            cconn_flush(cc);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
