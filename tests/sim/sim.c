@@ -777,13 +777,16 @@ static size_t conf_voters(const raft_conf_state *cs)
     return cs->n_voters;
 }
 
-static void propose_value(node *nd)
+/* Proposes a fresh value; the Ready is taken at once or later (then
+ * several proposals share a batch). */
+static void propose_value(node *nd, bool drive_now)
 {
     uint64_t v = (nd->id << 48) | ++nd->seq;
     int rc = raft_propose(nd->r, &v, 8);
     S.proposals++;
     tracef("propose %" PRIx64 " at %" PRIu64 ": %s", v, nd->id, rc ? raft_strerror(rc) : "ok");
-    drive(nd);
+    if (drive_now)
+        drive(nd);
 }
 
 static void chaos_conf_change(void)
@@ -864,7 +867,7 @@ static void chaos_step(void)
     for (int i = 0; i < props; i++) {
         node *nd = &S.nodes[1 + rndn(MAX_IDS)];
         if (nd->up)
-            propose_value(nd);
+            propose_value(nd, chance(500000));
     }
     if (chance(S.leader_crash_ppm)) {
         node *l = find_leader();
