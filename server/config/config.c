@@ -239,6 +239,35 @@ void config_log_notes(const struct config *cfg, struct metcd_log *lg)
 
 /* ---- scalar parsers (Go semantics) ---- */
 
+/* Go's rule for '_' in base-0 integer literals: each one sits between two
+ * digits, or between the base prefix (0x, 0o, 0b) and a digit. */
+static bool underscores_ok(const char *s)
+{
+    char prev = '^'; /* '^' start, 'd' digit or prefix, '_' underscore, '!' other */
+    bool hex = false;
+    if (*s == '+' || *s == '-')
+        s++;
+    if (s[0] == '0' && s[1] && strchr("bBoOxX", s[1])) {
+        hex = s[1] == 'x' || s[1] == 'X';
+        s += 2;
+        prev = 'd';
+    }
+    for (; *s; s++) {
+        if (isdigit((unsigned char)*s) || (hex && isxdigit((unsigned char)*s))) {
+            prev = 'd';
+        } else if (*s == '_') {
+            if (prev != 'd')
+                return false;
+            prev = '_';
+        } else {
+            if (prev == '_')
+                return false;
+            prev = '!';
+        }
+    }
+    return prev != '_';
+}
+
 /* strconv.ParseUint(s, 0, 64): 0x / 0o / 0b / leading-0 octal prefixes,
  * underscores only with a prefix. Returns 0, -1 syntax, -2 range. */
 static int go_parse_uint(const char *s, uint64_t *out)
@@ -269,8 +298,8 @@ static int go_parse_uint(const char *s, uint64_t *out)
     bool any = prefixed && base == 8 && p == s + 1;
     bool range = false;
     for (; *p; p++) {
-        if (*p == '_' && prefixed)
-            continue;
+        if (*p == '_')
+            continue; /* placement checked by underscores_ok */
         unsigned d;
         if (*p >= '0' && *p <= '9')
             d = (unsigned)(*p - '0');
@@ -288,7 +317,7 @@ static int go_parse_uint(const char *s, uint64_t *out)
         else
             v = v * base + d;
     }
-    if (!any)
+    if (!any || (strchr(s, '_') && !underscores_ok(s)))
         return -1;
     if (range)
         return -2;

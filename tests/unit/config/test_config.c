@@ -158,6 +158,31 @@ START_TEST(test_flag_forms)
     ck_assert(config_is_set(&cfg, "enable-v2"));
     ck_assert(!config_is_set(&cfg, "wal-dir"));
 
+    /* Go's literal rules (each checked against etcd 3.4.23) */
+    ck_assert_int_eq(parse("--snapshot-count=1_000", "--max-txn-ops=0x_1f", "--max-wals", "0b101",
+                           "--max-snapshots", "0o17", "--heartbeat-interval", "010",
+                           "--election-timeout", "0_1750", "--quota-backend-bytes=-0x10"),
+                     0);
+    ck_assert_uint_eq(cfg.snapshot_count, 1000);
+    ck_assert_uint_eq(cfg.max_txn_ops, 31);
+    ck_assert_uint_eq(cfg.max_wals, 5);
+    ck_assert_uint_eq(cfg.max_snapshots, 15);
+    ck_assert_uint_eq(cfg.heartbeat_interval_ms, 8);
+    ck_assert_uint_eq(cfg.election_timeout_ms, 1000);
+    ck_assert_int_eq(cfg.quota_backend_bytes, -16);
+    ck_assert_int_eq(parse("--snapshot-count=_1"), CONFIG_ERR_USAGE);
+    ck_assert_int_eq(parse("--max-txn-ops=1__0"), CONFIG_ERR_USAGE);
+    ck_assert_int_eq(parse("--max-txn-ops=10_"), CONFIG_ERR_USAGE);
+    ck_assert_int_eq(parse("--snapshot-count=+5"), CONFIG_ERR_USAGE);
+    ck_assert_int_eq(parse("--heartbeat-interval=08"), CONFIG_ERR_USAGE);
+    ck_assert_int_eq(parse("--enable-v2=tRUE"), CONFIG_ERR_USAGE);
+    ck_assert_int_eq(parse("--enable-v2=TRUE", "--pre-vote=T", "--grpc-keepalive-min-time=.5s",
+                           "--grpc-keepalive-interval=5.s", "--grpc-keepalive-timeout=1h1h"),
+                     0);
+    ck_assert_int_eq(cfg.grpc_keepalive_min_time_ns, 500000000);
+    ck_assert_int_eq(cfg.grpc_keepalive_interval_ns, 5000000000LL);
+    ck_assert_int_eq(cfg.grpc_keepalive_timeout_ns, 7200000000000LL);
+
     /* "--" ends the flags; what follows is an argument, which etcd refuses */
     ck_assert_int_eq(parse("--name", "x", "--", "--bogus"), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "'--bogus' is not a valid flag");

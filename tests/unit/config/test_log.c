@@ -75,8 +75,7 @@ START_TEST(test_capnslog_line_shape)
     log_close(lg);
     char *s = slurp(tmpl);
     ck_assert_msg(
-        matches("^" CAPN_TS
-                " I \\| etcdserver: published \\{Name:n0 "
+        matches("^" CAPN_TS " I \\| etcdserver: published \\{Name:n0 "
                 "ClientURLs:\\[http://localhost:42479\\]\\} to cluster 9d77c969a38e041d\n" CAPN_TS
                 " N \\| embed: serving insecure client requests on 127.0.0.1:42479, this is "
                 "strongly discouraged!\n" CAPN_TS " D \\| raft: d\n" CAPN_TS
