@@ -527,9 +527,74 @@ static int url_split(const char *in, struct url_parts *u)
     return 0;
 }
 
+/* The errors Go's url.Parse reports before etcd looks at the scheme. */
+static int go_url_parse_error(const char *in, char *errmsg, size_t errlen)
+{
+    for (const char *c = in; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            snprintf(errmsg, errlen, "parse \"%s\": net/url: invalid control character in URL", in);
+            return -1;
+        }
+    /* scheme: a letter, then letters, digits, '+', '-', '.', up to ':' */
+    size_t i = 0;
+    bool has_scheme = false;
+    for (; in[i]; i++) {
+        char c = in[i];
+        if (isalpha((unsigned char)c))
+            continue;
+        if (isdigit((unsigned char)c) || c == '+' || c == '-' || c == '.') {
+            if (i == 0)
+                break;
+            continue;
+        }
+        if (c == ':') {
+            if (i == 0) {
+                snprintf(errmsg, errlen, "parse \"%s\": missing protocol scheme", in);
+                return -1;
+            }
+            has_scheme = true;
+        }
+        break;
+    }
+    if (!has_scheme) {
+        size_t seg = strcspn(in, "/?#");
+        if (memchr(in, ':', seg)) {
+            snprintf(errmsg, errlen, "parse \"%s\": first path segment in URL cannot contain colon",
+                     in);
+            return -1;
+        }
+        return 0;
+    }
+    const char *auth = strstr(in, "://");
+    if (!auth || auth != in + i)
+        return 0;
+    auth += 3;
+    size_t al = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', al);
+    if (at) {
+        al -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    if (al && auth[0] == '[' && !memchr(auth, ']', al)) {
+        snprintf(errmsg, errlen, "parse \"%s\": missing ']' in host", in);
+        return -1;
+    }
+    for (size_t k = 0; k < al; k++) {
+        char c = auth[k];
+        if (c == ' ' || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
+            c == '{' || c == '|' || c == '}') {
+            snprintf(errmsg, errlen, "parse \"%s\": invalid character \"%c\" in host name", in, c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_url_check(const char *in, char *errmsg, size_t errlen)
 {
     struct url_parts u;
+    if (go_url_parse_error(in, errmsg, errlen))
+        return -1;
     url_split(in, &u);
     if (strcmp(u.scheme, "http") && strcmp(u.scheme, "https") && strcmp(u.scheme, "unix") &&
         strcmp(u.scheme, "unixs")) {
@@ -585,7 +650,9 @@ static int parse_urls(const char *s, struct config_list *out, char *errmsg, size
         if (rc)
             goto done;
     }
-    list_sort_unique(&res);
+    /* Sorted like etcd's types.URLs; duplicates stay, as UniqueURLs keeps
+     * them in the list it hands to the server. */
+    qsort(res.v, res.n, sizeof(*res.v), cmp_str);
     cfg_list_free(out);
     *out = res;
     res = (struct config_list){0};

@@ -83,8 +83,9 @@ enum config_source {
     CONFIG_SRC_FILE,
 };
 
-/* A list of strings, owned by the config (URL lists are sorted and unique,
- * like etcd's UniqueURLs; cipher suites keep the user's order). */
+/* A list of strings, owned by the config. URL lists are sorted (duplicates
+ * kept, as etcd's UniqueURLs hands them to the server); host-whitelist and
+ * log-outputs are sorted and unique; cipher suites keep the user's order. */
 struct config_list {
     size_t n;
     char **v;
@@ -270,8 +271,9 @@ void config_print_version(FILE *out);
 size_t config_flag_count(void);
 const char *config_flag_name(size_t i);
 
-/* Checks one URL as etcd's types.NewURLs does (scheme http/https/unix/unixs,
- * "host:port", no path). Returns 0 or -1 with etcd's message in errmsg. */
+/* Checks one URL as etcd's types.NewURLs does (Go's url.Parse errors, scheme
+ * http/https/unix/unixs, "host:port", no path). Returns 0 or -1 with etcd's
+ * message in errmsg. */
 int config_url_check(const char *url, char *errmsg, size_t errlen);
 
 /* OpenSSL name of a Go cipher-suite name accepted by --cipher-suites, or

@@ -206,9 +206,10 @@ START_TEST(test_url_lists)
               "--advertise-client-urls", "HTTP://localhost:20000", "--initial-advertise-peer-urls",
               "unix://etcd.unix:1", "--initial-cluster", "e1=unix://etcd.unix:1", "--name", "e1"),
         0);
-    ck_assert_uint_eq(cfg.listen_peer_urls.n, 2);
+    ck_assert_uint_eq(cfg.listen_peer_urls.n, 3); /* sorted, duplicates kept */
     ck_assert_str_eq(cfg.listen_peer_urls.v[0], "https://127.0.0.1:20000");
-    ck_assert_str_eq(cfg.listen_peer_urls.v[1], "https://127.0.0.1:20003");
+    ck_assert_str_eq(cfg.listen_peer_urls.v[1], "https://127.0.0.1:20000");
+    ck_assert_str_eq(cfg.listen_peer_urls.v[2], "https://127.0.0.1:20003");
     ck_assert_uint_eq(cfg.listen_client_urls.n, 2);
     ck_assert_str_eq(cfg.advertise_client_urls.v[0], "http://localhost:20000");
     ck_assert_int_eq(parse("--listen-client-urls", "http://0.0.0.0:0", "--advertise-client-urls",
@@ -275,6 +276,21 @@ START_TEST(test_usage_errors_match_etcd)
         {"--max-concurrent-streams", "99999999999",
          "invalid value \"99999999999\" for flag -max-concurrent-streams: strconv.ParseUint: "
          "parsing \"99999999999\": value out of range"},
+        {"--listen-peer-urls", "127.0.0.1:43380",
+         "invalid value \"127.0.0.1:43380\" for flag -listen-peer-urls: parse \"127.0.0.1:43380\": "
+         "first path segment in URL cannot contain colon"},
+        {"--listen-peer-urls", "localhost:2380",
+         "invalid value \"localhost:2380\" for flag -listen-peer-urls: URL scheme must be http, "
+         "https, unix, or unixs: localhost:2380"},
+        {"--listen-peer-urls", "http://[::1",
+         "invalid value \"http://[::1\" for flag -listen-peer-urls: parse \"http://[::1\": missing "
+         "']' in host"},
+        {"--listen-peer-urls", "://x:1",
+         "invalid value \"://x:1\" for flag -listen-peer-urls: parse \"://x:1\": missing protocol "
+         "scheme"},
+        {"--listen-peer-urls", "http://a b:1",
+         "invalid value \"http://a b:1\" for flag -listen-peer-urls: parse \"http://a b:1\": "
+         "invalid character \" \" in host name"},
         {"---x", NULL, "bad flag syntax: ---x"},
         {"-=x", NULL, "bad flag syntax: -=x"},
     };

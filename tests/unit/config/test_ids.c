@@ -184,6 +184,15 @@ START_TEST(test_verify_bootstrap_messages)
                      "--initial-advertise-peer-urls has http://127.0.0.1:42381 but missing from "
                      "--initial-cluster=foo=http://127.0.0.1:42380,foo=http://127.0.0.1:42381");
     ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap, 1, false, err, sizeof(err)), 0);
+    /* observed: --initial-advertise-peer-urls=a,a against --initial-cluster default=a */
+    const char *ap3[] = {"http://127.0.0.1:42380", "http://127.0.0.1:42380"};
+    ck_assert_int_eq(ids_verify_bootstrap(&c, "foo", ap3, 2, false, err, sizeof(err)),
+                     IDS_ERR_BOOTSTRAP);
+    ck_assert_str_eq(err,
+                     "failed to resolve http://127.0.0.1:42380,http://127.0.0.1:42380 to match "
+                     "--initial-cluster=foo=http://127.0.0.1:42380,foo=http://127.0.0.1:42380 "
+                     "(len([\"http://127.0.0.1:42380\" \"http://127.0.0.1:42380\"]) != "
+                     "len([\"http://127.0.0.1:42380\"]))");
     ids_cluster_free(&c);
 }
 END_TEST
