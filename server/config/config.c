@@ -1315,6 +1315,12 @@ static int validate_logging(struct config *cfg)
                           "'--log-level=debug' instead");
         if (rc)
             return rc;
+        if (strcmp(cfg->log_level, "debug") != 0 &&
+            (rc = cfg_note(cfg, 'R', "",
+                           "[WARNING] Deprecated '--debug' flag is set to true with inconsistent "
+                           "'--log-level=%s' flag",
+                           cfg->log_level)))
+            return rc;
     }
     if (strcmp(cfg->logger, "capnslog") == 0) {
         int rc = cfg_note(cfg, 'R', "",
@@ -1322,6 +1328,16 @@ static int validate_logging(struct config *cfg)
                           "'--logger=zap' flag instead");
         if (rc)
             return rc;
+    }
+    if (cfg->log_package_levels[0]) {
+        int rc = cfg_note(cfg, 'R', "",
+                          "[WARNING] Deprecated '--log-package-levels=%s' flag is set; use "
+                          "'--logger=zap' flag instead",
+                          cfg->log_package_levels);
+        if (rc)
+            return rc;
+    }
+    if (strcmp(cfg->logger, "capnslog") == 0) {
         if (!lvl_ok && !cfg->debug) {
             cfg_errf(cfg, "unknown level %s", cfg_goquote(cfg->log_level, q, sizeof(q)));
             return CONFIG_ERR_LOG_LEVEL;

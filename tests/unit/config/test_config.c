@@ -376,6 +376,12 @@ START_TEST(test_validation_errors_match_etcd)
     ck_assert_int_eq(parse("--experimental-enable-lease-checkpoint-persist"), CONFIG_ERR_INVALID);
     ck_assert_str_eq(cfg.errmsg, "setting experimental-enable-lease-checkpoint-persist requires "
                                  "experimental-enable-lease-checkpoint");
+    ck_assert_int_eq(parse("--debug"), 0);
+    ck_assert(has_note("[WARNING] Deprecated '--debug' flag is set to true with inconsistent "
+                       "'--log-level=info' flag"));
+    ck_assert_int_eq(parse("--log-package-levels", "etcdmain=DEBUG"), 0);
+    ck_assert(has_note("[WARNING] Deprecated '--log-package-levels=etcdmain=DEBUG' flag is set; "
+                       "use '--logger=zap' flag instead"));
     ck_assert_int_eq(parse("--experimental-enable-lease-checkpoint"), 0);
     ck_assert(has_note("checkpointing is enabled without persistence"));
     ck_assert_int_eq(config_exit_status(CONFIG_ERR_INVALID), 1);
