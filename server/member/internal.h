@@ -122,6 +122,8 @@ struct member {
     char cluster_version[16];
     bool published, serving, ready_logged;
 
+    struct compactor *compactor;
+
     /* persistence in flight */
     size_t persist_inflight;
 
@@ -173,6 +175,10 @@ void conv_delete_req(const Etcdserverpb__DeleteRangeRequest *in, mvcc_delete_req
 /* Replies to `call` with the response for an mvcc result of `kind`. */
 void reply_result(member *m, struct rpc_call *call, const mvcc_op_resp *r, int kind);
 bool txn_is_readonly(const Etcdserverpb__TxnRequest *t);
+
+/* compactor.c */
+int compactor_start(member *m);
+void compactor_stop(member *m);
 
 /* maintenance.c */
 int maintenance_register(member *m);

@@ -35,6 +35,7 @@ static const char *const implemented[] = {
     "grpc-keepalive-interval", "grpc-keepalive-timeout", "pre-vote", "strict-reconfig-check",
     "logger", "log-level", "log-outputs", "log-output", "debug", "config-file",
     "experimental-initial-corrupt-check", "enable-grpc-gateway", "version", "help",
+    "auto-compaction-mode", "auto-compaction-retention",
     NULL,
 };
 
@@ -68,6 +69,31 @@ static enum log_level map_level(int l)
 static void log_adapter(void *ctx, int level, const char *pkg, const char *msg)
 {
     log_printf(ctx, map_level(level), pkg, "%s", msg);
+}
+
+/* etcd's parseCompactionRetention: a plain integer is hours (periodic) or
+ * revisions (revision); otherwise a Go duration. */
+static int parse_retention(const struct config *cfg, int *mode, int64_t *out, char *err,
+                           size_t errlen)
+{
+    *mode = cfg->auto_compaction_mode && !strcmp(cfg->auto_compaction_mode, "revision")
+                ? AUTO_COMPACT_REVISION
+                : AUTO_COMPACT_PERIODIC;
+    const char *r = cfg->auto_compaction_retention ? cfg->auto_compaction_retention : "0";
+    char *end;
+    long long v = strtoll(r, &end, 10);
+    if (*r && !*end && v >= 0) {
+        *out = *mode == AUTO_COMPACT_REVISION ? v : v * 3600LL * 1000;
+        return 0;
+    }
+    int64_t ns;
+    if (config_parse_duration(r, &ns) != 0 || ns < 0) {
+        snprintf(err, errlen, "error parsing CompactionRetention: time: invalid duration \"%s\"",
+                 r);
+        return -1;
+    }
+    *out = *mode == AUTO_COMPACT_REVISION ? ns : ns / 1000000;
+    return 0;
 }
 
 static uint32_t ns_to_ms(int64_t ns)
@@ -145,6 +171,15 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    int ac_mode;
+    int64_t ac_retention;
+    if (parse_retention(&cfg, &ac_mode, &ac_retention, err, sizeof(err)) != 0) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "%s", err);
+        ids_cluster_free(&cl);
+        log_close(lg);
+        config_free(&cfg);
+        return 1;
+    }
     member_peer *peers = metcd_calloc(cl.n, sizeof(*peers));
     if (!peers) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");
@@ -181,6 +216,8 @@ int main(int argc, char **argv)
         .grpc_keepalive_interval_ms = ns_to_ms(cfg.grpc_keepalive_interval_ns),
         .grpc_keepalive_timeout_ms = ns_to_ms(cfg.grpc_keepalive_timeout_ns),
         .initial_corrupt_check = cfg.experimental_initial_corrupt_check,
+        .auto_compaction_mode = ac_mode,
+        .auto_compaction_retention = ac_retention,
         .log = log_adapter,
         .log_ctx = lg,
     };

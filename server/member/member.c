@@ -221,6 +221,10 @@ int member_start(member **out, struct event_base *base, const member_options *op
         goto err;
     if (mvcc_compact_pending(m->kv))
         compaction_kick(m); /* an interrupted compaction resumes */
+    if (compactor_start(m)) {
+        snprintf(errbuf, errlen, "cannot start auto compaction");
+        goto err;
+    }
     m->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, m);
     if (!m->sweep_ev) {
         snprintf(errbuf, errlen, "out of memory");
@@ -241,6 +245,7 @@ void member_stop(member *m)
     if (!m)
         return;
     m->stopping = true;
+    compactor_stop(m);
     if (m->sweep_ev)
         event_free(m->sweep_ev);
     if (m->compact_ev)

@@ -40,6 +40,8 @@ typedef struct member_peer {
     size_t n_peer_urls;
 } member_peer;
 
+enum auto_compact_mode { AUTO_COMPACT_NONE = 0, AUTO_COMPACT_PERIODIC, AUTO_COMPACT_REVISION };
+
 typedef struct member_options {
     const char *name;
     const char *data_dir;
@@ -72,6 +74,10 @@ typedef struct member_options {
     uint32_t grpc_keepalive_interval_ms;
     uint32_t grpc_keepalive_timeout_ms;
     bool initial_corrupt_check;
+    /* --auto-compaction-mode / -retention: retention in ms (periodic) or
+     * revisions (revision); 0 disables */
+    int auto_compaction_mode;
+    int64_t auto_compaction_retention;
     /* logging */
     member_log_fn log;
     void *log_ctx;
