@@ -18,9 +18,16 @@
 
 #define LOG_MAX_OUTPUTS 16
 
+#define LOG_MAX_PKG_LEVELS 32
+
 struct metcd_log {
     enum log_format fmt;
     enum log_level min;
+    size_t npkg;
+    struct {
+        char pkg[64];
+        enum log_level min;
+    } pkg[LOG_MAX_PKG_LEVELS];
     size_t nfd;
     int fd[LOG_MAX_OUTPUTS];
     bool owned[LOG_MAX_OUTPUTS];
@@ -247,7 +254,14 @@ int log_open_config(struct metcd_log **out, const struct config *cfg, char *errm
     static const char *const def[] = {"default"};
     const char *const *outs = cfg->log_outputs.n ? (const char *const *)cfg->log_outputs.v : def;
     size_t n = cfg->log_outputs.n ? cfg->log_outputs.n : 1;
-    return log_open(out, fmt, min, outs, n, errmsg, errlen);
+    int rc = log_open(out, fmt, min, outs, n, errmsg, errlen);
+    if (rc == 0 && fmt == LOG_FMT_CAPNSLOG && cfg->log_package_levels[0]) {
+        char why[256];
+        if (log_set_package_levels(*out, cfg->log_package_levels, why, sizeof(why)) != 0)
+            log_printf(*out, LOG_LVL_WARN, "embed",
+                       "couldn't parse log level string: %s, continuing with default levels", why);
+    }
+    return rc;
 }
 
 void log_close(struct metcd_log *lg)
@@ -264,6 +278,81 @@ void log_close(struct metcd_log *lg)
 bool log_enabled(const struct metcd_log *lg, enum log_level lvl)
 {
     return lvl >= (lg ? lg->min : LOG_LVL_INFO);
+}
+
+bool log_enabled_pkg(const struct metcd_log *lg, enum log_level lvl, const char *pkg)
+{
+    if (lg && pkg)
+        for (size_t i = 0; i < lg->npkg; i++)
+            if (strcmp(lg->pkg[i].pkg, pkg) == 0)
+                return lvl >= lg->pkg[i].min;
+    return log_enabled(lg, lvl);
+}
+
+/* capnslog's level names (and their first letters). */
+static int capnslog_level(const char *s, size_t n, enum log_level *out)
+{
+    static const struct {
+        const char *w;
+        enum log_level l;
+    } m[] = {{"CRITICAL", LOG_LVL_CRIT}, {"ERROR", LOG_LVL_ERROR}, {"WARNING", LOG_LVL_WARN},
+             {"NOTICE", LOG_LVL_NOTICE}, {"INFO", LOG_LVL_INFO},   {"DEBUG", LOG_LVL_DEBUG},
+             {"TRACE", LOG_LVL_DEBUG}};
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        if ((strlen(m[i].w) == n && strncmp(m[i].w, s, n) == 0) || (n == 1 && s[0] == m[i].w[0])) {
+            *out = m[i].l;
+            return 0;
+        }
+    return -1;
+}
+
+int log_set_package_levels(struct metcd_log *lg, const char *spec, char *errmsg, size_t errlen)
+{
+    /* Validate everything first: a bad spec changes nothing. */
+    size_t count = 0;
+    for (const char *p = spec; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *eq = memchr(p, '=', n);
+        enum log_level l;
+        if (!eq || eq == p || capnslog_level(eq + 1, n - (size_t)(eq + 1 - p), &l) != 0 ||
+            (size_t)(eq - p) >= sizeof(lg->pkg[0].pkg)) {
+            snprintf(errmsg, errlen, "bad log level format \"%.*s\"", (int)n, p);
+            return LOG_ERR_INVAL;
+        }
+        if (!(eq - p == 1 && p[0] == '*'))
+            count++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (lg->npkg + count > LOG_MAX_PKG_LEVELS) {
+        snprintf(errmsg, errlen, "too many package log levels (at most %d)", LOG_MAX_PKG_LEVELS);
+        return LOG_ERR_INVAL;
+    }
+    for (const char *p = spec; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *eq = memchr(p, '=', n);
+        enum log_level l = LOG_LVL_INFO;
+        capnslog_level(eq + 1, n - (size_t)(eq + 1 - p), &l);
+        size_t pl = (size_t)(eq - p);
+        if (pl == 1 && p[0] == '*') {
+            lg->min = l;
+        } else {
+            size_t i = 0;
+            while (i < lg->npkg &&
+                   !(strlen(lg->pkg[i].pkg) == pl && strncmp(lg->pkg[i].pkg, p, pl) == 0))
+                i++;
+            memcpy(lg->pkg[i].pkg, p, pl);
+            lg->pkg[i].pkg[pl] = '\0';
+            lg->pkg[i].min = l;
+            if (i == lg->npkg)
+                lg->npkg++;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
 }
 
 enum log_format log_format_of(const struct metcd_log *lg)
@@ -477,7 +566,7 @@ static void vrecord(struct metcd_log *lg, enum log_level lvl, const char *pkg, c
 {
     if ((unsigned)lvl > LOG_LVL_CRIT)
         lvl = LOG_LVL_CRIT;
-    if (!log_enabled(lg, lvl))
+    if (!log_enabled_pkg(lg, lvl, pkg))
         return;
     struct lbuf b;
     lb_init(&b);

@@ -57,7 +57,7 @@ int log_open(struct metcd_log **out, enum log_format fmt, enum log_level min,
              const char *const *outputs, size_t n, char *errmsg, size_t errlen);
 
 /* Opens the logger described by a parsed config (--logger, --log-level,
- * --debug, --log-outputs). */
+ * --debug, --log-outputs, --log-package-levels). */
 int log_open_config(struct metcd_log **out, const struct config *cfg, char *errmsg, size_t errlen);
 
 /* Logger on one already-open descriptor (borrowed: not closed by log_close).
@@ -72,6 +72,16 @@ void log_close(struct metcd_log *lg);
 int log_level_parse(const char *s, enum log_level *out);
 
 bool log_enabled(const struct metcd_log *lg, enum log_level lvl);
+/* Same, honouring per-package levels (--log-package-levels). */
+bool log_enabled_pkg(const struct metcd_log *lg, enum log_level lvl, const char *pkg);
+
+/* capnslog's per-package levels: "pkg=LEVEL,pkg2=LEVEL" with CRITICAL, ERROR,
+ * WARNING, NOTICE, INFO, DEBUG, TRACE (or their first letter); "*" sets the
+ * global level. A bad spec changes nothing and returns LOG_ERR_INVAL.
+ * log_open_config applies --log-package-levels (capnslog only, as etcd), and
+ * logs etcd's warning when it cannot be parsed. Not thread-safe: call before
+ * other threads log. */
+int log_set_package_levels(struct metcd_log *lg, const char *spec, char *errmsg, size_t errlen);
 enum log_format log_format_of(const struct metcd_log *lg);
 
 /* A record whose text is the same in both formats: capnslog prints

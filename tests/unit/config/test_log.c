@@ -259,6 +259,35 @@ START_TEST(test_long_line_and_oom)
 }
 END_TEST
 
+START_TEST(test_package_levels)
+{
+    struct metcd_log *lg;
+    char errmsg[128];
+    ck_assert_int_eq(log_open_fd(&lg, LOG_FMT_CAPNSLOG, LOG_LVL_INFO, tfd), 0);
+    ck_assert_int_eq(log_set_package_levels(lg, "etcdmain=CRITICAL,raft=D,etcdserver=WARNING",
+                                            errmsg, sizeof(errmsg)),
+                     0);
+    ck_assert_int_eq(log_set_package_levels(lg, "etcdmain", errmsg, sizeof(errmsg)), LOG_ERR_INVAL);
+    ck_assert_str_eq(errmsg, "bad log level format \"etcdmain\"");
+    ck_assert_int_eq(log_set_package_levels(lg, "x=LOUD", errmsg, sizeof(errmsg)), LOG_ERR_INVAL);
+    log_printf(lg, LOG_LVL_ERROR, "etcdmain", "dropped");
+    log_printf(lg, LOG_LVL_CRIT, "etcdmain", "kept1");
+    log_printf(lg, LOG_LVL_DEBUG, "raft", "kept2");
+    log_printf(lg, LOG_LVL_INFO, "etcdserver", "dropped");
+    log_printf(lg, LOG_LVL_INFO, "embed", "kept3");
+    log_printf(lg, LOG_LVL_DEBUG, "embed", "dropped");
+    ck_assert_int_eq(log_set_package_levels(lg, "*=ERROR", errmsg, sizeof(errmsg)), 0);
+    log_printf(lg, LOG_LVL_INFO, "embed", "dropped");
+    log_close(lg);
+    char *s = slurp(tmpl);
+    ck_assert_msg(matches("^" CAPN_TS " C \\| etcdmain: kept1\n" CAPN_TS
+                          " D \\| raft: kept2\n" CAPN_TS " I \\| embed: kept3\n$",
+                          s),
+                  "got: %s", s);
+    free(s);
+}
+END_TEST
+
 START_TEST(test_outputs)
 {
     char p1[80], p2[80], errmsg[256];
@@ -349,6 +378,7 @@ int main(void)
     tcase_add_test(tc, test_zap_durations_like_go);
     tcase_add_test(tc, test_threads_never_interleave);
     tcase_add_test(tc, test_long_line_and_oom);
+    tcase_add_test(tc, test_package_levels);
     tcase_add_test(tc, test_outputs);
     tcase_add_test(tc, test_open_from_config_and_null_logger);
     suite_add_tcase(s, tc);
