@@ -302,15 +302,13 @@ static int forward(raft *r, const raft_msg *m)
         return rc;
     f.to = r->lead;
     f.term = 0;
-    uint64_t from = m->from;
+    raft_msg_vec *q = &r->msgs;
+    size_t before = q->len;
     raft_send(r, &f);
     /* raft_send stamps our id; a transfer request names the transferee */
-    if (m->type == RAFT_MSG_TRANSFER_LEADER) {
-        raft_msg_vec *q = &r->msgs;
-        if (q->len)
-            q->v[q->len - 1].from = from;
-    }
-    return 0;
+    if (m->type == RAFT_MSG_TRANSFER_LEADER && q->len > before)
+        q->v[q->len - 1].from = m->from;
+    return r->err;
 }
 
 /* Only local requests are forwarded: a request that reached a follower
