@@ -452,7 +452,7 @@ static int split_host_port(const char *hostport, char *host_out, size_t hlen, ch
         host_b = hostport + 1;
         host_e = rb;
         after = rb + 2;
-        if (strchr(host_b, '[') < host_e && strchr(host_b, '[')) {
+        if (memchr(host_b, '[', (size_t)(host_e - host_b))) {
             snprintf(err, elen, "address %s: unexpected '[' in address", hostport);
             return -1;
         }

@@ -345,6 +345,32 @@ START_TEST(test_open_from_config_and_null_logger)
     ck_assert_int_eq(log_format_of(lg), LOG_FMT_ZAP);
     ck_assert(log_enabled(lg, LOG_LVL_DEBUG));
     log_close(lg);
+    /* --log-package-levels: applied for capnslog, a bad one only warns */
+    ck_assert_int_eq(config_set(&cfg, "logger", "capnslog", CONFIG_SRC_FLAG), 0);
+    ck_assert_int_eq(config_set(&cfg, "log-level", "info", CONFIG_SRC_FLAG), 0);
+    ck_assert_int_eq(config_set(&cfg, "log-package-levels", "embed=ERROR", CONFIG_SRC_FLAG), 0);
+    ck_assert_int_eq(log_open_config(&lg, &cfg, errmsg, sizeof(errmsg)), 0);
+    ck_assert(!log_enabled_pkg(lg, LOG_LVL_WARN, "embed"));
+    ck_assert(log_enabled_pkg(lg, LOG_LVL_WARN, "etcdserver"));
+    log_close(lg);
+    ck_assert_int_eq(config_set(&cfg, "log-package-levels", "garbage", CONFIG_SRC_FLAG), 0);
+    {
+        int saved2 = dup(2);
+        dup2(tfd, 2);
+        ck_assert_int_eq(log_open_config(&lg, &cfg, errmsg, sizeof(errmsg)), 0);
+        dup2(saved2, 2);
+        close(saved2);
+        log_close(lg);
+        char *w = slurp(tmpl);
+        ck_assert_msg(matches("^" CAPN_TS " W \\| embed: couldn't parse log level string: bad log "
+                              "level format \"garbage\", continuing with default levels\n$",
+                              w),
+                      "got: %s", w);
+        free(w);
+        ck_assert_int_eq(ftruncate(tfd, 0), 0);
+        lseek(tfd, 0, SEEK_SET);
+    }
+    ck_assert_int_eq(config_set(&cfg, "log-package-levels", "", CONFIG_SRC_FLAG), 0);
     ck_assert_int_eq(config_set(&cfg, "log-level", "loud", CONFIG_SRC_FLAG), 0);
     ck_assert_int_eq(log_open_config(&lg, &cfg, errmsg, sizeof(errmsg)), LOG_ERR_INVAL);
     ck_assert_str_eq(errmsg, "unknown level \"loud\"");
