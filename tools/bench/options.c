@@ -1,0 +1,285 @@
+/* tools/bench/options.c - metcd-bench's command line (see bench.h). */
+#include "tools/bench/bench.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void bench_usage(FILE *out)
+{
+    fputs("Usage: metcd-bench put|range [flags]\n"
+          "\n"
+          "Sends --total requests to an etcd v3 server, keeping --clients of them in\n"
+          "flight over --conns gRPC connections, and prints a latency summary.\n"
+          "\n"
+          "Modes:\n"
+          "  put      Put keys with values of --val-size bytes\n"
+          "  range    Range single keys (--consistency l: linearizable, s: serializable)\n"
+          "\n"
+          "Flags:\n"
+          "  --endpoints LIST   comma-separated host:port or http://host:port\n"
+          "                     (default 127.0.0.1:2379); connection i starts at entry\n"
+          "                     i mod n and fails over to the next ones\n"
+          "  --conns N          gRPC connections (default 1)\n"
+          "  --clients N        requests in flight over all connections (default 1)\n"
+          "  --total N          requests to send (default 10000)\n"
+          "  --key-size N       key bytes: decimal key number padded with '0' (default 8)\n"
+          "  --val-size N       value bytes for put (default 8)\n"
+          "  --key-space N      draw keys uniformly from N keys; 0: sequential 0, 1, ...\n"
+          "                     (default 0)\n"
+          "  --consistency l|s  range consistency (default l)\n"
+          "  --rate R           requests per second over all clients; 0: unlimited\n"
+          "                     (default 0)\n"
+          "  --timeout-ms N     deadline of each request; 0: none (default 10000)\n"
+          "  --seed N           seed of the random key choice (default 1)\n"
+          "  --json             print the summary as one JSON object\n"
+          "  --no-progress      no progress bar (it is shown only on a terminal)\n"
+          "  -h, --help         this text\n",
+          out);
+}
+
+static int bad(FILE *err, const char *flag, const char *val, const char *want)
+{
+    fprintf(err, "metcd-bench: invalid value \"%s\" for %s: %s\n", val, flag, want);
+    return 2;
+}
+
+/* Strict unsigned decimal in [lo, hi]; 0 on success. */
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s[0])
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int split_endpoints(struct bench_options *o, const char *val, FILE *err)
+{
+    const char *flag = "--endpoints";
+    size_t len = strlen(val);
+    if (len == 0)
+        return bad(err, flag, val, "want at least one host:port");
+    if (len >= sizeof o->endpoints_buf)
+        return bad(err, flag, val, "list too long");
+    memcpy(o->endpoints_buf, val, len + 1);
+    o->n_endpoints = 0;
+    char *save = NULL;
+    char *p = o->endpoints_buf;
+    /* strtok_r would skip empty entries; refuse them instead. */
+    for (char *tok = p;; tok = save) {
+        char *comma = strchr(tok, ',');
+        save = comma ? comma + 1 : NULL;
+        if (comma)
+            *comma = '\0';
+        if (!tok[0])
+            return bad(err, flag, val, "empty entry in the list");
+        if (strncmp(tok, "https://", 8) == 0 || strncmp(tok, "unix", 4) == 0)
+            return bad(err, flag, val, "only plain http:// or host:port endpoints");
+        const char *hp = strncmp(tok, "http://", 7) == 0 ? tok + 7 : tok;
+        const char *colon = strrchr(hp, ':');
+        uint64_t port;
+        if (!colon || colon == hp || parse_u64(colon + 1, 1, 65535, &port) != 0)
+            return bad(err, flag, val, "each entry needs host:port");
+        if (o->n_endpoints == BENCH_MAX_ENDPOINTS)
+            return bad(err, flag, val, "at most 16 endpoints");
+        o->endpoints[o->n_endpoints++] = tok;
+        if (!save)
+            break;
+    }
+    return 0;
+}
+
+uint32_t bench_digits(uint64_t n)
+{
+    uint32_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+int bench_format_key(char *buf, uint32_t key_size, uint64_t n)
+{
+    uint32_t d = bench_digits(n);
+    if (d > key_size)
+        return BENCH_ERR_INVAL;
+    memset(buf, '0', key_size - d);
+    for (uint32_t i = key_size; i > key_size - d; i--) {
+        buf[i - 1] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    return 0;
+}
+
+/* Which flags take a value. */
+static bool takes_value(const char *name)
+{
+    static const char *const with_value[] = {
+        "--endpoints", "--conns", "--clients", "--total", "--key-size", "--val-size",
+        "--key-space", "--consistency", "--rate", "--timeout-ms", "--seed",
+    };
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+        if (strcmp(name, with_value[i]) == 0)
+            return true;
+    return false;
+}
+
+static int set_flag(struct bench_options *o, const char *name, const char *val, FILE *err)
+{
+    uint64_t v;
+    if (strcmp(name, "--endpoints") == 0)
+        return split_endpoints(o, val, err);
+    if (strcmp(name, "--conns") == 0) {
+        if (parse_u64(val, 1, 1000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..1000");
+        o->conns = (uint32_t)v;
+    } else if (strcmp(name, "--clients") == 0) {
+        if (parse_u64(val, 1, 100000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..100000");
+        o->clients = (uint32_t)v;
+    } else if (strcmp(name, "--total") == 0) {
+        if (parse_u64(val, 1, 100000000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..100000000");
+        o->total = v;
+    } else if (strcmp(name, "--key-size") == 0) {
+        if (parse_u64(val, 1, 65536, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..65536");
+        o->key_size = (uint32_t)v;
+    } else if (strcmp(name, "--val-size") == 0) {
+        if (parse_u64(val, 0, 16u << 20, &v) != 0)
+            return bad(err, name, val, "want an integer in 0..16777216");
+        o->val_size = (uint32_t)v;
+    } else if (strcmp(name, "--key-space") == 0) {
+        if (parse_u64(val, 0, UINT64_MAX / 2, &v) != 0)
+            return bad(err, name, val, "want a non-negative integer");
+        o->key_space = v;
+    } else if (strcmp(name, "--consistency") == 0) {
+        if (strcmp(val, "l") == 0)
+            o->serializable = false;
+        else if (strcmp(val, "s") == 0)
+            o->serializable = true;
+        else
+            return bad(err, name, val, "want l (linearizable) or s (serializable)");
+    } else if (strcmp(name, "--rate") == 0) {
+        char *end;
+        errno = 0;
+        double r = strtod(val, &end);
+        if (!val[0] || *end || errno || !isfinite(r) || r < 0 || r > 1e9)
+            return bad(err, name, val, "want a number of requests/s in 0..1e9");
+        o->rate = r;
+    } else if (strcmp(name, "--timeout-ms") == 0) {
+        if (parse_u64(val, 0, 3600000, &v) != 0)
+            return bad(err, name, val, "want milliseconds in 0..3600000");
+        o->timeout_ms = (uint32_t)v;
+    } else if (strcmp(name, "--seed") == 0) {
+        if (parse_u64(val, 0, UINT64_MAX, &v) != 0)
+            return bad(err, name, val, "want a non-negative integer");
+        o->seed = v;
+    }
+    return 0;
+}
+
+static void defaults(struct bench_options *o)
+{
+    memset(o, 0, sizeof *o);
+    strcpy(o->endpoints_buf, "127.0.0.1:2379");
+    o->endpoints[0] = o->endpoints_buf;
+    o->n_endpoints = 1;
+    o->conns = 1;
+    o->clients = 1;
+    o->total = 10000;
+    o->key_size = 8;
+    o->val_size = 8;
+    o->timeout_ms = 10000;
+    o->progress = true;
+    o->seed = 1;
+}
+
+int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out,
+                        FILE *err)
+{
+    defaults(o);
+    if (argc < 2) {
+        fprintf(err, "metcd-bench: missing mode: put or range (see --help)\n");
+        return 2;
+    }
+    int i = 1;
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        bench_usage(out);
+        return 1;
+    } else if (strcmp(argv[1], "put") == 0) {
+        o->mode = BENCH_PUT;
+    } else if (strcmp(argv[1], "range") == 0) {
+        o->mode = BENCH_RANGE;
+    } else {
+        fprintf(err, "metcd-bench: unknown mode \"%s\": want put or range\n", argv[1]);
+        return 2;
+    }
+    for (i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            bench_usage(out);
+            return 1;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-progress") == 0) {
+            o->progress = false;
+            continue;
+        }
+        char name[32];
+        const char *eq = strchr(arg, '=');
+        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (strncmp(arg, "--", 2) != 0 || nl >= sizeof name) {
+            fprintf(err, "metcd-bench: unknown flag or argument \"%s\" (see --help)\n", arg);
+            return 2;
+        }
+        memcpy(name, arg, nl);
+        name[nl] = '\0';
+        if (!takes_value(name)) {
+            if (eq && (strcmp(name, "--json") == 0 || strcmp(name, "--no-progress") == 0))
+                fprintf(err, "metcd-bench: flag %s takes no value\n", name);
+            else
+                fprintf(err, "metcd-bench: unknown flag %s (see --help)\n", name);
+            return 2;
+        }
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(err, "metcd-bench: flag %s needs a value\n", name);
+            return 2;
+        }
+        int rc = set_flag(o, name, val, err);
+        if (rc)
+            return rc;
+    }
+    if (o->clients < o->conns) {
+        fprintf(err, "metcd-bench: --clients (%" PRIu32 ") must be at least --conns (%" PRIu32
+                     ")\n", o->clients, o->conns);
+        return 2;
+    }
+    uint64_t top = o->key_space ? o->key_space - 1 : o->total - 1;
+    if (bench_digits(top) > o->key_size) {
+        fprintf(err, "metcd-bench: --key-size %" PRIu32 " cannot hold key number %" PRIu64
+                     " (%" PRIu32 " digits); raise --key-size\n", o->key_size, top,
+                bench_digits(top));
+        return 2;
+    }
+    return 0;
+}
