@@ -17,7 +17,10 @@
  * `name: n` is refused as in etcd; numbers go only into numeric fields;
  * durations are integers of nanoseconds; only cipher-suites, log-outputs and
  * log-output take sequences. A repeated key: the last one wins. Unknown keys
- * are ignored with a warning, as Go's non-strict decoding ignores them.
+ * are ignored with a warning, as Go's non-strict decoding ignores them; so
+ * are top-level TLS keys (cert-file, peer-auto-tls, ...), which etcd reads
+ * only from the transport-security maps. In those maps we also read crl-file,
+ * allowed-cn and allowed-hostname (later etcd versions do; 3.4.23 ignores them).
  */
 #include "server/config/config_internal.h"
 #include "common/mem.h"
@@ -708,11 +711,39 @@ static int apply_list(struct yparser *p, int line, const char *key, struct confi
     return 0;
 }
 
+/* Flags etcd 3.4 does not read from the file's top level: TLS settings come
+ * only from the two *-transport-security maps there. */
+static const char *const not_file_keys[] = {
+    "config-file",
+    "version",
+    "cert-file",
+    "key-file",
+    "client-cert-auth",
+    "client-crl-file",
+    "client-cert-allowed-hostname",
+    "trusted-ca-file",
+    "auto-tls",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-client-cert-auth",
+    "peer-trusted-ca-file",
+    "peer-cert-allowed-cn",
+    "peer-cert-allowed-hostname",
+    "peer-auto-tls",
+    "peer-crl-file",
+    "experimental-peer-skip-client-san-verification",
+    NULL,
+};
+
 static bool key_known(const char *key)
 {
     long fi = cfg_flag_find(key);
-    return fi >= 0 && cfg_flags[fi].type != CT_IGNORED && strcmp(key, "config-file") != 0 &&
-           strcmp(key, "version") != 0;
+    if (fi < 0 || cfg_flags[fi].type == CT_IGNORED)
+        return false;
+    for (int i = 0; not_file_keys[i]; i++)
+        if (strcmp(key, not_file_keys[i]) == 0)
+            return false;
+    return true;
 }
 
 /* The value of a top-level (or nested) key: scalar on the line, flow

@@ -166,6 +166,11 @@ START_TEST(test_transport_security_and_lists)
     ck_assert_uint_eq(cfg.host_whitelist.n, 2);
     ck_assert(config_is_set(&cfg, "peer-cert-allowed-cn"));
     ck_assert(has_note("unknown key \"self-signed-cert-validity\" ignored"));
+    /* top-level TLS keys are not read by etcd from a file */
+    ck_assert_int_eq(load_text("cert-file: /x.crt\npeer-auto-tls: true\n"), 0);
+    ck_assert_str_eq(cfg.cert_file, "");
+    ck_assert(!cfg.peer_auto_tls);
+    ck_assert(has_note("unknown key \"cert-file\" ignored"));
 }
 END_TEST
 
