@@ -143,6 +143,8 @@ int backend_hash(backend *be, backend_skip_fn skip, void *arg, uint32_t *out);
 /* Counters for tests and metrics. */
 typedef struct backend_stats {
     uint64_t commits;   /* durable commits done */
+    uint64_t commit_ns; /* total time in them */
+    uint64_t commit_hist[BACKEND_LATENCY_BUCKETS]; /* per bucket, see wal.h */
     uint64_t grows;     /* map growths */
     uint64_t map_size;  /* current map size */
 } backend_stats;

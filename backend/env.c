@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_INITIAL_MAP ((size_t)64 << 20)
@@ -318,10 +319,18 @@ static size_t commit_limit(const backend *be)
     return be->opt.max_map_size + slack;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int commit_batch(backend *be)
 {
     if (!be->txn)
         return 0;
+    uint64_t t0 = mono_ns();
     int rc = mdb_txn_commit(be->txn);
     be->txn = NULL;
     if (rc == MDB_MAP_FULL) {
@@ -346,6 +355,11 @@ static int commit_batch(backend *be)
     redo_reset(&be->redo);
     be->pending = 0;
     be->stats.commits++;
+    uint64_t t = mono_ns() - t0;
+    be->stats.commit_ns += t;
+    int b = backend_latency_bucket(t);
+    if (b < BACKEND_LATENCY_BUCKETS)
+        be->stats.commit_hist[b]++;
     return 0;
 }
 

@@ -120,6 +120,19 @@ enum wal_error {
     BACKEND_EWAL_CLOSED = -1058,  /* appended from a callback run by wal_close */
 };
 
+/* Latency histograms (fdatasync here, commits in backend.h) use etcd's
+ * buckets: upper bounds 1 ms * 2^i for i in [0, 14); an observation above
+ * the last bound counts only in the total. */
+#define BACKEND_LATENCY_BUCKETS 14
+static inline int backend_latency_bucket(uint64_t ns)
+{
+    uint64_t bound = 1000000; /* 1 ms */
+    for (int i = 0; i < BACKEND_LATENCY_BUCKETS; i++, bound *= 2)
+        if (ns <= bound)
+            return i;
+    return BACKEND_LATENCY_BUCKETS;
+}
+
 #define WAL_METADATA_MAX 4096u /* bytes of one metadata record */
 #define WAL_SEGMENT_SIZE_DEFAULT (64u << 20)
 #define WAL_SEGMENT_SIZE_MIN (32u << 10)
@@ -272,6 +285,9 @@ typedef struct wal_stats {
     uint64_t syncs;        /* fdatasync calls on segments by the WAL thread */
     uint64_t sync_ns;      /* total time spent in those fdatasyncs */
     uint64_t max_sync_ns;  /* the longest one */
+    /* fdatasyncs per latency bucket (not cumulative; see
+     * backend_latency_bucket) */
+    uint64_t sync_hist[BACKEND_LATENCY_BUCKETS];
     uint64_t batches;      /* batches the WAL thread took off the queue */
     uint64_t max_batch;    /* most appends in one batch */
     uint64_t cuts;         /* segments made after open */

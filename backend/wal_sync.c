@@ -72,6 +72,9 @@ static int timed_fdatasync(wal *w, int fd)
     w->st.sync_ns += t;
     if (t > w->st.max_sync_ns)
         w->st.max_sync_ns = t;
+    int b = backend_latency_bucket(t);
+    if (b < BACKEND_LATENCY_BUCKETS)
+        w->st.sync_hist[b]++;
     pthread_mutex_unlock(&w->lock);
     return rc;
 }

@@ -143,6 +143,8 @@ struct mvcc_store {
     bool compacting;
     mvcc_rev compact_next; /* next revision to examine */
 
+    mvcc_stats stats;
+
     mvcc_observer_fn observer;
     void *observer_arg;
     mvcc_lease_hooks lease;

@@ -86,6 +86,11 @@ int64_t mvcc_keys_total(const mvcc_store *s)
     return s->keys_total;
 }
 
+void mvcc_get_stats(const mvcc_store *s, mvcc_stats *out)
+{
+    *out = s->stats;
+}
+
 size_t mvcc_index_bytes(const mvcc_store *s)
 {
     return s->index.node_bytes + s->index_item_bytes;
@@ -109,6 +114,7 @@ void mvcc_set_lease_hooks(mvcc_store *s, const mvcc_lease_hooks *hooks)
 
 int wtx_begin(mvcc_store *s)
 {
+    s->stats.txns++;
     s->in_write = true;
     s->begin_rev = s->current_rev;
     s->sub = 0;
@@ -359,6 +365,7 @@ int store_range(mvcc_store *s, const mvcc_range_req *req, int64_t cur_rev, struc
     int rc = check_range_req(req);
     if (rc)
         return rc;
+    s->stats.ranges++;
     int64_t rev = req->revision > 0 ? req->revision : cur_rev;
     if (rev > cur_rev)
         return MVCC_EFUTURE_REV;
@@ -451,6 +458,7 @@ int store_range(mvcc_store *s, const mvcc_range_req *req, int64_t cur_rev, struc
 
 int mvcc_range(mvcc_store *s, const mvcc_range_req *req, mvcc_result *res)
 {
+    s->stats.txns++;
     struct mvcc_arena *a = result_arena(res);
     if (!a)
         return MVCC_ENOMEM;
@@ -496,6 +504,7 @@ int store_put(mvcc_store *s, const mvcc_put_req *req, struct mvcc_arena *a, mvcc
     int rc = check_put_req(req);
     if (rc)
         return rc;
+    s->stats.puts++;
     if (!req->ignore_lease && req->lease != 0 && s->lease.lease_exists &&
         !s->lease.lease_exists(s->lease.arg, req->lease))
         return MVCC_ELEASE_NOT_FOUND;
@@ -612,6 +621,7 @@ int store_delete(mvcc_store *s, const mvcc_delete_req *req, struct mvcc_arena *a
 {
     if (req->key_len == 0)
         return MVCC_EEMPTY_KEY;
+    s->stats.deletes++;
     struct del_collect c = {0};
     visit_range(s, req->key, req->key_len, req->range_end, req->range_end_len, del_visit, &c);
     if (c.err) {

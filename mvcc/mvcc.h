@@ -308,6 +308,14 @@ typedef int (*mvcc_history_fn)(void *arg, const mvcc_event *ev);
 int mvcc_history(mvcc_store *s, int64_t min_rev, int64_t max_rev, size_t limit,
                  mvcc_history_fn fn, void *arg);
 
+/* Operation counters, as etcd's mvcc metrics count them: puts per Put,
+ * deletes per DeleteRange (whatever it deleted), ranges per Range, and one
+ * txn per read or write transaction (each top-level call here). */
+typedef struct mvcc_stats {
+    uint64_t puts, deletes, ranges, txns;
+} mvcc_stats;
+void mvcc_get_stats(const mvcc_store *s, mvcc_stats *out);
+
 /* Memory held by the key index in bytes (B-tree nodes + key indexes). */
 size_t mvcc_index_bytes(const mvcc_store *s);
 

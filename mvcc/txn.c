@@ -252,8 +252,13 @@ static int apply_compare(mvcc_store *s, const mvcc_compare *c, bool *ok)
                          .key_len = c->key_len,
                          .range_end = c->range_end,
                          .range_end_len = c->range_end_len};
-    int rc = mvcc_range(s, &rr, &res);
+    struct mvcc_arena *a = result_arena(&res);
+    if (!a)
+        return MVCC_ENOMEM;
+    /* a range inside this txn (etcd counts it as one, not as a txn) */
+    int rc = store_range(s, &rr, s->current_rev, a, &res.resp);
     if (rc) {
+        mvcc_result_free(&res);
         *ok = false;
         return rc == MVCC_ENOMEM || rc == MVCC_EBACKEND || rc == MVCC_ECORRUPT ? rc : 0;
     }

@@ -184,6 +184,8 @@ void compactor_stop(member *m);
 int maintenance_register(member *m);
 int cluster_register(member *m);
 int http_register(member *m);
+/* metrics.c */
+int metrics_register(member *m);
 bool member_has_leader(const member *m);
 bool member_alarm_active(const member *m, int type);
 

@@ -139,6 +139,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         rc = cluster_register(m);
     if (rc == 0)
         rc = http_register(m);
+    if (rc == 0)
+        rc = metrics_register(m);
     if (rc) {
         snprintf(errbuf, errlen, "cannot set up the client services: %s", rpc_strerror(rc));
         return rc;

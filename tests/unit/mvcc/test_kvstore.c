@@ -400,6 +400,26 @@ START_TEST(test_events_and_history)
 }
 END_TEST
 
+START_TEST(test_operation_counters)
+{
+    fixture f;
+    fx_init(&f);
+    put(f.s, "a", "1");
+    put(f.s, "b", "2");
+    del(f.s, "a", NULL);
+    del(f.s, "zz", NULL); /* deletes nothing, still counted (as etcd) */
+    char buf[8];
+    get(f.s, "b", 0, buf, sizeof(buf));
+    mvcc_stats st;
+    mvcc_get_stats(f.s, &st);
+    ck_assert_uint_eq(st.puts, 2);
+    ck_assert_uint_eq(st.deletes, 2);
+    ck_assert_uint_eq(st.ranges, 1);
+    ck_assert_uint_eq(st.txns, 5);
+    fx_done(&f);
+}
+END_TEST
+
 START_TEST(test_consistent_index_persists)
 {
     fixture f;
@@ -427,6 +447,7 @@ int main(void)
     tcase_add_test(tc, test_restore_after_reopen);
     tcase_add_test(tc, test_events_and_history);
     tcase_add_test(tc, test_consistent_index_persists);
+    tcase_add_test(tc, test_operation_counters);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

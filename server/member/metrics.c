@@ -1,0 +1,193 @@
+/* server/member/metrics.c - /metrics in the Prometheus text format
+ * (version 0.0.4), with etcd 3.4's metric names, types and histogram
+ * buckets for the member's core: raft/server, disk (WAL fsync, backend
+ * commit), mvcc, versions, and the process. Every value is read from the
+ * modules' own counters when scraped; nothing is sampled in the hot path
+ * beyond those counters. */
+#include "server/member/internal.h"
+
+#include "common/mem.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sb {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 8192;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *np = metcd_realloc(b->p, cap);
+        if (!np) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static void head(struct sb *b, const char *name, const char *type, const char *help)
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void gauge(struct sb *b, const char *name, const char *help, double v)
+{
+    head(b, name, "gauge", help);
+    sb_printf(b, "%s %.17g\n", name, v);
+}
+
+static void counter(struct sb *b, const char *name, const char *help, uint64_t v)
+{
+    head(b, name, "counter", help);
+    sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* A histogram over etcd's buckets (1 ms * 2^i, i < 14) from per-bucket
+ * counts, a total count and a sum in nanoseconds. */
+static void histogram(struct sb *b, const char *name, const char *help, const uint64_t *hist,
+                      uint64_t count, uint64_t sum_ns)
+{
+    head(b, name, "histogram", help);
+    uint64_t cum = 0;
+    double bound = 0.001;
+    for (int i = 0; i < BACKEND_LATENCY_BUCKETS; i++, bound *= 2) {
+        cum += hist[i];
+        sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bound, (unsigned long long)cum);
+    }
+    sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
+    sb_printf(b, "%s_sum %.9g\n", name, (double)sum_ns / 1e9);
+    sb_printf(b, "%s_count %llu\n", name, (unsigned long long)count);
+}
+
+static void process_metrics(struct sb *b)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            pages = resident = 0;
+        fclose(f);
+    }
+    long psz = sysconf(_SC_PAGESIZE);
+    gauge(b, "process_resident_memory_bytes", "Resident memory size in bytes.",
+          (double)resident * (double)psz);
+    gauge(b, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+          (double)pages * (double)psz);
+    int fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                fds++;
+        closedir(d);
+        fds--; /* the directory's own descriptor */
+    }
+    gauge(b, "process_open_fds", "Number of open file descriptors.", fds);
+    struct timespec cpu;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    counter(b, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+            (uint64_t)cpu.tv_sec);
+}
+
+static void http_metrics(struct rpc_http_req *req, void *data)
+{
+    member *m = data;
+    struct sb b = {0};
+    /* server */
+    gauge(&b, "etcd_server_has_leader",
+          "Whether or not a leader exists. 1 is existence, 0 is not.", member_has_leader(m));
+    gauge(&b, "etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+          m->state == RAFT_LEADER);
+    counter(&b, "etcd_server_leader_changes_seen_total", "The number of leader changes seen.",
+            m->leader_changes);
+    gauge(&b, "etcd_server_proposals_committed_total",
+          "The total number of consensus proposals committed.", (double)m->committed);
+    gauge(&b, "etcd_server_proposals_applied_total",
+          "The total number of consensus proposals applied.", (double)m->applied);
+    gauge(&b, "etcd_server_proposals_pending", "The current number of pending proposals to commit.",
+          (double)m->n_waiters);
+    counter(&b, "etcd_server_proposals_failed_total", "The total number of failed proposals seen.",
+            m->proposals_failed);
+    head(&b, "etcd_server_version", "gauge", "Which version is running. 1 for 'server_version' label with current version.");
+    sb_printf(&b, "etcd_server_version{server_version=\"%s\"} 1\n", METCD_VERSION);
+    head(&b, "etcd_cluster_version", "gauge", "Which version is running. 1 for 'cluster_version' label with current cluster version");
+    sb_printf(&b, "etcd_cluster_version{cluster_version=\"%s\"} 1\n",
+              m->cluster_version[0] ? m->cluster_version : "");
+    head(&b, "etcd_server_id", "gauge", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.");
+    sb_printf(&b, "etcd_server_id{server_id=\"%016llx\"} 1\n", (unsigned long long)m->id);
+    /* disk */
+    wal_stats ws;
+    wal_get_stats(m->wal, &ws);
+    histogram(&b, "etcd_disk_wal_fsync_duration_seconds",
+              "The latency distributions of fsync called by WAL.", ws.sync_hist, ws.syncs,
+              ws.sync_ns);
+    backend_stats bs;
+    backend_get_stats(m->be, &bs);
+    histogram(&b, "etcd_disk_backend_commit_duration_seconds",
+              "The latency distributions of commit called by backend.", bs.commit_hist,
+              bs.commits, bs.commit_ns);
+    /* mvcc */
+    int64_t size = backend_size(m->be);
+    gauge(&b, "etcd_mvcc_db_total_size_in_bytes",
+          "Total size of the underlying database physically allocated in bytes.", (double)size);
+    gauge(&b, "etcd_debugging_mvcc_db_total_size_in_bytes",
+          "Total size of the underlying database physically allocated in bytes.", (double)size);
+    gauge(&b, "etcd_mvcc_db_total_size_in_use_in_bytes",
+          "Total size of the underlying database logically in use in bytes.",
+          (double)backend_size_in_use(m->be));
+    gauge(&b, "etcd_debugging_mvcc_keys_total", "Total number of keys.",
+          (double)mvcc_keys_total(m->kv));
+    gauge(&b, "etcd_debugging_mvcc_current_revision", "The current revision of store.",
+          (double)mvcc_current_rev(m->kv));
+    int64_t crev = mvcc_compact_rev(m->kv);
+    gauge(&b, "etcd_debugging_mvcc_compact_revision",
+          "The revision of the last compaction in store.", crev < 0 ? 0 : (double)crev);
+    mvcc_stats st;
+    mvcc_get_stats(m->kv, &st);
+    counter(&b, "etcd_mvcc_put_total", "Total number of puts seen by this member.", st.puts);
+    counter(&b, "etcd_mvcc_delete_total", "Total number of deletes seen by this member.",
+            st.deletes);
+    counter(&b, "etcd_mvcc_range_total", "Total number of ranges seen by this member.",
+            st.ranges);
+    counter(&b, "etcd_mvcc_txn_total", "Total number of txns seen by this member.", st.txns);
+    process_metrics(&b);
+    if (b.failed)
+        rpc_http_respond(req, 500, "text/plain", "out of memory\n", 14);
+    else
+        rpc_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    metcd_free(b.p);
+}
+
+int metrics_register(member *m)
+{
+    return rpc_server_route(m->rpc, "/metrics", http_metrics, NULL, m);
+}
