@@ -627,8 +627,105 @@ START_TEST(test_snapshot_rules_on_follower)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/replication", test_snapshot_rules_on_follower,
-               test_malformed_append_is_refused, test_termless_node_rejects_prevote_with_a_term,
+static void restart(h_net *net, uint64_t id)
+{
+    h_node *nd = &net->nodes[id];
+    raft_free(nd->r);
+    raft_config c = h_config(id, net->n, nd->ms);
+    ck_assert_int_eq(raft_new(&c, &nd->r), 0);
+    nd->down = false;
+    nd->applied = 0; /* committed entries are handed out again */
+    nd->n_applied_data = 0;
+}
+
+static uint64_t term_at(h_node *nd, uint64_t i)
+{
+    raft_storage st = raft_mem_storage_view(nd->ms);
+    uint64_t t = 0;
+    ck_assert_int_eq(st.ops->term(st.data, i, &t), 0);
+    return t;
+}
+
+START_TEST(test_figure8_scenario_old_term_entry_is_overwritten_safely)
+{
+    /* Raft paper figure 8, with terms shifted by one (our first leader
+     * has term 1). */
+    h_net *net = h_net_new(5, false, false);
+    h_net_elect(net, 1);
+    h_net_tick(net, 1, 1);
+    /* (a) S1 leads term 1 and replicates index 2 to S2 only */
+    h_net_cut(net, 1, 3);
+    h_net_cut(net, 1, 4);
+    h_net_cut(net, 1, 5);
+    ck_assert_int_eq(raft_propose(net->nodes[1].r, "x", 1), 0);
+    h_net_settle(net);
+    ck_assert_uint_eq(term_at(&net->nodes[2], 2), 1);
+    ck_assert_uint_eq(h_status(net->nodes[1].r).commit, 1);
+    /* (b) S1 crashes; S5 wins term 2 with S3, S4 and appends its own
+     * index 2 but crashes before replicating it */
+    net->nodes[1].down = true;
+    h_net_heal(net);
+    h_net_cut(net, 5, 2);
+    net->drop_type[RAFT_MSG_APP] = true;
+    h_net_elect(net, 5);
+    ck_assert_int_eq(h_status(net->nodes[5].r).state, RAFT_LEADER);
+    ck_assert_uint_eq(h_status(net->nodes[5].r).term, 2);
+    ck_assert_uint_eq(term_at(&net->nodes[5], 2), 2);
+    net->nodes[5].down = true;
+    /* (c) S1 restarts and wins term 3 with S2, S3 (S4 follows) */
+    restart(net, 1);
+    h_net_heal(net);
+    net->drop_type[RAFT_MSG_APP] = true;
+    h_net_elect(net, 1);
+    if (h_status(net->nodes[1].r).state != RAFT_LEADER)
+        h_net_elect(net, 1); /* first attempt only caught up on terms */
+    ck_assert_int_eq(h_status(net->nodes[1].r).state, RAFT_LEADER);
+    uint64_t t1 = h_status(net->nodes[1].r).term;
+    /* it gets index 2 (term 1) onto S3: a majority (S1, S2, S3) holds it */
+    raft_buf *x = raft_buf_new("x", 1);
+    raft_entry e2 = {.term = 1, .index = 2, .data = x};
+    raft_msg app = {.type = RAFT_MSG_APP,
+                    .from = 1,
+                    .to = 3,
+                    .term = t1,
+                    .index = 1,
+                    .log_term = 1,
+                    .commit = 1,
+                    .entries = &e2,
+                    .n_entries = 1};
+    net->drop_type[RAFT_MSG_APP] = false;
+    raft_step(net->nodes[3].r, &app);
+    app.to = 2; /* S2 has it already; its ack tells S1 */
+    raft_step(net->nodes[2].r, &app);
+    raft_buf_unref(x);
+    net->drop_type[RAFT_MSG_APP] = true; /* S1 sends nothing else */
+    h_net_settle(net);
+    ck_assert_uint_eq(term_at(&net->nodes[3], 2), 1);
+    raft_status st = h_status(net->nodes[1].r);
+    ck_assert_uint_eq(st.peers[1].match, 2);
+    ck_assert_uint_eq(st.peers[2].match, 2);
+    /* ... yet it is not committed: it is not of the leader's term */
+    ck_assert_uint_eq(st.commit, 1);
+    /* (d) S1 crashes; S5 restarts and wins with S2, S3, S4 (its last
+     * term 2 beats their term 1), overwriting index 2 everywhere */
+    net->nodes[1].down = true;
+    restart(net, 5);
+    net->drop_type[RAFT_MSG_APP] = false;
+    for (int i = 0; i < 3 && h_status(net->nodes[5].r).state != RAFT_LEADER; i++)
+        h_net_elect(net, 5);
+    ck_assert_int_eq(h_status(net->nodes[5].r).state, RAFT_LEADER);
+    h_net_tick(net, 5, 2);
+    for (uint64_t id = 2; id <= 5; id++) {
+        ck_assert_uint_eq(term_at(&net->nodes[id], 2), 2);
+        ck_assert_uint_ge(h_status(net->nodes[id].r).commit, 3);
+    }
+    h_net_free(net);
+}
+END_TEST
+
+RAFT_TEST_MAIN("raft/replication", test_figure8_scenario_old_term_entry_is_overwritten_safely,
+               test_snapshot_rules_on_follower, test_malformed_append_is_refused,
+               test_termless_node_rejects_prevote_with_a_term,
                test_failed_snapshot_pauses_until_heartbeat_response,
                test_unreachable_peer_falls_back_to_probe,
                test_duplicate_and_reordered_appends_are_harmless,
