@@ -46,6 +46,9 @@ struct yparser {
     struct config *cfg;
     struct yline *lines;
     size_t n, pos;
+    /* inside a transport-security map: its name and the current sub-key,
+     * for Go's error path "securityConfig.<map>.<sub>" */
+    const char *map_name, *sub_key;
 };
 
 static int yerr(struct yparser *p, int line, const char *what)
@@ -577,10 +580,17 @@ static const char *json_kind(const struct yscalar *v)
 static int type_error(struct yparser *p, const char *key, const char *kind, const char *value,
                       const struct cfg_flag *f)
 {
-    cfg_errf(p->cfg,
-             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s%s%s into Go "
-             "struct field configYAML.%s of type %s",
-             kind, value ? " " : "", value ? value : "", key, go_type(key, f->type));
+    if (p->map_name)
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s%s%s into "
+                 "Go struct field securityConfig.%s.%s of type %s",
+                 kind, value ? " " : "", value ? value : "", p->map_name, p->sub_key,
+                 go_type(key, f->type));
+    else
+        cfg_errf(p->cfg,
+                 "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal %s%s%s into "
+                 "Go struct field configYAML.%s of type %s",
+                 kind, value ? " " : "", value ? value : "", key, go_type(key, f->type));
     return CONFIG_ERR_FILE;
 }
 
@@ -781,7 +791,11 @@ static int parse_block_map(struct yparser *p, const char *parent, int indent,
                 break;
             continue;
         }
-        if ((rc = parse_value(p, target, rest, child, NULL)))
+        p->map_name = parent;
+        p->sub_key = key;
+        rc = parse_value(p, target, rest, child, NULL);
+        p->map_name = p->sub_key = NULL;
+        if (rc)
             break;
     }
     return rc;

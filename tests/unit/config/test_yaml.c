@@ -328,6 +328,18 @@ START_TEST(test_value_errors_match_etcd)
     ck_assert_int_eq(load_text("name: x\nname: ~\n"), 0); /* observed: back to the default */
     ck_assert_str_eq(cfg.name, "default");
     ck_assert(!config_is_set(&cfg, "name"));
+    /* observed: errors inside a transport-security map name Go's nested path */
+    ck_assert_int_eq(load_text("peer-transport-security:\n  client-cert-auth: 'true'\n"),
+                     CONFIG_ERR_FILE);
+    ck_assert_str_eq(cfg.errmsg, "error unmarshaling JSON: while decoding JSON: json: cannot "
+                                 "unmarshal string into Go struct field "
+                                 "securityConfig.peer-transport-security.client-cert-auth of type "
+                                 "bool");
+    ck_assert_int_eq(load_text("client-transport-security:\n  cert-file: [a]\n"), CONFIG_ERR_FILE);
+    ck_assert_str_eq(cfg.errmsg,
+                     "error unmarshaling JSON: while decoding JSON: json: cannot "
+                     "unmarshal array into Go struct field "
+                     "securityConfig.client-transport-security.cert-file of type string");
     /* missing file */
     config_free(&cfg);
     ck_assert_int_eq(config_init(&cfg), 0);
