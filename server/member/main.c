@@ -36,6 +36,9 @@ static const char *const implemented[] = {
     "logger", "log-level", "log-outputs", "log-output", "debug", "config-file",
     "experimental-initial-corrupt-check", "enable-grpc-gateway", "version", "help",
     "auto-compaction-mode", "auto-compaction-retention",
+    /* a one-member cluster has no peer connections to secure (main refuses
+     * more members until the peer transport lands) */
+    "peer-auto-tls",
     NULL,
 };
 
@@ -180,6 +183,9 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    if (cfg.peer_auto_tls)
+        log_printf(lg, LOG_LVL_NOTICE, "embed",
+                   "--peer-auto-tls: this one-member cluster has no peer connections to secure");
     member_peer *peers = metcd_calloc(cl.n, sizeof(*peers));
     if (!peers) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");

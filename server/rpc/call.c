@@ -627,8 +627,11 @@ void rpc_call_on_stream_close(struct rpc_call *call, uint32_t error_code, enum r
 {
     struct channelz_socket_data *sd = call_sock(call);
     if (sd) {
-        if (error_code == NGHTTP2_NO_ERROR && call->trailers_sent &&
-            call->status == RPC_CODE_OK)
+        /* channelz.proto: on the server side a stream succeeded when we
+         * sent a frame with END_STREAM (whatever its grpc-status; a
+         * client's RST_STREAM after it changes nothing). */
+        (void)error_code;
+        if (call->eos_sent)
             sd->streams_succeeded++;
         else
             sd->streams_failed++;

@@ -40,6 +40,7 @@ struct rpc_ccall {
     uint64_t msgs_waiting;           /* sent while pending (channelz) */
     char *grpc_message;
     bool send_closed, deferred, full, closing;
+    bool aborted;                    /* ended by us (cancel, deadline, error) */
     struct rpc_ccall *prev, *next;   /* client's call list */
     struct rpc_ccall *pnext;         /* pending queue */
 };
@@ -141,8 +142,11 @@ static void count_call(struct rpc_ccall *c, enum rpc_code code)
             cc->failed++;
     }
     if (c->conn && c->conn->cz) {
+        /* channelz.proto: on the client side a stream succeeded when a
+         * frame with END_STREAM arrived (the trailers), whatever the
+         * status; resets, local cancels and deadlines are failures. */
         struct channelz_socket_data *sd = channelz_socket_of(c->conn->cz);
-        if (code == RPC_CODE_OK)
+        if (c->grpc_status >= 0 && !c->aborted)
             sd->streams_succeeded++;
         else
             sd->streams_failed++;
@@ -174,6 +178,7 @@ static void call_detach(struct rpc_ccall *c)
 /* Ends a call from our side: RST_STREAM(CANCEL) if it is on the wire. */
 static void call_abort(struct rpc_ccall *c, enum rpc_code code, const char *msg)
 {
+    c->aborted = true;
     if (c->conn && c->stream_id > 0 && c->conn->h2 && !c->conn->dead) {
         nghttp2_submit_rst_stream(c->conn->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
         cconn_schedule(c->conn);

@@ -148,10 +148,15 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
-    (void)session;
     struct rpc_conn *c = ud;
-    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) {
         c->reset_strikes = true;
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            struct rpc_call *call = stream_call(session, frame->hd.stream_id);
+            if (call)
+                call->eos_sent = true;
+        }
+    }
     return 0;
 }
 

@@ -204,6 +204,7 @@ struct rpc_call {
     bool full;
     bool drain_flag;
     bool remote_closed;
+    bool eos_sent;     /* a frame with END_STREAM went out (channelz) */
 };
 
 struct rpc_call *rpc_call_new(struct rpc_conn *c, int32_t stream_id);

@@ -280,8 +280,11 @@ def test_channelz(port):
     # main: 4 echo calls, GetServers, GetServer x2, GetSocket (listen), pages, ...
     check(d.streams_started >= 8, f"streams_started {d.streams_started}")
     check(d.messages_received >= 8, f"messages_received {d.messages_received}")
-    check(d.streams_succeeded >= 3, f"streams_succeeded {d.streams_succeeded}")
-    check(d.streams_failed >= 1, f"streams_failed {d.streams_failed}")
+    # Streams end with END_STREAM whatever their status (the failed call
+    # included): all succeeded but the GetSocket in flight while it was read.
+    check(d.streams_failed == 0, f"streams_failed {d.streams_failed}")
+    check(d.streams_succeeded == d.streams_started - 1,
+          f"streams_succeeded {d.streams_succeeded} of {d.streams_started}")
     check(ts_recent(d.last_message_received_timestamp), "last message received")
     check(ts_recent(d.last_message_sent_timestamp), "last message sent")
     check(ts_recent(d.last_remote_stream_created_timestamp), "last remote stream")

@@ -388,3 +388,10 @@ void sock_write(int fd, const void *s, size_t len)
         len -= (size_t)n;
     }
 }
+
+unsigned long conns_open(const struct fixture *f)
+{
+    struct rpc_server_stats st;
+    rpc_server_get_stats(f->srv, &st);
+    return (unsigned long)st.conns_open;
+}

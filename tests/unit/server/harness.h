@@ -26,6 +26,14 @@ void fixture_teardown(struct fixture *f);
 
 /* Runs the loop until *flag is true or ms pass. Returns *flag. */
 bool run_until(struct event_base *base, const bool *flag, unsigned ms);
+/* Runs the loop until cond holds or ms pass (robust under load). */
+#define WAIT_UNTIL(base, cond, ms)                                                             \
+    do {                                                                                       \
+        for (unsigned wait_i_ = 0; wait_i_ < (ms) / 5 && !(cond); wait_i_++)                   \
+            run_for((base), 5);                                                                \
+    } while (0)
+/* The server's open connection count. */
+unsigned long conns_open(const struct fixture *f);
 /* Runs the loop for ms. */
 void run_for(struct event_base *base, unsigned ms);
 

@@ -242,10 +242,10 @@ START_TEST(reset_cancels_handler)
     uint8_t *body = NULL;
     size_t len = frame_msg(&body, 0, &req.base);
     struct raw_stream *s = raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, body, len, 0, true);
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, echo_live == 1, 2000);
     ck_assert_int_eq(echo_live, 1);
     raw_rst(r, s);
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, echo_cancelled == 1, 2000);
     ck_assert_uint_eq(echo_cancelled, 1);
     ck_assert_int_eq(echo_live, 0);
     struct rpc_server_stats st;
@@ -263,11 +263,11 @@ START_TEST(closed_connection_cancels_handler)
     size_t len = frame_msg(&body, 0, &req.base);
     raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, body, len, 0, true);
     raw_call(r, "/metcd.test.Echo/Bidi", NULL, 0, body, len, 0, false);
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, echo_live == 2, 2000);
     ck_assert_int_eq(echo_live, 2);
     raw_free(r);
     r = raw_new(&f);
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, echo_cancelled == 2 && conns_open(&f) == 1, 2000);
     ck_assert_uint_eq(echo_cancelled, 2);
     ck_assert_int_eq(echo_live, 0);
     struct rpc_server_stats st;
@@ -346,7 +346,8 @@ START_TEST(stream_queue_is_bounded)
     size_t len = echo_req(&body, 0, "", 0);
     r->read_paused = true; /* the client does not read */
     struct raw_stream *s = raw_call(r, "/t.T/Flood", NULL, 0, body, len, 0, true);
-    run_for(f.base, 200);
+    WAIT_UNTIL(f.base, flood_full > 0, 2000);
+    run_for(f.base, 100);
     /* Bounded: the queue never passed its bound by more than a message,
      * and the handler was told (FULL) instead of memory growing. */
     ck_assert_int_gt(flood_full, 0);

@@ -120,7 +120,7 @@ START_TEST(server_sockets_pagination)
     FREE(r);
     /* Two more connections besides the client's. */
     struct raw *a = raw_new(&f), *b = raw_new(&f);
-    run_for(f.base, 10);
+    WAIT_UNTIL(f.base, conns_open(&f) == 3, 2000);
     Grpc__Channelz__V1__GetServerSocketsRequest sreq =
         GRPC__CHANNELZ__V1__GET_SERVER_SOCKETS_REQUEST__INIT;
     sreq.server_id = sid;

@@ -35,7 +35,9 @@ START_TEST(client_that_does_not_read_is_bounded)
     struct rpc_server_config cfg = {.conn_queue_bytes = 64 * 1024};
     fixture_setup(&f, &cfg);
     struct raw *r = raw_new(&f);
-    run_for(f.base, 20); /* SETTINGS exchanged: the server's 1 MiB windows */
+    /* SETTINGS exchanged: the server's 1 MiB windows */
+    WAIT_UNTIL(f.base, nghttp2_session_get_remote_settings(
+                           r->h2, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) == 1u << 20, 2000);
     /* Small requests, 20 KB answers (20 x 1000-byte stream messages). */
     Metcd__Test__EchoRequest req = METCD__TEST__ECHO_REQUEST__INIT;
     uint8_t pay[1000] = {0};
@@ -82,7 +84,7 @@ START_TEST(too_many_pings_get_goaway)
         raw_ping(r);
         run_for(f.base, 5);
     }
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, r->eof, 2000);
     ck_assert(r->goaway);
     ck_assert_uint_eq(r->goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
     ck_assert_str_eq(r->goaway_data, "too_many_pings");
@@ -117,13 +119,13 @@ START_TEST(server_keepalive_pings_and_timeout)
     struct rpc_server_config cfg = {.keepalive_interval_ms = 40, .keepalive_timeout_ms = 60};
     fixture_setup(&f, &cfg);
     struct raw *r = raw_new(&f);
-    run_for(f.base, 200);
+    WAIT_UNTIL(f.base, r->pings_received >= 2, 2000);
     ck_assert_uint_ge(r->pings_received, 2); /* answered by nghttp2 */
     struct rpc_server_stats st;
     rpc_server_get_stats(f.srv, &st);
     ck_assert_uint_eq(st.conns_open, 1);
     r->read_paused = true; /* no more ACKs */
-    run_for(f.base, 300);
+    WAIT_UNTIL(f.base, conns_open(&f) == 0, 2000);
     rpc_server_get_stats(f.srv, &st);
     ck_assert_uint_eq(st.conns_open, 0);
     raw_free(r);
@@ -135,7 +137,8 @@ START_TEST(max_concurrent_streams_advertised)
     struct rpc_server_config cfg = {.max_concurrent_streams = 2};
     fixture_setup(&f, &cfg);
     struct raw *r = raw_new(&f);
-    run_for(f.base, 20); /* SETTINGS exchanged */
+    WAIT_UNTIL(f.base, nghttp2_session_get_remote_settings(
+                           r->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) == 2, 2000);
     ck_assert_uint_eq(nghttp2_session_get_remote_settings(
                           r->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS), 2);
     uint8_t *body;
@@ -143,7 +146,8 @@ START_TEST(max_concurrent_streams_advertised)
     struct raw_stream *s[3];
     for (int i = 0; i < 3; i++)
         s[i] = raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, body, len, 0, true);
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, echo_live == 2, 2000);
+    run_for(f.base, 30);
     ck_assert_int_eq(echo_live, 2); /* the third waits */
     for (int i = 0; i < 3; i++) {
         ck_assert(raw_wait_closed(r, s[i], 2000));

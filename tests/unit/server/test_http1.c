@@ -140,10 +140,10 @@ END_TEST
 START_TEST(abort_on_close)
 {
     sock_write(fd, "GET /park HTTP/1.1\r\n\r\n", 22);
-    run_for(f.base, 20);
+    WAIT_UNTIL(f.base, parked != NULL, 2000);
     ck_assert_ptr_nonnull(parked);
     close(fd);
-    run_for(f.base, 50);
+    WAIT_UNTIL(f.base, aborted == 1, 2000);
     ck_assert_int_eq(aborted, 1);
     ck_assert_ptr_null(parked);
     fd = sock_adopted(&f); /* for teardown */

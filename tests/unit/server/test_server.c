@@ -163,12 +163,12 @@ START_TEST(graceful_shutdown_finishes_in_flight)
     uint8_t *body;
     size_t len = delayed(&body, 100);
     struct raw_stream *s = raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, body, len, 0, true);
-    run_for(f.base, 20);
+    WAIT_UNTIL(f.base, echo_live == 1, 2000);
     ck_assert_int_eq(echo_live, 1);
     shutdown_done = false;
     ck_assert_int_eq(rpc_server_shutdown(f.srv, 2000, on_done, NULL), 0);
     ck_assert_int_eq(rpc_server_shutdown(f.srv, 2000, on_done, NULL), RPC_ERR_STATE);
-    run_for(f.base, 20);
+    WAIT_UNTIL(f.base, r->goaway, 2000);
     ck_assert(r->goaway);
     ck_assert_uint_eq(r->goaway_code, 0);
     ck_assert(!shutdown_done);
@@ -189,7 +189,7 @@ START_TEST(graceful_shutdown_deadline_cancels)
     uint8_t *body;
     size_t len = delayed(&body, 5000);
     raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, body, len, 0, true);
-    run_for(f.base, 20);
+    WAIT_UNTIL(f.base, echo_live == 1, 2000);
     shutdown_done = false;
     ck_assert_int_eq(rpc_server_shutdown(f.srv, 100, on_done, NULL), 0);
     ck_assert(run_until(f.base, &shutdown_done, 1000));
@@ -207,7 +207,7 @@ START_TEST(free_with_live_calls)
     size_t len = delayed(&body, 5000);
     raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, body, len, 0, true);
     raw_call(r, "/metcd.test.Echo/Bidi", NULL, 0, body, len, 0, false);
-    run_for(f.base, 20);
+    WAIT_UNTIL(f.base, echo_live == 2, 2000);
     ck_assert_int_eq(echo_live, 2);
     rpc_server_free(f.srv);
     f.srv = NULL;
