@@ -1031,15 +1031,34 @@ out:
 
 /* ---- config file ---- */
 
+/* Go spells errno texts in lower case ("no such file or directory"). */
+static const char *go_errno_text(int e)
+{
+    static __thread char buf[128];
+    snprintf(buf, sizeof(buf), "%s", strerror(e));
+    buf[0] = (char)tolower((unsigned char)buf[0]);
+    return buf;
+}
+
 int config_load_file(struct config *cfg, const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        cfg_errf(cfg, "open %s: %s", path, strerror(errno));
+        cfg_errf(cfg, "open %s: %s", path, go_errno_text(errno));
         return CONFIG_ERR_FILE;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 22)) {
+    if (fstat(fd, &st) != 0) {
+        cfg_errf(cfg, "read %s: %s", path, go_errno_text(errno));
+        close(fd);
+        return CONFIG_ERR_FILE;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        cfg_errf(cfg, "read %s: %s", path, go_errno_text(EISDIR));
+        close(fd);
+        return CONFIG_ERR_FILE;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > (1 << 22)) {
         cfg_errf(cfg, "read %s: not a regular file of at most 4 MiB", path);
         close(fd);
         return CONFIG_ERR_FILE;
