@@ -46,7 +46,8 @@ int raft_new(const raft_config *cfg, raft **out)
     r->check_quorum = cfg->check_quorum;
     r->pre_vote = cfg->pre_vote;
     r->max_msg_size = cfg->max_size_per_msg;
-    r->max_uncommitted_size = cfg->max_uncommitted_size;
+    r->max_uncommitted_size =
+        cfg->max_uncommitted_size ? cfg->max_uncommitted_size : (uint64_t)256 << 20;
     r->max_committed_size =
         cfg->max_committed_size_per_ready ? cfg->max_committed_size_per_ready : (uint64_t)64 << 20;
     r->rand = cfg->rand ? cfg->rand : default_rand;

@@ -339,7 +339,7 @@ typedef struct raft_config {
     uint64_t max_size_per_msg;             /* bytes of entries per MsgApp (0: 1 entry) */
     size_t max_inflight_msgs;              /* MsgApp window per follower (> 0) */
     uint64_t max_uncommitted_size;         /* bytes; proposals beyond are dropped
-                                            * with RAFT_EDROPPED (0: no limit) */
+                                            * with RAFT_EDROPPED (0: 256 MiB) */
     size_t max_pending_reads;              /* ReadIndex queue bound (0: 4096) */
     uint64_t max_committed_size_per_ready; /* payload bytes of rd.committed
                                             * (at least one entry; 0: 64 MiB) */

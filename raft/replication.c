@@ -149,8 +149,7 @@ static int leader_propose(raft *r, const raft_msg *m)
     if (r->lead_transferee != RAFT_NONE)
         return RAFT_EDROPPED; /* thesis 3.10: stop taking requests */
     uint64_t size = payload_size(m->entries, m->n_entries);
-    if (r->max_uncommitted_size && r->uncommitted_size > 0 &&
-        r->uncommitted_size + size > r->max_uncommitted_size)
+    if (r->uncommitted_size > 0 && r->uncommitted_size + size > r->max_uncommitted_size)
         return RAFT_EDROPPED;
     raft_entry local[16];
     raft_entry *ents = m->n_entries <= 16 ? local : metcd_malloc(m->n_entries * sizeof(raft_entry));
