@@ -257,7 +257,10 @@ int config_exit_status(int err);
  * unrecognised, ignored legacy flags, config-file notice, quota warnings). */
 void config_log_notes(const struct config *cfg, struct metcd_log *lg);
 
-/* --help text (stdout in etcd) and the short usage (stderr on errors). */
+/* --help: etcd prints the short usage on stderr and the flag list on stdout
+ * (exit 0); config_print_help prints both, ours in our words, with etcd's
+ * flag names, defaults and groups. config_print_usage is the short usage that
+ * config_report also prints after a command-line error. */
 void config_print_help(FILE *out);
 void config_print_usage(FILE *out);
 /* --version lines: "etcd Version: 3.4.23", "Git SHA: ...", ... */
