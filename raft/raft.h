@@ -369,9 +369,13 @@ void raft_free(raft *r); /* NULL-safe */
 /* Advances the logical clock by one tick (elections, heartbeats, quorum
  * checks, transfer timeouts). */
 int raft_tick(raft *r);
-/* Feeds one message from the network. Local message types (HUP, BEAT,
- * UNREACHABLE, SNAP_STATUS, CHECK_QUORUM) are accepted too. The message is
- * borrowed; entry data are shared by new references. */
+/* Feeds one message from the network (the transport drops messages whose
+ * `to` is not us, and local types arriving from peers). Local types (HUP,
+ * BEAT, UNREACHABLE, SNAP_STATUS, CHECK_QUORUM) carry term 0. The message
+ * is borrowed; entry data are shared by new references. Malformed input
+ * (a term-0 peer message, one claiming to come from us, non-contiguous
+ * entries, a log contradicting our commit index) returns RAFT_EINVAL and
+ * changes nothing; it never asserts. */
 int raft_step(raft *r, const raft_msg *m);
 /* Starts an election now (MsgHup). */
 int raft_campaign(raft *r);
