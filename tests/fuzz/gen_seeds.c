@@ -4,6 +4,8 @@
  * target adds) and HTTP/1.1 requests. Usage: gen_seeds DIR */
 #include "echo.pb-c.h"
 
+#include <unistd.h>
+
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +130,73 @@ static void h2_seed(const char *dir, const char *name, const char *path, int n_m
     save(dir, "deframe", name, b.buf, b.len);
 }
 
+/* Server answers: SETTINGS ack, response HEADERS, DATA, trailers. */
+static void client_seeds(const char *dir)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session *s;
+    nghttp2_session_server_new(&s, cbs, NULL);
+    nghttp2_session_callbacks_del(cbs);
+    /* Feed a client preface + two requests so the server session accepts
+     * responses on streams 1 and 3. */
+    nghttp2_session_callbacks *ccbs;
+    nghttp2_session_callbacks_new(&ccbs);
+    nghttp2_session *c;
+    nghttp2_session_client_new(&c, ccbs, NULL);
+    nghttp2_session_callbacks_del(ccbs);
+    nghttp2_submit_settings(c, NGHTTP2_FLAG_NONE, NULL, 0);
+    nghttp2_nv req[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":path", (uint8_t *)"/a/b", 5, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+    };
+    nghttp2_submit_request(c, NULL, req, 4, NULL, NULL);
+    nghttp2_submit_request(c, NULL, req, 4, NULL, NULL);
+    const uint8_t *p;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(c, &p)) > 0)
+        nghttp2_session_mem_recv(s, p, (size_t)n);
+    nghttp2_session_del(c);
+    out_len = 0;
+    drain(s);
+    /* Drop the server's own SETTINGS (the target sends one). */
+    if (out_len >= 9) {
+        size_t flen = (size_t)out[0] << 16 | (size_t)out[1] << 8 | out[2];
+        memmove(out, out + 9 + flen, out_len - 9 - flen);
+        out_len -= 9 + flen;
+    }
+    static struct body b;
+    memset(&b, 0, sizeof b);
+    Metcd__Test__EchoResponse resp = METCD__TEST__ECHO_RESPONSE__INIT;
+    resp.message = "hi";
+    b.len = frame(b.buf, (const ProtobufCMessage *)&resp);
+    nghttp2_nv hdr[] = {
+        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+    };
+    nghttp2_nv trl[] = {
+        {(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, 0},
+        {(uint8_t *)"grpc-message", (uint8_t *)"ok%20then", 12, 9, 0},
+    };
+    nghttp2_data_provider prd = {.source.ptr = &b, .read_callback = read_body};
+    nghttp2_submit_headers(s, NGHTTP2_FLAG_NONE, 1, NULL, hdr, 2, NULL);
+    nghttp2_submit_data(s, NGHTTP2_FLAG_NONE, 1, &prd);
+    drain(s);
+    nghttp2_submit_trailer(s, 1, trl, 2);
+    nghttp2_nv only[] = {
+        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+        {(uint8_t *)"grpc-status", (uint8_t *)"5", 11, 1, 0},
+    };
+    nghttp2_submit_headers(s, NGHTTP2_FLAG_END_STREAM, 3, NULL, only, 3, NULL);
+    nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, 3, NGHTTP2_NO_ERROR, NULL, 0);
+    drain(s);
+    nghttp2_session_del(s);
+    save(dir, "client", "answers", out, out_len);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -144,6 +213,7 @@ int main(int argc, char **argv)
     h2_seed(dir, "gzip", "/metcd.test.Echo/Unary", 1, "grpc-encoding", "gzip", 0, 0);
     h2_seed(dir, "health", "/grpc.health.v1.Health/Check", 1, NULL, NULL, 0, 0);
     h2_seed(dir, "channelz", "/grpc.channelz.v1.Channelz/GetServers", 1, NULL, NULL, 0, 1);
+    client_seeds(dir);
     static const char *http1[] = {
         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
         "POST /v3/kv/range HTTP/1.1\r\nContent-Length: 4\r\n\r\n{}{}GET /v3/x HTTP/1.1\r\n\r\n",
