@@ -149,16 +149,19 @@ int main(int argc, char **argv)
     }
 
     struct ids_cluster cl = {0};
-    rc = ids_cluster_parse(&cl, cfg.initial_cluster, cfg.initial_cluster_token, err, sizeof(err));
+    rc = ids_cluster_from_config(&cl, &cfg);
+    if (rc != 0) {
+        int st = config_report(&cfg, rc, stderr);
+        ids_cluster_free(&cl);
+        log_close(lg);
+        config_free(&cfg);
+        return st;
+    }
     bool existing = cfg.initial_cluster_state && !strcmp(cfg.initial_cluster_state, "existing");
-    if (rc == 0)
-        rc = ids_verify_bootstrap(&cl, cfg.name,
-                                  (const char *const *)cfg.initial_advertise_peer_urls.v,
-                                  cfg.initial_advertise_peer_urls.n, existing, err, sizeof(err));
-    const struct ids_member *self = rc == 0 ? ids_cluster_member(&cl, cfg.name) : NULL;
-    if (rc != 0 || !self) {
-        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "%s",
-                   rc ? err : "the member's name is not in --initial-cluster");
+    const struct ids_member *self = ids_cluster_member(&cl, cfg.name);
+    if (!self) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "couldn't find local name %s in the initial cluster configuration",
+                   cfg.name);
         ids_cluster_free(&cl);
         log_close(lg);
         config_free(&cfg);

@@ -110,7 +110,8 @@ struct rpc_method {
     /* Required. msg is borrowed until the callback returns (the transport
      * frees it with metcd_pb_allocator afterwards). */
     void (*on_message)(struct rpc_call *call, const ProtobufCMessage *msg);
-    /* Optional. The client half-closed; the call stays open for sending. */
+    /* Optional (RPC_CLIENT_STREAM and RPC_BIDI only). The client
+     * half-closed; the call stays open for sending. */
     void (*on_half_close)(struct rpc_call *call);
     /* Optional but needed by any handler that keeps the call past
      * on_message: the call ended without the handler finishing it (stream
@@ -184,7 +185,9 @@ int rpc_server_adopt(struct rpc_server *srv, int fd);
  * listening, send GOAWAY, let in-flight calls finish for up to grace_ms,
  * then cancel what remains (on_cancel with UNAVAILABLE) and close every
  * connection. `done` (optional) runs on the loop once all connections are
- * gone. The server must still be freed with rpc_server_free. */
+ * gone (before this returns when there is none). HTTP/1.1 requests being
+ * handled are answered, then their connections close. The server must
+ * still be freed with rpc_server_free. RPC_ERR_STATE when called twice. */
 int rpc_server_shutdown(struct rpc_server *srv, uint32_t grace_ms,
                         void (*done)(void *data), void *data);
 
@@ -230,7 +233,10 @@ int rpc_call_add_header(struct rpc_call *call, const char *key, const char *valu
 int rpc_call_send_headers(struct rpc_call *call);
 
 /* First value of request metadata `key` (lowercase), NULL when absent.
- * Borrowed until the call ends. */
+ * Borrowed until the call ends. Values are as received: "-bin" keys stay
+ * base64 (gRPC over HTTP/2); grpc-timeout, grpc-encoding and te are
+ * consumed by the transport, everything else (content-type, user-agent,
+ * token, hasleader, ...) is here. */
 const char *rpc_call_metadata(const struct rpc_call *call, const char *key);
 /* All request metadata; *n receives the count. Borrowed until call end. */
 const struct rpc_md *rpc_call_metadata_all(const struct rpc_call *call, size_t *n);
