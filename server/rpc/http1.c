@@ -24,6 +24,7 @@ struct rpc_http_req {
     uint8_t *body;       /* owned */
     size_t body_len;
     bool keep_alive;
+    bool streaming;      /* chunked answer begun */
 };
 
 struct rpc_http_conn {
@@ -315,7 +316,7 @@ const void *rpc_http_body(const struct rpc_http_req *req, size_t *len)
 int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_type,
                      const void *body, size_t len)
 {
-    if (!req)
+    if (!req || req->streaming)
         return RPC_ERR_INVAL;
     struct rpc_conn *c = req->conn;
     bool close = !req->keep_alive || c->close_after_write || c->srv->shutting_down;
@@ -329,6 +330,57 @@ int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_t
             rpc_conn_kill(c);
     } else {
         rpc_conn_schedule(c); /* pipelined requests already buffered */
+    }
+    return rc;
+}
+
+int rpc_http_stream_begin(struct rpc_http_req *req, int status, const char *content_type)
+{
+    if (!req || req->streaming)
+        return RPC_ERR_INVAL;
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    int rc = evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
+    if (rc >= 0 && content_type)
+        rc = evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n\r\n");
+    if (rc < 0)
+        return RPC_ERR_NOMEM;
+    req->streaming = true;
+    return 0;
+}
+
+int rpc_http_stream_write(struct rpc_http_req *req, const void *data, size_t len)
+{
+    if (!req || !req->streaming)
+        return RPC_ERR_INVAL;
+    if (len == 0)
+        return 0; /* a zero chunk would end the body */
+    struct rpc_conn *c = req->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) >= c->srv->cfg.conn_queue_bytes)
+        return RPC_ERR_FULL;
+    if (evbuffer_add_printf(out, "%zx\r\n", len) < 0 || evbuffer_add(out, data, len) != 0 ||
+        evbuffer_add(out, "\r\n", 2) != 0)
+        return RPC_ERR_NOMEM;
+    return 0;
+}
+
+int rpc_http_stream_end(struct rpc_http_req *req)
+{
+    if (!req || !req->streaming)
+        return RPC_ERR_INVAL;
+    struct rpc_conn *c = req->conn;
+    bool close = !req->keep_alive || c->close_after_write || c->srv->shutting_down;
+    int rc = evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5) ? RPC_ERR_NOMEM : 0;
+    c->h1->req = NULL;
+    req_free(req);
+    if (close || rc != 0) {
+        c->close_after_write = true;
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            rpc_conn_kill(c);
+    } else {
+        rpc_conn_schedule(c);
     }
     return rc;
 }

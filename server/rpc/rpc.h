@@ -279,6 +279,15 @@ const void *rpc_http_body(const struct rpc_http_req *req, size_t *len);
 int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_type,
                      const void *body, size_t len);
 
+/* Streamed answer (chunked transfer encoding), e.g. the gateway's watch:
+ * begin once, write any number of chunks (copied), end once (frees the
+ * request). A write returns RPC_ERR_FULL, queueing nothing, while the
+ * connection's unsent bytes pass conn_queue_bytes: try again later. If the
+ * client leaves first, the route's on_abort runs instead (request dead). */
+int rpc_http_stream_begin(struct rpc_http_req *req, int status, const char *content_type);
+int rpc_http_stream_write(struct rpc_http_req *req, const void *data, size_t len);
+int rpc_http_stream_end(struct rpc_http_req *req);
+
 /* ------------------------------------------------------------------------ */
 /* Client                                                                   */
 

@@ -34,6 +34,25 @@ static void on_body_echo(struct rpc_http_req *req, void *data)
     rpc_http_respond(req, 200, NULL, b, n); /* the body is the request's own */
 }
 
+static struct rpc_http_req *streamed;
+static int stream_aborts;
+
+static void on_stream_route(struct rpc_http_req *req, void *data)
+{
+    (void)data;
+    ck_assert_int_eq(rpc_http_stream_begin(req, 200, "application/json"), 0);
+    ck_assert_int_eq(rpc_http_stream_write(req, "{\"a\":1}\n", 8), 0);
+    streamed = req;
+}
+
+static void on_stream_abort(struct rpc_http_req *req, void *data)
+{
+    (void)data;
+    ck_assert_ptr_eq(req, streamed);
+    streamed = NULL;
+    stream_aborts++;
+}
+
 static void on_later_timer(evutil_socket_t s, short what, void *arg)
 {
     (void)s;
@@ -70,6 +89,10 @@ static void setup(void)
     ck_assert_int_eq(rpc_server_route(f.srv, "/health", on_echo, NULL, "health"), 0);
     ck_assert_int_eq(rpc_server_route(f.srv, "/park", on_park, on_park_abort, NULL), 0);
     ck_assert_int_eq(rpc_server_route(f.srv, "/body", on_body_echo, NULL, NULL), 0);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/stream", on_stream_route, on_stream_abort, NULL),
+                     0);
+    streamed = NULL;
+    stream_aborts = 0;
     later_ev = evtimer_new(f.base, on_later_timer, NULL);
     fd = sock_adopted(&f);
     parked = NULL;
@@ -125,6 +148,28 @@ START_TEST(answer_with_request_body)
     /* Found by fuzz_sniff_http1: the answer's body may be the request's. */
     roundtrip("POST /body HTTP/1.1\r\nContent-Length: 7\r\n\r\npayload", "payload");
     ck_assert_ptr_nonnull(strstr(buf, "Content-Length: 7\r\n\r\npayload"));
+}
+END_TEST
+
+START_TEST(chunked_stream)
+{
+    roundtrip("GET /stream HTTP/1.1\r\n\r\n", "{\"a\":1}\n\r\n");
+    ck_assert_ptr_nonnull(strstr(buf, "Transfer-Encoding: chunked\r\n\r\n8\r\n{\"a\":1}\n\r\n"));
+    ck_assert_ptr_nonnull(streamed);
+    ck_assert_int_eq(rpc_http_stream_write(streamed, "{\"b\":22}\n", 9), 0);
+    ck_assert_int_eq(rpc_http_respond(streamed, 200, NULL, "x", 1), RPC_ERR_INVAL);
+    ck_assert_int_eq(rpc_http_stream_end(streamed), 0);
+    streamed = NULL;
+    sock_read_until(&f, fd, buf, sizeof buf, "0\r\n\r\n", 1000, NULL);
+    ck_assert_str_eq(buf, "9\r\n{\"b\":22}\n\r\n0\r\n\r\n");
+    /* The connection is still usable, then a stream the client leaves. */
+    roundtrip("GET /health HTTP/1.1\r\n\r\n", "|-");
+    ck_assert_ptr_nonnull(strstr(buf, "health|GET"));
+    roundtrip("GET /stream HTTP/1.1\r\n\r\n", "{\"a\":1}\n\r\n");
+    close(fd);
+    WAIT_UNTIL(f.base, stream_aborts == 1, 2000);
+    ck_assert_int_eq(stream_aborts, 1);
+    fd = sock_adopted(&f);
 }
 END_TEST
 
@@ -206,6 +251,7 @@ int main(void)
     tcase_add_test(tc, routes_and_parts);
     tcase_add_test(tc, pipelined_requests_in_order);
     tcase_add_test(tc, answer_with_request_body);
+    tcase_add_test(tc, chunked_stream);
     tcase_add_test(tc, late_answer);
     tcase_add_test(tc, abort_on_close);
     tcase_add_test(tc, limits);
