@@ -674,8 +674,8 @@ static void cconn_dial(struct rpc_client *cl)
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         int rc = getaddrinfo(ep->host, ep->port, &hints, &res);
-        if (rc == 0 && res &&
-            bufferevent_socket_connect(cc->bev, res->ai_addr, (int)res->ai_addrlen) == 0) {
+        const struct addrinfo *ai = rc == 0 && res ? rpc_addrinfo_pick(res) : NULL;
+        if (ai && bufferevent_socket_connect(cc->bev, ai->ai_addr, (int)ai->ai_addrlen) == 0) {
             freeaddrinfo(res);
             struct timeval tv = {cl->cfg.dial_timeout_ms / 1000,
                                  (cl->cfg.dial_timeout_ms % 1000) * 1000};

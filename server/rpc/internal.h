@@ -40,6 +40,11 @@ void rpc_ignore_sigpipe(void);
 int64_t rpc_wall_ns(void);   /* realtime, for channelz */
 /* nghttp2 allocator through common/mem.h */
 extern nghttp2_mem rpc_nghttp2_mem;
+/* The address to use among getaddrinfo's: the first IPv4 one, else the
+ * first (as Go's net.Listen/Dial do for "localhost", which etcd defaults
+ * to while etcdctl dials 127.0.0.1). */
+struct addrinfo;
+const struct addrinfo *rpc_addrinfo_pick(const struct addrinfo *res);
 /* "ip:port" of a sockaddr into buf. */
 void rpc_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 

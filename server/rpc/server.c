@@ -389,10 +389,11 @@ int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
     if (!li)
         goto err_res;
     li->srv = srv;
+    const struct addrinfo *ai = rpc_addrinfo_pick(res);
     li->ev = evconnlistener_new_bind(srv->base, on_accept, li,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                          LEV_OPT_CLOSE_ON_EXEC,
-                                     1024, res->ai_addr, (int)res->ai_addrlen);
+                                     1024, ai->ai_addr, (int)ai->ai_addrlen);
     if (!li->ev) {
         rc = RPC_ERR_ADDR;
         goto err_li;

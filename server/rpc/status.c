@@ -6,6 +6,7 @@
 #include "common/mem.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +132,14 @@ void rpc_timeout_format(uint64_t ms, char *buf, size_t cap)
         snprintf(buf, cap, "%lluS", (unsigned long long)((ms + 999) / 1000));
     else
         snprintf(buf, cap, "%lluM", (unsigned long long)((ms / 60000 + 1) % 100000000));
+}
+
+const struct addrinfo *rpc_addrinfo_pick(const struct addrinfo *res)
+{
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET)
+            return a;
+    return res;
 }
 
 void rpc_ignore_sigpipe(void)

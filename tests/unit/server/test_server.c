@@ -6,6 +6,8 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static struct fixture f;
@@ -59,6 +61,14 @@ START_TEST(listen_errors)
     struct rpc_server *other;
     ck_assert_int_eq(rpc_server_new(&other, f.base, NULL), 0);
     ck_assert_int_eq(rpc_server_listen(other, "127.0.0.1", f.port, NULL), RPC_ERR_ADDR);
+    /* "localhost" binds IPv4 loopback, where etcdctl dials. */
+    uint16_t pl = 0;
+    ck_assert_int_eq(rpc_server_listen(other, "localhost", 0, &pl), 0);
+    int s4 = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(pl),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(s4, (struct sockaddr *)&a4, sizeof a4), 0);
+    close(s4);
     uint16_t p6 = 0;
     int rc = rpc_server_listen(other, "::1", 0, &p6);
     ck_assert(rc == 0 || rc == RPC_ERR_ADDR); /* no IPv6 in some sandboxes */
