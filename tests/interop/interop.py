@@ -384,10 +384,70 @@ def test_client():
     check(r.returncode == 0, f"echo_client exit {r.returncode}")
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def test_etcdctl(port):
+    """etcdctl 3.4 (grpc-go client) against our server: the transport works
+    and our UNIMPLEMENTED reaches it in grpc-go's words."""
+    exe = shutil.which("etcdctl")
+    if not exe:
+        print("interop etcdctl: etcdctl not installed, skipped")
+        sys.exit(77)
+    env = dict(os.environ, ETCDCTL_API="3")
+    r = subprocess.run([exe, f"--endpoints=127.0.0.1:{port}", "--command-timeout=5s",
+                        "get", "foo"], capture_output=True, text=True, timeout=30, env=env)
+    check(r.returncode != 0, "etcdctl get fails against the echo server")
+    check("code = Unimplemented desc = unknown service etcdserverpb.KV" in r.stderr,
+          f"etcdctl saw our status: {r.stderr[-300:]!r}")
+
+
+def test_etcd():
+    """Our client against a grpc-go server: a real etcd 3.4 serving
+    grpc.health.v1.Health."""
+    exe = shutil.which("etcd")
+    if not exe:
+        print("interop etcd: etcd not installed, skipped")
+        sys.exit(77)
+    cport, pport = free_port(), free_port()
+    data = os.path.join(GEN, "etcd-data")
+    proc = subprocess.Popen([exe, "--name", "t", "--data-dir", data,
+                             "--listen-client-urls", f"http://127.0.0.1:{cport}",
+                             "--advertise-client-urls", f"http://127.0.0.1:{cport}",
+                             "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                             "--initial-cluster", f"t=http://127.0.0.1:{pport}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 20
+        ready = False
+        while time.time() < deadline and not ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            ready = "ready to serve client requests" in line
+        check(ready, "etcd started")
+        client_bin = os.path.join(os.path.dirname(SERVER), "health_client")
+        r = subprocess.run([client_bin, f"127.0.0.1:{cport}"], capture_output=True, text=True,
+                           timeout=30)
+        sys.stdout.write(r.stdout)
+        sys.stderr.write(r.stderr)
+        check(r.returncode == 0, f"health_client exit {r.returncode}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main():
-    if MODE == "client":
+    if MODE in ("client", "etcd"):
         try:
-            test_client()
+            {"client": test_client, "etcd": test_etcd}[MODE]()
         finally:
             shutil.rmtree(GEN, ignore_errors=True)
         print(f"interop {MODE}: {checks} checks passed")
@@ -395,7 +455,7 @@ def main():
     proc, port = start_server()
     try:
         {"echo": test_echo, "health": test_health, "channelz": test_channelz,
-         "http1": test_http1}[MODE](port)
+         "http1": test_http1, "etcdctl": test_etcdctl}[MODE](port)
     finally:
         proc.stdin.close()
         try:
