@@ -181,6 +181,63 @@ START_TEST(test_decode_unwinds_on_allocation_failure)
 }
 END_TEST
 
-RAFT_TEST_MAIN("raft/codec", test_every_message_type_round_trips, test_malformed_input_is_an_error,
+START_TEST(test_mutated_wire_bytes_never_crash)
+{
+    /* Bit flips, truncations and garbage in front of a valid frame: decode
+     * either succeeds with a message we can free, or says EDECODE. */
+    raft_buf *b = raft_buf_new("payload", 7);
+    raft_entry ents[2] = {{.term = 2, .index = 5, .data = b},
+                          {.term = 2, .index = 6, .type = RAFT_ENTRY_CONF_CHANGE, .data = b}};
+    raft_snapshot snap = {
+        .meta = {.index = 4, .term = 1, .conf = {.voters = {1, 2, 3}, .n_voters = 3}}, .data = b};
+    raft_msg m = {.type = RAFT_MSG_APP,
+                  .to = 2,
+                  .from = 1,
+                  .term = 2,
+                  .index = 4,
+                  .entries = ents,
+                  .n_entries = 2,
+                  .snapshot = &snap};
+    uint8_t *enc;
+    size_t n;
+    ck_assert_int_eq(raft_msg_encode(&m, &enc, &n), 0);
+    uint64_t x = 12345;
+    size_t ok = 0;
+    for (int i = 0; i < 20000; i++) {
+        uint8_t buf[512];
+        ck_assert_uint_le(n, sizeof(buf));
+        memcpy(buf, enc, n);
+        size_t len = n;
+        for (int k = 0; k < 1 + i % 4; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[x % n] ^= (uint8_t)(1u << ((x >> 8) % 8));
+        }
+        if (i % 5 == 0)
+            len = (size_t)(x % n);
+        raft_msg d;
+        int rc = raft_msg_decode(buf, len, &d);
+        ck_assert(rc == 0 || rc == RAFT_EDECODE);
+        if (rc == 0) {
+            ok++;
+            raft_msg_free(&d);
+        } else {
+            ck_assert_ptr_null(d.entries);
+            ck_assert_ptr_null(d.snapshot);
+        }
+        raft_conf_change cc;
+        if (raft_conf_change_decode(buf, len, &cc) == 0)
+            raft_buf_unref(cc.context);
+        raft_entry e;
+        if (raft_entry_decode(buf, len, &e) == 0)
+            raft_buf_unref(e.data);
+    }
+    ck_assert_uint_gt(ok, 0);
+    metcd_free(enc);
+    raft_buf_unref(b);
+}
+END_TEST
+
+RAFT_TEST_MAIN("raft/codec", test_mutated_wire_bytes_never_crash,
+               test_every_message_type_round_trips, test_malformed_input_is_an_error,
                test_wal_records_round_trip, test_conf_change_round_trips_with_context,
                test_decode_unwinds_on_allocation_failure)
