@@ -15,6 +15,27 @@
  * Errors: functions returning int give 0 or a negative `enum rpc_error`
  * (range -400..-499); rpc_strerror() names it. gRPC statuses sent to peers
  * are `enum rpc_code`.
+ *
+ * A service, in short:
+ *
+ *   static void on_put(struct rpc_call *call, const ProtobufCMessage *msg)
+ *   {
+ *       struct kv *kv = rpc_call_service_data(call);
+ *       const char *token = rpc_call_metadata(call, "token");
+ *       ... answer now with rpc_call_reply(call, &resp.base), or keep
+ *       `call` (rpc_call_set_data) and answer later from the loop, minding
+ *       on_cancel, which ends the call for the handler ...
+ *   }
+ *   static const struct rpc_method kv_methods[] = {
+ *       {.path = "/etcdserverpb.KV/Put", .kind = RPC_UNARY,
+ *        .request = &etcdserverpb__put_request__descriptor,
+ *        .response = &etcdserverpb__put_response__descriptor,
+ *        .on_message = on_put, .on_cancel = on_put_cancel},
+ *   };
+ *   rpc_server_new(&srv, base, &cfg);
+ *   rpc_server_register(srv, kv_methods, 1, kv);
+ *   rpc_server_route(srv, "/health", on_http_health, NULL, member);
+ *   rpc_server_listen(srv, "127.0.0.1", 2379, NULL);
  */
 #ifndef METCD_SERVER_RPC_H
 #define METCD_SERVER_RPC_H
