@@ -61,8 +61,8 @@ struct bench_summary {
     uint64_t failed; /* requests that ended with an error */
     double total;    /* wall time of the run */
     double slowest, fastest, average;
-    double stddev;   /* population standard deviation of the latencies */
-    double rps;      /* successful requests per second of wall time */
+    double stddev; /* population standard deviation of the latencies */
+    double rps;    /* successful requests per second of wall time */
     /* Histogram: BENCH_N_BUCKETS equal-width buckets from fastest to
      * slowest. Bucket i counts latencies in (upper[i-1], upper[i]]; the
      * first bucket also holds `fastest` itself, the last ends at slowest. */
@@ -100,8 +100,7 @@ uint64_t bench_report_done(const struct bench_report *r);
 /* Computes the summary of the samples recorded so far over a run of
  * total_ns wall nanoseconds. Sorts the samples in place (recording may go
  * on afterwards). s->errors point into the report. */
-void bench_report_summarize(struct bench_report *r, uint64_t total_ns,
-                            struct bench_summary *s);
+void bench_report_summarize(struct bench_report *r, uint64_t total_ns, struct bench_summary *s);
 
 /* Prints the summary as text: Summary, Response time histogram, Latency
  * distribution, Error distribution. BENCH_ERR_IO when the write fails. */
@@ -111,8 +110,7 @@ int bench_summary_print(const struct bench_summary *s, FILE *out);
  * (optional, may be NULL) is a JSON object text whose members are merged
  * in first (the driver passes the run's parameters). BENCH_ERR_INVAL when
  * extra is not a JSON object; BENCH_ERR_IO when the write fails. */
-int bench_summary_print_json(const struct bench_summary *s, const char *extra,
-                             FILE *out);
+int bench_summary_print_json(const struct bench_summary *s, const char *extra, FILE *out);
 
 /* ------------------------------------------------------------------------ */
 /* Options                                                                  */
@@ -131,26 +129,25 @@ struct bench_options {
     const char *endpoints[BENCH_MAX_ENDPOINTS];
     size_t n_endpoints;
     char endpoints_buf[1024];
-    uint32_t conns;       /* gRPC connections (1..1000) */
-    uint32_t clients;     /* requests in flight (1..100000) */
-    uint64_t total;       /* requests to send (1..100000000) */
-    uint32_t key_size;    /* bytes per key (1..65536) */
-    uint32_t val_size;    /* bytes per value, put only (0..16 MiB) */
-    uint64_t key_space;   /* keys drawn uniformly from this many; 0: sequential */
-    bool serializable;    /* range: --consistency s */
-    double rate;          /* requests/s over all clients; 0: as fast as possible */
-    uint32_t timeout_ms;  /* per request (0: none) */
-    bool json;            /* --json: print a JSON summary instead of text */
-    bool progress;        /* progress bar (off with --no-progress) */
-    uint64_t seed;        /* random key choice */
+    uint32_t conns;      /* gRPC connections (1..1000) */
+    uint32_t clients;    /* requests in flight (1..100000) */
+    uint64_t total;      /* requests to send (1..100000000) */
+    uint32_t key_size;   /* bytes per key (1..65536) */
+    uint32_t val_size;   /* bytes per value, put only (0..16 MiB) */
+    uint64_t key_space;  /* keys drawn uniformly from this many; 0: sequential */
+    bool serializable;   /* range: --consistency s */
+    double rate;         /* requests/s over all clients; 0: as fast as possible */
+    uint32_t timeout_ms; /* per request (0: none) */
+    bool json;           /* --json: print a JSON summary instead of text */
+    bool progress;       /* progress bar (off with --no-progress) */
+    uint64_t seed;       /* random key choice */
 };
 
 /* Parses argv (argv[0] is the program, argv[1] the mode) into *o.
  * Returns 0, 1 when help was asked for (usage printed to out), or 2 after
  * printing one message naming the bad flag or mode to err: the caller exits
  * with that status. Flags take "--flag value" or "--flag=value". */
-int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out,
-                        FILE *err);
+int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, FILE *err);
 
 /* Prints the usage text. */
 void bench_usage(FILE *out);

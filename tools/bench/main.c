@@ -39,8 +39,8 @@ struct slot {
     struct bench *b;
     uint32_t conn;
     uint64_t start_ns;
-    bool got_msg;           /* a response message arrived */
-    const char *abort_msg;  /* set while we cancel a call we failed to send */
+    bool got_msg;          /* a response message arrived */
+    const char *abort_msg; /* set while we cancel a call we failed to send */
 };
 
 struct bench {
@@ -54,13 +54,13 @@ struct bench {
     uint64_t issued, completed;
     uint64_t start_ns, end_ns;
     uint64_t rng;
-    char *key;     /* o.key_size bytes; requests are packed at send, so one buffer */
-    uint8_t *val;  /* o.val_size bytes */
+    char *key;    /* o.key_size bytes; requests are packed at send, so one buffer */
+    uint8_t *val; /* o.val_size bytes */
     struct event *rate_ev, *progress_ev, *sigint_ev;
     uint32_t warm_left;
     int warm_failed; /* connection index + 1 of the first failed warm-up */
     char warm_err[256];
-    bool stopping;    /* finished or interrupted: ignore further closes */
+    bool stopping; /* finished or interrupted: ignore further closes */
     bool interrupted;
     bool show_progress;
 };
@@ -99,8 +99,8 @@ static void progress_draw(struct bench *b, bool final)
     memset(bar, '#', fill);
     bar[BAR_WIDTH] = '\0';
     double secs = (double)(now_ns() - b->start_ns) / 1e9;
-    printf("\r%3u%% [%s] %" PRIu64 "/%" PRIu64 " %.0f req/s", (unsigned)(done * 100 / total),
-           bar, done, total, secs > 0 ? (double)done / secs : 0.0);
+    printf("\r%3u%% [%s] %" PRIu64 "/%" PRIu64 " %.0f req/s", (unsigned)(done * 100 / total), bar,
+           done, total, secs > 0 ? (double)done / secs : 0.0);
     if (final)
         putchar('\n');
     fflush(stdout);
@@ -225,8 +225,8 @@ static void slot_issue(struct slot *s)
         s->abort_msg = NULL;
         s->start_ns = now_ns();
         struct rpc_ccall *c = NULL;
-        int rc = rpc_ccall_start(b->conns[s->conn], path, resp, NULL, 0, b->o.timeout_ms,
-                                 &call_ops, s, &c);
+        int rc = rpc_ccall_start(b->conns[s->conn], path, resp, NULL, 0, b->o.timeout_ms, &call_ops,
+                                 s, &c);
         if (rc == 0) {
             rc = rpc_ccall_send(c, req);
             if (rc == 0)
@@ -300,9 +300,8 @@ static int warm_up(struct bench *b)
     b->warm_left = b->o.conns;
     for (uint32_t i = 0; i < b->o.conns; i++) {
         struct rpc_ccall *c = NULL;
-        int rc = rpc_ccall_start(b->conns[i], PATH_RANGE,
-                                 &etcdserverpb__range_response__descriptor, NULL, 0, 10000,
-                                 &warm_ops, &b->slots[i], &c);
+        int rc = rpc_ccall_start(b->conns[i], PATH_RANGE, &etcdserverpb__range_response__descriptor,
+                                 NULL, 0, 10000, &warm_ops, &b->slots[i], &c);
         if (rc == 0)
             rc = rpc_ccall_send(c, &range.base);
         if (rc == 0)
@@ -351,18 +350,13 @@ static char *params_json(const struct bench *b)
     json_t *eps = json_array();
     for (size_t i = 0; eps && i < b->o.n_endpoints; i++)
         json_array_append_new(eps, json_string(b->o.endpoints[i]));
-    json_t *o = json_pack("{s:s,s:o,s:i,s:i,s:I,s:i,s:i,s:I,s:s,s:f,s:b}",
-                          "mode", b->o.mode == BENCH_PUT ? "put" : "range",
-                          "endpoints", eps,
-                          "conns", (int)b->o.conns,
-                          "clients", (int)b->o.clients,
-                          "total", (json_int_t)b->o.total,
-                          "key_size", (int)b->o.key_size,
-                          "val_size", (int)b->o.val_size,
-                          "key_space", (json_int_t)b->o.key_space,
-                          "consistency", b->o.serializable ? "s" : "l",
-                          "rate", b->o.rate,
-                          "interrupted", b->interrupted);
+    json_t *o =
+        json_pack("{s:s,s:o,s:i,s:i,s:I,s:i,s:i,s:I,s:s,s:f,s:b}", "mode",
+                  b->o.mode == BENCH_PUT ? "put" : "range", "endpoints", eps, "conns",
+                  (int)b->o.conns, "clients", (int)b->o.clients, "total", (json_int_t)b->o.total,
+                  "key_size", (int)b->o.key_size, "val_size", (int)b->o.val_size, "key_space",
+                  (json_int_t)b->o.key_space, "consistency", b->o.serializable ? "s" : "l", "rate",
+                  b->o.rate, "interrupted", b->interrupted);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -376,7 +370,7 @@ static int report(struct bench *b)
     if (b->o.json) {
         char *extra = params_json(b);
         rc = extra ? bench_summary_print_json(&sum, extra, stdout) : BENCH_ERR_NOMEM;
-        free(extra); /* jansson's allocator is libc's */
+        metcd_free(extra); /* jansson allocates through metcd_malloc (main) */
     } else {
         rc = bench_summary_print(&sum, stdout);
     }
@@ -447,6 +441,7 @@ static int bench_setup(struct bench *b)
 int main(int argc, char **argv)
 {
     metcd_mem_tune();
+    json_set_alloc_funcs(metcd_malloc, metcd_free);
     static struct bench bench; /* large (options buffer): not on the stack */
     struct bench *b = &bench;
     int rc = bench_options_parse(&b->o, argc, argv, stdout, stderr);

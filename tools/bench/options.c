@@ -126,8 +126,8 @@ int bench_format_key(char *buf, uint32_t key_size, uint64_t n)
 static bool takes_value(const char *name)
 {
     static const char *const with_value[] = {
-        "--endpoints", "--conns", "--clients", "--total", "--key-size", "--val-size",
-        "--key-space", "--consistency", "--rate", "--timeout-ms", "--seed",
+        "--endpoints", "--conns",       "--clients", "--total",      "--key-size", "--val-size",
+        "--key-space", "--consistency", "--rate",    "--timeout-ms", "--seed",
     };
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
         if (strcmp(name, with_value[i]) == 0)
@@ -206,8 +206,7 @@ static void defaults(struct bench_options *o)
     o->seed = 1;
 }
 
-int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out,
-                        FILE *err)
+int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, FILE *err)
 {
     defaults(o);
     if (argc < 2) {
@@ -270,15 +269,17 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
             return rc;
     }
     if (o->clients < o->conns) {
-        fprintf(err, "metcd-bench: --clients (%" PRIu32 ") must be at least --conns (%" PRIu32
-                     ")\n", o->clients, o->conns);
+        fprintf(err,
+                "metcd-bench: --clients (%" PRIu32 ") must be at least --conns (%" PRIu32 ")\n",
+                o->clients, o->conns);
         return 2;
     }
     uint64_t top = o->key_space ? o->key_space - 1 : o->total - 1;
     if (bench_digits(top) > o->key_size) {
-        fprintf(err, "metcd-bench: --key-size %" PRIu32 " cannot hold key number %" PRIu64
-                     " (%" PRIu32 " digits); raise --key-size\n", o->key_size, top,
-                bench_digits(top));
+        fprintf(err,
+                "metcd-bench: --key-size %" PRIu32 " cannot hold key number %" PRIu64 " (%" PRIu32
+                " digits); raise --key-size\n",
+                o->key_size, top, bench_digits(top));
         return 2;
     }
     return 0;

@@ -150,8 +150,7 @@ static void summarize_errors(const struct bench_report *r, struct bench_summary 
     }
 }
 
-void bench_report_summarize(struct bench_report *r, uint64_t total_ns,
-                            struct bench_summary *s)
+void bench_report_summarize(struct bench_report *r, uint64_t total_ns, struct bench_summary *s)
 {
     memset(s, 0, sizeof *s);
     s->ok = r->n;
@@ -227,8 +226,7 @@ int bench_summary_print(const struct bench_summary *s, FILE *out)
         for (int i = 0; i < BENCH_N_PCTS; i++)
             fprintf(out, "  %g%% in " SEC " secs.\n", bench_pcts[i], s->pct[i]);
     } else {
-        fprintf(out, "\nSummary:\n  no successful request (%" PRIu64 " failed)\n",
-                s->failed);
+        fprintf(out, "\nSummary:\n  no successful request (%" PRIu64 " failed)\n", s->failed);
     }
     if (s->n_errors > 0) {
         fprintf(out, "\nError distribution:\n");
@@ -243,8 +241,7 @@ static int json_set(json_t *obj, const char *key, json_t *v)
     return v ? json_object_set_new(obj, key, v) : -1;
 }
 
-int bench_summary_print_json(const struct bench_summary *s, const char *extra,
-                             FILE *out)
+int bench_summary_print_json(const struct bench_summary *s, const char *extra, FILE *out)
 {
     int rc = BENCH_ERR_NOMEM;
     json_t *root = NULL;
@@ -273,11 +270,11 @@ int bench_summary_print_json(const struct bench_summary *s, const char *extra,
     bad |= json_set(root, "stddev_s", json_real(s->stddev));
     bad |= json_set(root, "requests_per_sec", json_real(s->rps));
     for (int i = 0; s->ok && i < BENCH_N_BUCKETS; i++)
-        bad |= json_array_append_new(hist, json_pack("{s:f,s:I}", "le_s", s->upper[i],
-                                                     "count", (json_int_t)s->count[i]));
+        bad |= json_array_append_new(
+            hist, json_pack("{s:f,s:I}", "le_s", s->upper[i], "count", (json_int_t)s->count[i]));
     for (int i = 0; s->ok && i < BENCH_N_PCTS; i++)
-        bad |= json_array_append_new(pcts, json_pack("{s:f,s:f}", "percent", bench_pcts[i],
-                                                     "s", s->pct[i]));
+        bad |= json_array_append_new(
+            pcts, json_pack("{s:f,s:f}", "percent", bench_pcts[i], "s", s->pct[i]));
     for (size_t i = 0; i < s->n_errors; i++)
         bad |= json_array_append_new(errs, json_pack("{s:s,s:I}", "message", s->errors[i].msg,
                                                      "count", (json_int_t)s->errors[i].count));

@@ -51,9 +51,8 @@ START_TEST(test_every_flag_both_spellings)
     struct bench_options o;
     ck_assert_int_eq(PARSE(&o, "range", "--endpoints", "http://127.0.0.1:1,127.0.0.1:2",
                            "--conns=4", "--clients", "64", "--total=5000", "--key-size", "10",
-                           "--val-size=0", "--key-space", "100000", "--consistency=s",
-                           "--rate", "1500.5", "--timeout-ms=0", "--seed", "9", "--json",
-                           "--no-progress"),
+                           "--val-size=0", "--key-space", "100000", "--consistency=s", "--rate",
+                           "1500.5", "--timeout-ms=0", "--seed", "9", "--json", "--no-progress"),
                      0);
     ck_assert_int_eq(o.mode, BENCH_RANGE);
     ck_assert_uint_eq(o.n_endpoints, 2);
@@ -123,9 +122,8 @@ START_TEST(test_key_size_boundaries)
     struct bench_options o;
     /* Sequential keys 0..999 need 3 digits; random keys 0..99 need 2. */
     ck_assert_int_eq(PARSE(&o, "put", "--total", "1000", "--key-size", "3"), 0);
-    ck_assert_int_eq(PARSE(&o, "put", "--total", "1000000", "--key-space", "100", "--key-size",
-                           "2"),
-                     0);
+    ck_assert_int_eq(
+        PARSE(&o, "put", "--total", "1000000", "--key-space", "100", "--key-size", "2"), 0);
     ck_assert_int_eq(PARSE(&o, "put", "--total", "1", "--key-size", "1"), 0);
 }
 END_TEST

@@ -45,7 +45,7 @@ START_TEST(test_percentiles_are_nearest_rank)
     r = report_1_to_n(1000);
     bench_report_summarize(r, 1000000000, &s);
     ck_assert_double_eq_tol(s.pct[BENCH_N_PCTS - 1], NS(999), 1e-15); /* 99.9% */
-    ck_assert_double_eq_tol(s.pct[2], NS(500), 1e-15);                 /* 50% */
+    ck_assert_double_eq_tol(s.pct[2], NS(500), 1e-15);                /* 50% */
     bench_report_free(r);
 }
 END_TEST
@@ -299,7 +299,8 @@ START_TEST(test_text_output_sections)
     ck_assert_ptr_nonnull(strstr(t, "  0.0000 [100]\t|"));
     ck_assert_ptr_nonnull(strstr(t, "\nLatency distribution:\n  10% in 0.0000 secs.\n"));
     ck_assert_ptr_nonnull(strstr(t, "  99.9% in 0.0000 secs.\n"));
-    ck_assert_ptr_nonnull(strstr(t, "\nError distribution:\n  [1]\tUNAVAILABLE: connection refused\n"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "\nError distribution:\n  [1]\tUNAVAILABLE: connection refused\n"));
     /* Fullest bucket: a 40-mark bar. */
     char bar[40 * 3 + 1] = "";
     for (int i = 0; i < 40; i++)
