@@ -278,6 +278,15 @@ static void maybe_snapshot(member *m)
     }
 }
 
+static void relearn_conf_change(member *m, const raft_entry *e)
+{
+    raft_conf_change cc;
+    if (e->data && raft_conf_change_decode(e->data->data, e->data->len, &cc) == 0) {
+        raft_apply_conf_change(m->raft, &cc, NULL);
+        raft_buf_unref(cc.context);
+    }
+}
+
 static void process_ready(member *m)
 {
     while (!m->fatal && raft_has_ready(m->raft)) {
@@ -297,8 +306,15 @@ static void process_ready(member *m)
         }
         for (size_t i = 0; i < rd.n_committed && !m->fatal; i++) {
             const raft_entry *e = &rd.committed[i];
-            if (e->index <= m->applied)
+            if (e->index <= m->applied) {
+                /* Already in LMDB (raft restarts from the snapshot index):
+                 * skip the data, but raft relearns membership from every
+                 * conf change after its snapshot. */
+                if (e->type == RAFT_ENTRY_CONF_CHANGE)
+                    relearn_conf_change(m, e);
+                raft_applied(m->raft, e->index);
                 continue;
+            }
             backend_hold(m->be);
             if (e->type == RAFT_ENTRY_CONF_CHANGE)
                 apply_conf_change(m, e);
@@ -462,6 +478,8 @@ int raftnode_start(member *m, char *errbuf, size_t errlen)
     }
     wal_replay_free(rr);
 
+    /* LMDB holds everything up to its consistent index; raft restarts from
+     * its snapshot and hands the rest out again (skipped in process_ready). */
     uint64_t applied = mvcc_consistent_index(m->kv);
     if (applied < m->snapshot_index)
         applied = m->snapshot_index;
@@ -481,7 +499,7 @@ int raftnode_start(member *m, char *errbuf, size_t errlen)
         .max_size_per_msg = 1 << 20,
         .max_inflight_msgs = 512,
         .max_uncommitted_size = (uint64_t)1 << 30,
-        .applied = applied,
+        .applied = m->snapshot_index,
         .storage = raft_mem_storage_view(m->ms),
         .rand = rand_fn,
     };

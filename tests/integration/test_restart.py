@@ -59,6 +59,16 @@ def main():
                 print("FAIL acknowledged %s=%s is %r after restart" % (key, val, r.stdout.strip()))
         checks += 1
         failures += missing > 0
+        # nothing applied twice: every key was written once, so each has
+        # version 1 and was created at its one modification
+        r = s.ctl("get", "w", "--prefix", "-w", "json", check=True)
+        kvs = json.loads(r.stdout).get("kvs", [])
+        twice = [kv for kv in kvs if kv["version"] != 1 or kv["create_revision"] != kv["mod_revision"]]
+        revs = sorted(kv["mod_revision"] for kv in kvs)
+        checks += 1
+        if twice or len(set(revs)) != len(revs):
+            print("FAIL entries applied twice after restart: %s" % twice[:3])
+            failures += 1
         max_rev = max((rev for _, _, rev in acked), default=1)
         r = s.ctl("put", "after", "restart", "-w", "json", check=True)
         rev = json.loads(r.stdout)["header"]["revision"]
