@@ -213,7 +213,7 @@ int rpc_server_shutdown(struct rpc_server *srv, uint32_t grace_ms,
                         void (*done)(void *data), void *data);
 
 /* Closes everything at once (cancelling calls with UNAVAILABLE) and frees
- * the server. Idempotent on NULL. */
+ * the server. Idempotent on NULL. Not from inside one of its callbacks. */
 void rpc_server_free(struct rpc_server *srv);
 
 /* Counters for tests and /metrics. */
@@ -344,7 +344,9 @@ struct rpc_ccall_ops {
 int rpc_client_new(struct rpc_client **out, struct event_base *base,
                    const struct rpc_client_config *cfg);
 
-/* Frees the client; open calls get on_close(UNAVAILABLE/CANCELLED) first. */
+/* Frees the client; open calls get on_close(CANCELLED, "grpc: the client
+ * connection is closing") first (they must not start new calls then). Not
+ * from inside one of its callbacks. */
 void rpc_client_free(struct rpc_client *cl);
 
 /* Starts a call to `path` with optional metadata (copied) and a timeout

@@ -63,6 +63,13 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
     /* Per-connection memory: keep no closed streams around for the
      * (deprecated) RFC 7540 priority tree. */
     nghttp2_option_set_no_closed_streams(srv->h2_opt, 1);
+    /* grpc-go accepts any :authority: clients that dial "http://host:port"
+     * through a passthrough resolver send exactly that (etcdctl defrag,
+     * clientv3 with scheme endpoints), and nghttp2 would reset the stream
+     * with PROTOCOL_ERROR. The call layer checks what gRPC needs itself
+     * (:method POST, :path, content-type), so nghttp2's HTTP messaging
+     * checks are off. */
+    nghttp2_option_set_no_http_messaging(srv->h2_opt, 1);
     if (c->channelz) {
         rc = channelz_add(c->channelz, CHANNELZ_SERVER, NULL, srv->name, rpc_wall_ns(),
                           &srv->cz);
