@@ -81,6 +81,7 @@ struct rpc_client {
     struct event *kick_ev;           /* dials from the loop, never inline */
     struct channelz_node *cz;        /* channel */
     char *target;
+    bool closing;                    /* rpc_client_free under way */
 };
 
 static void cconn_dial(struct rpc_client *cl);
@@ -810,6 +811,7 @@ void rpc_client_free(struct rpc_client *cl)
 {
     if (!cl)
         return;
+    cl->closing = true; /* on_close callbacks cannot start new calls */
     while (cl->calls)
         call_abort(cl->calls, RPC_CODE_CANCELLED, "grpc: the client connection is closing");
     while (cl->conns) {
@@ -860,6 +862,8 @@ int rpc_ccall_start(struct rpc_client *cl, const char *path,
     if (!cl || !path || path[0] != '/' || !response || !ops || !ops->on_close ||
         (n_md && !md))
         return RPC_ERR_INVAL;
+    if (cl->closing)
+        return RPC_ERR_STATE;
     bool ready = cl->conn && cl->conn->connected;
     if (!ready && cl->n_pending >= cl->cfg.max_pending_calls)
         return RPC_ERR_FULL;

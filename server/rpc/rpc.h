@@ -345,8 +345,8 @@ int rpc_client_new(struct rpc_client **out, struct event_base *base,
                    const struct rpc_client_config *cfg);
 
 /* Frees the client; open calls get on_close(CANCELLED, "grpc: the client
- * connection is closing") first (they must not start new calls then). Not
- * from inside one of its callbacks. */
+ * connection is closing") first (rpc_ccall_start answers RPC_ERR_STATE
+ * meanwhile). Not from inside one of its callbacks. */
 void rpc_client_free(struct rpc_client *cl);
 
 /* Starts a call to `path` with optional metadata (copied) and a timeout

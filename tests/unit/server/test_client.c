@@ -355,6 +355,38 @@ START_TEST(new_call_from_on_close)
 }
 END_TEST
 
+static int restarts_refused;
+
+static void on_close_try_restart(struct rpc_ccall *c, enum rpc_code code, const char *msg,
+                                 void *data)
+{
+    (void)c;
+    (void)msg;
+    (void)data;
+    ck_assert_int_eq(code, RPC_CODE_CANCELLED);
+    struct rpc_ccall *n;
+    static const struct rpc_ccall_ops ops = {.on_close = on_close_try_restart};
+    if (rpc_ccall_start(cl, "/metcd.test.Echo/Bidi", &metcd__test__echo_response__descriptor,
+                        NULL, 0, 0, &ops, NULL, &n) == RPC_ERR_STATE)
+        restarts_refused++;
+}
+
+START_TEST(free_refuses_new_calls)
+{
+    static const struct rpc_ccall_ops ops = {.on_close = on_close_try_restart};
+    struct rpc_ccall *c;
+    restarts_refused = 0;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(rpc_ccall_start(cl, "/metcd.test.Echo/Bidi",
+                                         &metcd__test__echo_response__descriptor, NULL, 0, 0,
+                                         &ops, NULL, &c), 0);
+    WAIT_UNTIL(f.base, echo_live == 3, 2000);
+    rpc_client_free(cl); /* terminates although every on_close tries again */
+    cl = NULL;
+    ck_assert_int_eq(restarts_refused, 3);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     struct rpc_client *c2;
@@ -402,6 +434,7 @@ int main(void)
     tcase_add_test(tc, server_goaway_then_reconnect);
     tcase_add_test(tc, client_channelz_nodes);
     tcase_add_test(tc, new_call_from_on_close);
+    tcase_add_test(tc, free_refuses_new_calls);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, allocation_failures_unwind);
     suite_add_tcase(s, tc);
