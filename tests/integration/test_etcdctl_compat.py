@@ -25,6 +25,9 @@ TXN_OK = 'value("k1") = "v1"\n\nput t1 ok\nget k1\n\nput t1 fail\n\n'
 TXN_FAIL = 'value("k1") = "nope"\n\nput t2 ok\n\nput t2 fail\ndel k2\n\n'
 TXN_DUP = '\nput d 1\nput d 2\n\n\n'
 TXN_RANGE_CMP = 'create("s/", "s0") > "0"\n\nget s/ --prefix\n\n\n'
+TXN_TOO_MANY = '\n' + ''.join('put many%d v\n' % i for i in range(129)) + '\n\n'
+TXN_MAX_OK = '\n' + ''.join('put many%d v\n' % i for i in range(128)) + '\n\n'
+BIG_VALUE = 'x' * 1600000  # over --max-request-bytes (1.5 MiB), under gRPC's limit
 
 STEPS = [
     (["put", "k1", "v1"], None, "text"),
@@ -65,6 +68,9 @@ STEPS = [
     (["put", "nokey", "--ignore-value"], None, "error"),
     (["put", "k1", "v", "--lease", "1234"], None, "error"),
     (["get", ""], None, "error"),
+    (["put", "big"], BIG_VALUE, "error"),
+    (["txn"], TXN_TOO_MANY, "error"),
+    (["txn"], TXN_MAX_OK, "rc"),
     (["compaction", "100"], None, "error"),
     (["compaction", "5"], None, "text"),
     (["get", "k1", "--rev", "3"], None, "error"),
