@@ -519,6 +519,8 @@ static void cconn_flush(struct rpc_cconn *cc)
             return;
         }
     }
+    if (evbuffer_get_length(out))
+        evbuffer_write(out, bufferevent_getfd(cc->bev)); /* now, not next turn */
     if (cc->cz) {
         struct channelz_socket_data *sd = channelz_socket_of(cc->cz);
         sd->local_window = nghttp2_session_get_local_window_size(cc->h2);

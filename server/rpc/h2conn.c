@@ -310,6 +310,11 @@ void rpc_h2_flush(struct rpc_conn *c)
             break;
         run_drains(c); /* may queue more: one more round */
     }
+    /* Write now rather than on the next loop turn: answers leave in the
+     * same turn as the requests that caused them (what the socket does not
+     * take, the bufferevent writes when it can). */
+    if (evbuffer_get_length(out))
+        evbuffer_write(out, bufferevent_getfd(c->bev));
     if (c->drain_pending)
         rpc_conn_schedule(c);
     /* Paused while the socket's queue passes the bound: a client that
