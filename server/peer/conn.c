@@ -220,6 +220,12 @@ static void stream_lost(struct peer_conn *c, const char *why)
             peer_trace(p, CHANNELZ_SEV_WARNING, "failed to dial %s: %s", c->url, why);
         }
         p->fail_logged = true;
+        p->unreachable = true;
+        if (c->msgs_queued && !was_active) {
+            /* Messages that rode the dial are lost with it. */
+            p->st.msgs_dropped += c->msgs_queued;
+            peer_notify_unreachable(p);
+        }
         if (p->cz_sub) {
             channelz_set_state(p->cz_sub, CHANNELZ_STATE_TRANSIENT_FAILURE);
             channelz_set_state(p->cz_channel, CHANNELZ_STATE_TRANSIENT_FAILURE);
@@ -329,6 +335,7 @@ static void stream_read(struct peer_conn *c)
     p->backoff_ms = 0;
     p->fail_logged = false;
     p->full_logged = false;
+    p->unreachable = false;
     peer_logf(c->t, 'I', "peer %016llx became active", (unsigned long long)p->id);
     peer_logf(c->t, 'I',
               "established a TCP streaming connection with peer %016llx (stream Message writer)",

@@ -116,6 +116,7 @@ struct peer_conn {
     size_t snap_hdr_len;
     raft_msg snap_msg; /* receive: the decoded MsgSnap */
     bool snap_have_hdr;
+    uint64_t msgs_queued; /* out stream: messages written into it */
 };
 
 struct peer {
@@ -129,6 +130,7 @@ struct peer {
     struct event *redial;
     uint32_t backoff_ms;
     bool fail_logged, full_logged;
+    bool unreachable; /* a dial or the stream failed since it was last active */
     bool pending_unreachable;
     int pending_snap; /* 0 none, 1 succeeded, 2 failed */
     peer_stats st;

@@ -525,7 +525,8 @@ int peer_send(peer_transport *t, const raft_msg *m)
     struct peer *p = peer_find(t, m->to);
     if (!p)
         return PEER_ERR_UNKNOWN;
-    if (!p->out)
+    /* Until the stream is up, messages ride the first dial only. */
+    if (!p->out || (p->out->state != CS_ACTIVE && p->unreachable))
         return drop(p, m, "it is unreachable");
     uint8_t *buf;
     size_t len;
@@ -547,6 +548,7 @@ int peer_send(peer_transport *t, const raft_msg *m)
     if (rc)
         return rc;
     p->full_logged = false;
+    p->out->msgs_queued++;
     p->st.msgs_sent++;
     p->st.bytes_sent += PEER_FRAME_HDR + len;
     if (p->out->cz_socket) {
