@@ -653,7 +653,8 @@ static void on_conn_write(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct peer_conn *c = arg;
-    if (c->kind == CONN_IN && c->state == CS_CLOSING)
+    /* libevent also calls this when a fresh socket first turns writable. */
+    if (c->kind == CONN_IN && c->state == CS_CLOSING && peer_conn_queued(c) == 0)
         peer_conn_close(c);
     else if (c->kind == CONN_OUT_SNAP && c->state == CS_ACTIVE)
         peer_snap_out_fill(c);

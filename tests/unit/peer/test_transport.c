@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/mem.h"
@@ -233,6 +234,36 @@ START_TEST(unknown_sender_is_refused_until_added)
     ck_assert_int_eq(peer_add(nb.t, 1, &ua, 1), 0);
     WAIT_UNTIL(base, node_active(&na, 2), 6000);
     ck_assert(node_active(&na, 2));
+}
+END_TEST
+
+START_TEST(refusal_reply_names_the_reason)
+{
+    node_start(&nb, base, 2, CLUSTER, LOOPBACK, NULL);
+    uint8_t buf[64];
+    for (int k = 0; k < 3; k++) {
+        int fd = raw_connect(nb.url);
+        if (k == 0)
+            raw_hello(fd, 1, CLUSTER, 1, 2); /* unknown sender */
+        else if (k == 1)
+            raw_hello(fd, 2, CLUSTER + 5, 1, 2); /* wrong cluster */
+        else
+            raw_hello(fd, 1, CLUSTER, 1, 3); /* not for us */
+        size_t got = 0;
+        bool eof = false;
+        for (int i = 0; i < 400 && got < 32 && !eof; i++) {
+            run_for(base, 5);
+            ssize_t r = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+            if (r > 0)
+                got += (size_t)r;
+            eof = r == 0;
+        }
+        ck_assert_msg(got == 32, "got %zu; log:\n%s", got, nb.log);
+        ck_assert_int_eq(buf[7], k == 0 ? 2 : k == 1 ? 1 : 3);
+        WAIT_UNTIL(base, raw_closed(fd), 2000);
+        ck_assert(raw_closed(fd));
+        close(fd);
+    }
 }
 END_TEST
 
@@ -471,6 +502,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_peer_and_bad_arguments);
     tcase_add_test(tc, wrong_cluster_id_is_refused);
     tcase_add_test(tc, unknown_sender_is_refused_until_added);
+    tcase_add_test(tc, refusal_reply_names_the_reason);
     tcase_add_test(tc, garbage_is_closed_without_harm);
     tcase_add_test(tc, oversize_frame_is_closed);
     tcase_add_test(tc, undecodable_message_is_closed);
