@@ -3,6 +3,8 @@
  * members, reconnect after a restart, bounded queues, hello checks, bad
  * input, removal and teardown. */
 #include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -489,6 +491,67 @@ START_TEST(teardown_with_traffic_in_flight)
 }
 END_TEST
 
+/* Every allocation of a transport's life fails once in turn (nghttp2's
+ * failmalloc idea): each path unwinds, nothing leaks (ASan build), the
+ * survivor still works. */
+START_TEST(allocation_failures_unwind)
+{
+    node_start(&nb, base, 2, CLUSTER, LOOPBACK, NULL);
+    long total = 0;
+    for (long i = -1; i < total + 5; i++) {
+        struct node *n = &na;
+        memset(n, 0, sizeof(*n));
+        n->snap_fd = -1;
+        raft_msg m = mk_msg(RAFT_MSG_APP, 1, 2, 1, 100);
+        raft_msg big = mk_msg(RAFT_MSG_APP, 1, 2, 2, 10000);
+        static raft_snapshot snap = {.meta = {.index = 3}};
+        raft_msg sm = {.type = RAFT_MSG_SNAP, .from = 1, .to = 2, .snapshot = &snap};
+        int fd = make_file(1000, 1);
+        const char *ub = nb.url;
+        struct channelz *cz = NULL;
+        ck_assert_int_eq(channelz_new(&cz, 30), 0);
+        peer_config cfg = {.channelz = cz};
+        long start = metcd_mem_count();
+        metcd_mem_fail_after(i);
+        char err[256];
+        int rc = node_try_start(n, base, 1, CLUSTER, LOOPBACK, &cfg, err, sizeof(err));
+        if (rc == 0) {
+            peer_add(n->t, 2, &ub, 1);
+            peer_add(nb.t, 1, (const char *const *)&(const char *){n->url}, 1);
+            peer_send(n->t, &m);
+            peer_send(n->t, &big);
+            if (peer_send_snapshot(n->t, &sm, fd) != 0)
+                ck_assert_int_lt(fcntl(fd, F_GETFD), 0);
+            fd = -1;
+            run_for(base, 30);
+            peer_send(n->t, &m);
+            run_for(base, 5);
+        } else {
+            ck_assert_int_eq(rc, PEER_ERR_NOMEM);
+            ck_assert(n->t == NULL);
+        }
+        if (i == -1)
+            total = metcd_mem_count() - start;
+        metcd_mem_fail_after(-1);
+        node_stop(n);
+        channelz_free(cz);
+        if (fd >= 0)
+            close(fd);
+        raft_msg_free(&m);
+        raft_msg_free(&big);
+        peer_remove(nb.t, 1);
+    }
+    ck_assert_int_gt(total, 10);
+    if (getenv("PEER_TEST_VERBOSE"))
+        fprintf(stderr, "allocations in one life: %ld\n", total);
+    /* B survived all of it. */
+    node_start(&na, base, 1, CLUSTER, LOOPBACK, NULL);
+    node_link(&na, &nb);
+    WAIT_UNTIL(base, node_active(&na, 2), 3000);
+    still_works();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("peer/transport");
@@ -512,6 +575,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unix_socket_urls);
     tcase_add_test(tc, channelz_shows_peer_links);
     tcase_add_test(tc, teardown_with_traffic_in_flight);
+    tcase_add_test(tc, allocation_failures_unwind);
     suite_add_tcase(s, tc);
     return s;
 }
