@@ -207,8 +207,9 @@ static void stream_lost(struct peer_conn *c, const char *why)
     bool was_active = c->state == CS_ACTIVE;
     if (p) {
         if (was_active) {
-            peer_logf(t, 'W', "lost the TCP streaming connection with peer %016llx (stream "
-                              "Message writer): %s",
+            peer_logf(t, 'W',
+                      "lost the TCP streaming connection with peer %016llx (stream "
+                      "Message writer): %s",
                       (unsigned long long)p->id, why);
             peer_logf(t, 'W', "peer %016llx became inactive (message send to peer failed)",
                       (unsigned long long)p->id);
@@ -458,8 +459,9 @@ static int in_hello(struct peer_conn *c)
         return -1;
     }
     if (h.to != t->cfg.self_id) {
-        peer_logf(t, 'E', "rejected the stream from peer %016llx (member ID mismatch: to %016llx, "
-                          "local %016llx)",
+        peer_logf(t, 'E',
+                  "rejected the stream from peer %016llx (member ID mismatch: to %016llx, "
+                  "local %016llx)",
                   (unsigned long long)h.from, (unsigned long long)h.to,
                   (unsigned long long)t->cfg.self_id);
         refuse(c, &h, HELLO_WRONG_RECIPIENT);
@@ -512,8 +514,9 @@ static int in_message(struct peer_conn *c, const uint8_t *buf, size_t len)
     struct peer *p = c->p;
     raft_msg m;
     if (raft_msg_decode(buf, len, &m) != 0) {
-        peer_logf(t, 'W', "closed the stream from peer %016llx: undecodable raft message (%zu "
-                          "bytes)",
+        peer_logf(t, 'W',
+                  "closed the stream from peer %016llx: undecodable raft message (%zu "
+                  "bytes)",
                   (unsigned long long)p->id, len);
         return -1;
     }
@@ -528,8 +531,8 @@ static int in_message(struct peer_conn *c, const uint8_t *buf, size_t len)
     }
     if (m.from != p->id || m.to != t->cfg.self_id || m.type == RAFT_MSG_SNAP) {
         peer_logf(t, 'W', "dropped %s from peer %016llx (from %016llx to %016llx)",
-                  raft_msg_type_name(m.type), (unsigned long long)p->id,
-                  (unsigned long long)m.from, (unsigned long long)m.to);
+                  raft_msg_type_name(m.type), (unsigned long long)p->id, (unsigned long long)m.from,
+                  (unsigned long long)m.to);
     } else if (t->cb.on_message) {
         t->cb.on_message(t->cb.arg, &m);
     }
@@ -584,10 +587,11 @@ static void in_process(struct peer_conn *c)
         uint8_t type = hdr[4];
         size_t limit = frame_limit(c, type);
         if (len > limit) {
-            peer_logf(t, 'W', "closed the connection from peer %016llx: %s frame (type %u, %u "
-                              "bytes)",
-                      (unsigned long long)(c->p ? c->p->id : 0),
-                      limit ? "oversize" : "unexpected", type, len);
+            peer_logf(t, 'W',
+                      "closed the connection from peer %016llx: %s frame (type %u, %u "
+                      "bytes)",
+                      (unsigned long long)(c->p ? c->p->id : 0), limit ? "oversize" : "unexpected",
+                      type, len);
             peer_conn_close(c);
             break;
         }

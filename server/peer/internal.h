@@ -168,7 +168,8 @@ int64_t peer_now_ns(void);
 struct peer *peer_find(struct peer_transport *t, uint64_t id);
 void peer_notify_unreachable(struct peer *p);
 void peer_notify_snap(struct peer *p, bool failed);
-void peer_trace(struct peer *p, int sev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void peer_trace(struct peer *p, int sev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* conn.c: connections */
 struct peer_conn *peer_conn_new(struct peer_transport *t, enum conn_kind kind);
@@ -189,8 +190,8 @@ int peer_conn_write_frame(struct peer_conn *c, uint8_t type, const void *payload
 
 /* snapshot.c */
 int peer_snap_start(struct peer *p, const raft_msg *m, int fd);
-void peer_snap_out_fill(struct peer_conn *c);      /* output drained */
-void peer_snap_out_read(struct peer_conn *c);      /* ack arrived */
+void peer_snap_out_fill(struct peer_conn *c); /* output drained */
+void peer_snap_out_read(struct peer_conn *c); /* ack arrived */
 void peer_snap_out_failed(struct peer_conn *c, const char *why);
 /* Handles one inbound snapshot frame; 0 or -1 (conn to close). */
 int peer_snap_in_frame(struct peer_conn *c, uint8_t type, const uint8_t *p, size_t len);

@@ -94,11 +94,11 @@ typedef struct peer_config {
      * a free port (peer_listen_url tells which). Borrowed for the call. */
     const char *const *listen_urls;
     size_t n_listen_urls;
-    size_t queue_bytes;         /* per-peer outbound bound, 0 = 4 MiB */
-    uint32_t dial_timeout_ms;   /* connect + hello, 0 = 1000 */
-    uint32_t snap_timeout_ms;   /* no progress on a snapshot stream, 0 = 30000 */
-    uint64_t snap_max_bytes;    /* largest database accepted, 0 = 64 GiB */
-    const char *snap_dir;       /* received snapshots (copied); NULL = $TMPDIR or /tmp */
+    size_t queue_bytes;       /* per-peer outbound bound, 0 = 4 MiB */
+    uint32_t dial_timeout_ms; /* connect + hello, 0 = 1000 */
+    uint32_t snap_timeout_ms; /* no progress on a snapshot stream, 0 = 30000 */
+    uint64_t snap_max_bytes;  /* largest database accepted, 0 = 64 GiB */
+    const char *snap_dir;     /* received snapshots (copied); NULL = $TMPDIR or /tmp */
     /* Optional (server/channelz/channelz.h; borrowed, must outlive the
      * transport): each peer is a channel "peer <id>" with a subchannel for
      * its message stream (state, trace: connected, lost, snapshot sent or
@@ -164,14 +164,14 @@ int peer_send_snapshot(peer_transport *t, const raft_msg *snap_msg, int fd);
 
 typedef struct peer_stats {
     uint64_t id;
-    bool active;          /* our outbound message stream is up */
-    bool inbound_active;  /* the peer's stream to us is up */
+    bool active;         /* our outbound message stream is up */
+    bool inbound_active; /* the peer's stream to us is up */
     bool sending_snapshot;
     uint64_t msgs_sent, bytes_sent;         /* queued onto the stream */
     uint64_t msgs_received, bytes_received; /* frames received from it */
     uint64_t msgs_dropped;                  /* not queued (DROPPED / lost with a stream) */
     uint64_t snapshots_sent, snapshots_failed, snapshots_received;
-    size_t queued_bytes;                    /* outbound bytes not yet written */
+    size_t queued_bytes; /* outbound bytes not yet written */
 } peer_stats;
 
 /* Fills out[0..min(n, cap)) with the stats of the n known peers (in

@@ -18,7 +18,7 @@
 #include "server/channelz/channelz.h"
 #include "server/peer/internal.h"
 
-#define SNAP_OUT_HWM (1u << 20)  /* refill the socket up to this much */
+#define SNAP_OUT_HWM (1u << 20)   /* refill the socket up to this much */
 #define SNAP_OUT_LWM (256u << 10) /* refill when it drained below this */
 
 void peer_snap_clear(struct peer_conn *c)
@@ -259,17 +259,18 @@ static int snap_in_header(struct peer_conn *c, const uint8_t *p, size_t len)
     }
     uint64_t size = peer_get_u64(p);
     if (size > t->cfg.snap_max_bytes) {
-        peer_logf(t, 'W', "closed the snapshot stream from peer %016llx: database of %llu bytes "
-                          "over the limit of %llu",
+        peer_logf(t, 'W',
+                  "closed the snapshot stream from peer %016llx: database of %llu bytes "
+                  "over the limit of %llu",
                   (unsigned long long)from, (unsigned long long)size,
                   (unsigned long long)t->cfg.snap_max_bytes);
         return -1;
     }
     if (raft_msg_decode(p + 8, len - 8, &c->snap_msg) != 0 || c->snap_msg.type != RAFT_MSG_SNAP ||
-        !c->snap_msg.snapshot || c->snap_msg.from != from ||
-        c->snap_msg.to != t->cfg.self_id) {
-        peer_logf(t, 'W', "closed the snapshot stream from peer %016llx: undecodable or foreign "
-                          "snapshot message",
+        !c->snap_msg.snapshot || c->snap_msg.from != from || c->snap_msg.to != t->cfg.self_id) {
+        peer_logf(t, 'W',
+                  "closed the snapshot stream from peer %016llx: undecodable or foreign "
+                  "snapshot message",
                   (unsigned long long)from);
         return -1;
     }
@@ -297,9 +298,8 @@ static int snap_in_end(struct peer_conn *c, const uint8_t *p, size_t len)
     struct peer *peer = c->p;
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (len != 32 || c->snap_off != c->snap_size ||
-        EVP_DigestFinal_ex(c->sha, md, &md_len) != 1 || md_len != 32 ||
-        memcmp(md, p, 32) != 0) {
+    if (len != 32 || c->snap_off != c->snap_size || EVP_DigestFinal_ex(c->sha, md, &md_len) != 1 ||
+        md_len != 32 || memcmp(md, p, 32) != 0) {
         peer_logf(t, 'E', "failed to verify database snapshot [index: %llu, from: %016llx]: %s",
                   (unsigned long long)c->snap_index, (unsigned long long)peer->id,
                   c->snap_off != c->snap_size ? "short stream" : "sha256 mismatch");
@@ -313,8 +313,9 @@ static int snap_in_end(struct peer_conn *c, const uint8_t *p, size_t len)
     if (peer_conn_write_frame(c, FRAME_SNAP_ACK, &ok, 1, false) != 0)
         return -1;
     peer->st.snapshots_received++;
-    peer_logf(t, 'I', "received and saved database snapshot [index: %llu, from: %016llx] "
-                      "successfully",
+    peer_logf(t, 'I',
+              "received and saved database snapshot [index: %llu, from: %016llx] "
+              "successfully",
               (unsigned long long)c->snap_index, (unsigned long long)peer->id);
     int fd = c->snap_fd;
     c->snap_fd = -1;

@@ -38,8 +38,7 @@ static int self_cert(EVP_PKEY **key_out, X509 **cert_out)
     if (X509_set_version(x, 2) != 1 || X509_set_pubkey(x, key) != 1)
         goto err;
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"metcd", -1, -1,
-                               0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"metcd", -1, -1, 0);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"metcd peer", -1,
                                -1, 0);
     if (X509_set_issuer_name(x, name) != 1)
@@ -47,8 +46,8 @@ static int self_cert(EVP_PKEY **key_out, X509 **cert_out)
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
-                                              "DNS:localhost,IP:127.0.0.1,IP:::1");
+    X509_EXTENSION *ext =
+        X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
     if (!ext)
         goto err;
     X509_add_ext(x, ext, -1);
@@ -114,8 +113,9 @@ int peer_tls_init(struct peer_transport *t, bool need_server, char *errbuf, size
         return PEER_ERR_INVAL;
     }
     if (need_server && !have_files && !t->cfg.auto_tls) {
-        snprintf(errbuf, errlen, "https peer URLs need --peer-cert-file and --peer-key-file "
-                                 "(or --peer-auto-tls)");
+        snprintf(errbuf, errlen,
+                 "https peer URLs need --peer-cert-file and --peer-key-file "
+                 "(or --peer-auto-tls)");
         return PEER_ERR_INVAL;
     }
     if (t->cfg.client_cert_auth && !t->ca_file && !t->cfg.auto_tls) {
@@ -152,9 +152,8 @@ int peer_tls_init(struct peer_transport *t, bool need_server, char *errbuf, size
         /* With auto TLS every member's certificate is self-signed: require
          * one but accept it, as etcd does with --peer-auto-tls. */
         SSL_CTX_set_verify(t->ssl_server, mode,
-                           t->cfg.auto_tls && !t->ca_file && t->cfg.client_cert_auth
-                               ? on_verify_any
-                               : NULL);
+                           t->cfg.auto_tls && !t->ca_file && t->cfg.client_cert_auth ? on_verify_any
+                                                                                     : NULL);
     }
     rc = 0;
 out:

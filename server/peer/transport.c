@@ -152,8 +152,8 @@ static int url_from_sockaddr(const struct peer_url *u, const struct sockaddr_sto
     return *out ? 0 : PEER_ERR_NOMEM;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     struct peer_transport *t = arg;
     bool tls = false;
@@ -168,7 +168,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     (void)l;
     struct peer_transport *t = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    peer_logf(t, 'W', "failed to accept a peer connection (%s)", evutil_socket_error_to_string(err));
+    peer_logf(t, 'W', "failed to accept a peer connection (%s)",
+              evutil_socket_error_to_string(err));
 }
 
 static int listen_one(struct peer_transport *t, struct peer_listener *pl, const char *s,
@@ -196,10 +197,9 @@ static int listen_one(struct peer_transport *t, struct peer_listener *pl, const 
         }
     }
     pl->tls = u.scheme == SCHEME_HTTPS;
-    pl->l = evconnlistener_new_bind(t->base, on_accept, t,
-                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                        LEV_OPT_CLOSE_ON_EXEC,
-                                    128, (struct sockaddr *)&ss, (int)len);
+    pl->l = evconnlistener_new_bind(
+        t->base, on_accept, t, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        128, (struct sockaddr *)&ss, (int)len);
     if (!pl->l) {
         snprintf(errbuf, errlen, "listen tcp %s: %s", s, strerror(errno));
         metcd_free(pl->unix_path);
@@ -218,8 +218,8 @@ static int listen_one(struct peer_transport *t, struct peer_listener *pl, const 
     if (rc)
         goto out;
     if (t->cz_server) {
-        channelz_add(t->cfg.channelz, CHANNELZ_LISTEN_SOCKET, t->cz_server, pl->url,
-                     peer_now_ns(), &pl->cz);
+        channelz_add(t->cfg.channelz, CHANNELZ_LISTEN_SOCKET, t->cz_server, pl->url, peer_now_ns(),
+                     &pl->cz);
         if (pl->cz && u.scheme != SCHEME_UNIX)
             channelz_set_addrs(pl->cz, (struct sockaddr *)&bound, blen, NULL, 0);
     }

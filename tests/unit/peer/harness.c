@@ -227,8 +227,8 @@ void raw_hello(int fd, uint8_t kind, uint64_t cluster, uint64_t from, uint64_t t
 
 void raw_frame(int fd, uint8_t type, const void *p, uint32_t len)
 {
-    uint8_t hdr[5] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-                      (uint8_t)len, type};
+    uint8_t hdr[5] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
+                      type};
     raw_send(fd, hdr, sizeof(hdr));
     if (len)
         raw_send(fd, p, len);

@@ -53,10 +53,10 @@ bool node_active(const struct node *n, uint64_t peer_id);
 raft_msg mk_msg(raft_msg_type type, uint64_t from, uint64_t to, uint64_t index, size_t payload);
 
 void run_for(struct event_base *base, unsigned ms);
-#define WAIT_UNTIL(base, cond, ms)                                                             \
-    do {                                                                                       \
-        for (unsigned wait_i_ = 0; wait_i_ < (ms) / 5 && !(cond); wait_i_++)                   \
-            run_for((base), 5);                                                                \
+#define WAIT_UNTIL(base, cond, ms)                                                                 \
+    do {                                                                                           \
+        for (unsigned wait_i_ = 0; wait_i_ < (ms) / 5 && !(cond); wait_i_++)                       \
+            run_for((base), 5);                                                                    \
     } while (0)
 
 /* Raw client: a blocking TCP connection to a node's URL. */

@@ -117,8 +117,8 @@ START_TEST(https_listener_needs_a_certificate)
         node_try_start(&na, base, 1, CLUSTER, TLS_LOOPBACK, &missing, err, sizeof(err)),
         PEER_ERR_TLS);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/peer.crt"));
-    peer_config auth = {.auto_tls = false, .client_cert_auth = true,
-                        .cert_file = "a", .key_file = "b"};
+    peer_config auth = {
+        .auto_tls = false, .client_cert_auth = true, .cert_file = "a", .key_file = "b"};
     ck_assert_int_eq(node_try_start(&na, base, 1, CLUSTER, TLS_LOOPBACK, &auth, err, sizeof(err)),
                      PEER_ERR_INVAL);
     ck_assert_ptr_nonnull(strstr(err, "--peer-trusted-ca-file"));
@@ -159,8 +159,8 @@ START_TEST(certificate_files_with_trusted_ca_and_client_auth)
     snprintf(crt, sizeof(crt), "%s/member.crt", dir);
     snprintf(key, sizeof(key), "%s/member.key", dir);
     snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
-    peer_config cfg = {.cert_file = crt, .key_file = key, .trusted_ca_file = ca,
-                       .client_cert_auth = true};
+    peer_config cfg = {
+        .cert_file = crt, .key_file = key, .trusted_ca_file = ca, .client_cert_auth = true};
     node_start(&na, base, 1, CLUSTER, TLS_LOOPBACK, &cfg);
     node_start(&nb, base, 2, CLUSTER, TLS_LOOPBACK, &cfg);
     exchange();

@@ -197,9 +197,9 @@ START_TEST(unknown_peer_and_bad_arguments)
     ck_assert_str_eq(peer_strerror(12345), "peer: unknown error");
     char err[256];
     struct node nx = {.snap_fd = -1};
-    ck_assert_int_eq(node_try_start(&nx, base, 3, CLUSTER, "http://256.1.1.1:x", NULL, err,
-                                    sizeof(err)),
-                     PEER_ERR_INVAL);
+    ck_assert_int_eq(
+        node_try_start(&nx, base, 3, CLUSTER, "http://256.1.1.1:x", NULL, err, sizeof(err)),
+        PEER_ERR_INVAL);
     ck_assert_ptr_nonnull(strstr(err, "invalid listen peer URL"));
     ck_assert_int_eq(node_try_start(&nx, base, 3, CLUSTER, na.url, NULL, err, sizeof(err)),
                      PEER_ERR_ADDR);
@@ -211,8 +211,9 @@ START_TEST(wrong_cluster_id_is_refused)
     node_start(&na, base, 1, CLUSTER, LOOPBACK, NULL);
     node_start(&nb, base, 2, CLUSTER + 1, LOOPBACK, NULL);
     node_link(&na, &nb);
-    WAIT_UNTIL(base, node_log_has(&nb, "cluster ID mismatch") &&
-                         node_log_has(&na, "cluster ID mismatch"), 3000);
+    WAIT_UNTIL(base,
+               node_log_has(&nb, "cluster ID mismatch") && node_log_has(&na, "cluster ID mismatch"),
+               3000);
     ck_assert(node_log_has(&nb, "request sent was ignored (cluster ID mismatch"));
     ck_assert(node_log_has(&na, "cluster ID mismatch"));
     run_for(base, 200);

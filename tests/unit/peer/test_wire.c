@@ -82,8 +82,8 @@ START_TEST(urls_parse)
     peer_url_clear(&u);
 
     const char *bad[] = {"127.0.0.1:2380", "http://127.0.0.1", "http://:2380",
-                         "http://h:99999", "http://h:12x", "ftp://h:1", "http://[::1:1",
-                         "unix://", "http://h:"};
+                         "http://h:99999", "http://h:12x",     "ftp://h:1",
+                         "http://[::1:1",  "unix://",          "http://h:"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(peer_url_parse(bad[i], &u) == PEER_ERR_INVAL, "%s", bad[i]);
 }
