@@ -297,7 +297,7 @@ const char *peer_check_reply(struct peer_conn *c, char *why, size_t len)
         snprintf(why, len, "bad hello from %s (not a metcd peer)", c->url);
     } else if (h.status != HELLO_OK) {
         snprintf(why, len, "peer refused the connection: %s", peer_hello_status_text(h.status));
-        if (h.status == HELLO_BAD_CLUSTER)
+        if (h.status == HELLO_BAD_CLUSTER && c->p && !c->p->fail_logged)
             peer_logf(t, 'E', "request sent was ignored by peer %016llx (cluster ID mismatch)",
                       (unsigned long long)c->p->id);
     } else if (h.cluster_id != t->cfg.cluster_id) {
@@ -619,10 +619,10 @@ static void in_process(struct peer_conn *c)
         peer_conn_close(c);
         return;
     }
-    if (c->in_kind == HELLO_STREAM)
-        bufferevent_setwatermark(c->bev, EV_READ, 0, hwm);
-    else if (hwm > 2 * PEER_MAX_SNAP_CHUNK)
-        bufferevent_setwatermark(c->bev, EV_READ, 0, hwm);
+    /* Back to the usual bound once a large frame is consumed. */
+    if (c->in_kind == HELLO_SNAP && hwm < 2 * PEER_MAX_SNAP_CHUNK)
+        hwm = 2 * PEER_MAX_SNAP_CHUNK;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, hwm);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)

@@ -36,6 +36,22 @@
  * called from inside a peer_* function), so feeding them to raft is safe.
  *
  * Errors: negative `enum peer_error` (range -1700..-1749); peer_strerror().
+ *
+ * Host names in peer URLs are resolved with getaddrinfo at each dial (the
+ * loop waits for /etc/hosts or DNS; IP literals never wait). Linking:
+ * whatever links peer_dep also links channelz_dep (server/meson.build).
+ *
+ * In a member, in short:
+ *
+ *   peer_transport_new(&pt, base, &(peer_config){.self_id = id, .cluster_id = cid,
+ *       .listen_urls = lpurls, .n_listen_urls = n, .channelz = cz,
+ *       .log = log_fn, .log_ctx = lg, .snap_dir = "<data-dir>/member/snap"},
+ *       &(peer_callbacks){on_msg, on_snap, on_unreach, on_snap_status, node}, err, len);
+ *   for each other member: peer_add(pt, m_id, m_peer_urls, k);
+ *   Ready: for each msg: MsgSnap ? peer_send_snapshot(pt, msg, db_copy_fd)
+ *                                : peer_send(pt, msg);    (errors need no action)
+ *   on_msg -> raft_step; on_unreach -> raft_report_unreachable;
+ *   on_snap_status -> raft_report_snapshot; on_snap -> WAL marker, swap db, raft_step.
  */
 #ifndef METCD_SERVER_PEER_H
 #define METCD_SERVER_PEER_H
@@ -98,7 +114,11 @@ typedef struct peer_config {
     uint32_t dial_timeout_ms; /* connect + hello, 0 = 1000 */
     uint32_t snap_timeout_ms; /* no progress on a snapshot stream, 0 = 30000 */
     uint64_t snap_max_bytes;  /* largest database accepted, 0 = 64 GiB */
-    const char *snap_dir;     /* received snapshots (copied); NULL = $TMPDIR or /tmp */
+    /* Where received snapshots are written (copied; must exist): an
+     * unlinked O_TMPFILE there, so a directory on the database's filesystem
+     * lets the member link it into place (linkat of /proc/self/fd/N).
+     * NULL = $TMPDIR or /tmp. */
+    const char *snap_dir;
     /* Optional (server/channelz/channelz.h; borrowed, must outlive the
      * transport): each peer is a channel "peer <id>" with a subchannel for
      * its message stream (state, trace: connected, lost, snapshot sent or
