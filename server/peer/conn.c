@@ -25,6 +25,7 @@
 #define BACKOFF_MAX_MS 5000
 #define READ_HWM (1u << 20)
 #define FRAMES_PER_EVENT 256
+#define IO_SIZE (256 << 10)
 
 static void on_conn_read(struct bufferevent *bev, void *arg);
 static void on_conn_write(struct bufferevent *bev, void *arg);
@@ -137,24 +138,40 @@ int peer_conn_write_frame(struct peer_conn *c, uint8_t type, const void *payload
     return rc ? PEER_ERR_NOMEM : 0;
 }
 
+/* libevent writes at most 16 KiB per write event by default: small for
+ * streams of appends and for snapshots. (Its reads stay at 4 KiB per
+ * event: evbuffer_read's own cap in 2.1.) Fairness between peers comes
+ * from FRAMES_PER_EVENT and from those bounded reads. */
+static void set_io_size(struct bufferevent *bev)
+{
+    bufferevent_set_max_single_read(bev, IO_SIZE);
+    bufferevent_set_max_single_write(bev, IO_SIZE);
+}
+
 static struct bufferevent *new_bev(struct peer_transport *t, int fd, bool tls, bool server)
 {
     int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (!tls)
-        return bufferevent_socket_new(t->base, fd, opts);
+    struct bufferevent *bev;
+    if (!tls) {
+        bev = bufferevent_socket_new(t->base, fd, opts);
+        if (bev)
+            set_io_size(bev);
+        return bev;
+    }
     SSL_CTX *ctx = server ? t->ssl_server : t->ssl_client;
     if (!ctx)
         return NULL;
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
         return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
+    bev = bufferevent_openssl_socket_new(
         t->base, fd, ssl, server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING, opts);
     if (!bev) {
         SSL_free(ssl);
         return NULL;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    set_io_size(bev);
     return bev;
 }
 

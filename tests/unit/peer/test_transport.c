@@ -492,6 +492,100 @@ START_TEST(teardown_with_traffic_in_flight)
 }
 END_TEST
 
+static uint64_t c_seen_at; /* A's messages B had seen when C's arrived */
+
+static void note_c(struct node *n, const raft_msg *m)
+{
+    if (m->from == 3 && !c_seen_at)
+        c_seen_at = n->last_index[1] ? n->last_index[1] : 1;
+}
+
+/* B runs on its own loop, so A's flood piles up in B's socket before B
+ * reads: B reads it in bounded steps (at most 256 frames per event) and
+ * serves C's stream in between, instead of draining A's megabytes first. */
+START_TEST(a_flooding_peer_does_not_starve_another)
+{
+    struct event_base *base2 = event_base_new();
+    peer_config big = {.queue_bytes = 64 << 20};
+    node_start(&na, base2, 1, CLUSTER, LOOPBACK, &big);
+    node_start(&nb, base, 2, CLUSTER, LOOPBACK, NULL);
+    node_start(&nc, base2, 3, CLUSTER, LOOPBACK, NULL);
+    node_link(&na, &nb);
+    node_link(&nc, &nb);
+    for (int i = 0; i < 1000 && !(node_active(&na, 2) && node_active(&nc, 2)); i++) {
+        run_for(base, 1);
+        run_for(base2, 1);
+    }
+    ck_assert(node_active(&na, 2) && node_active(&nc, 2));
+    c_seen_at = 0;
+    nb.on_msg_hook = note_c;
+    for (uint64_t i = 1; i <= 20000; i++)
+        ck_assert_int_eq(send_app(&na, 2, i, 200), 0);
+    run_for(base2, 100); /* A fills the socket; B does not read */
+    ck_assert_int_eq(send_app(&nc, 2, 1, 10), 0);
+    run_for(base2, 20);
+    for (int i = 0; i < 2000 && nb.last_index[3] != 1; i++)
+        run_for(base, 1);
+    ck_assert_uint_eq(nb.last_index[3], 1);
+    ck_assert_uint_gt(c_seen_at, 0);
+    ck_assert_uint_lt(c_seen_at, 2000);
+    if (getenv("PEER_TEST_VERBOSE"))
+        fprintf(stderr, "C served after %llu of A's messages\n", (unsigned long long)c_seen_at);
+    for (int i = 0; i < 5000 && nb.last_index[1] != 20000; i++) {
+        run_for(base, 1);
+        run_for(base2, 1);
+    }
+    ck_assert_uint_eq(nb.last_index[1], 20000);
+    ck_assert(!nb.out_of_order);
+    node_stop(&na);
+    node_stop(&nc);
+    event_base_free(base2);
+}
+END_TEST
+
+static void answer(struct node *n, const raft_msg *m)
+{
+    if (m->type != RAFT_MSG_APP)
+        return;
+    raft_msg r = {.type = RAFT_MSG_APP_RESP, .from = n->id, .to = m->from, .index = m->index};
+    ck_assert_int_eq(peer_send(n->t, &r), 0);
+}
+
+START_TEST(replies_sent_from_inside_on_message)
+{
+    link_ab_and_wait();
+    nb.on_msg_hook = answer;
+    for (uint64_t i = 1; i <= 500; i++)
+        ck_assert_int_eq(send_app(&na, 2, i, 100), 0);
+    WAIT_UNTIL(base, na.n_by_type[RAFT_MSG_APP_RESP] == 500, 5000);
+    ck_assert_uint_eq(na.n_by_type[RAFT_MSG_APP_RESP], 500);
+}
+END_TEST
+
+START_TEST(random_frames_never_crash)
+{
+    link_ab_and_wait();
+    uint32_t seed = 12345;
+    for (int round = 0; round < 40; round++) {
+        int fd = raw_connect(nb.url);
+        raw_hello(fd, (uint8_t)(1 + round % 2), CLUSTER, 1, 2);
+        uint8_t buf[256];
+        for (int f = 0; f < 20; f++) {
+            for (size_t i = 0; i < sizeof(buf); i++) {
+                seed = seed * 1103515245u + 12345u;
+                buf[i] = (uint8_t)(seed >> 16);
+            }
+            uint32_t len = buf[0] % 64;
+            raw_frame(fd, (uint8_t)(buf[1] % 6), buf + 2, len);
+        }
+        run_for(base, 2);
+        close(fd);
+    }
+    run_for(base, 50);
+    still_works();
+}
+END_TEST
+
 /* Every allocation of a transport's life fails once in turn (nghttp2's
  * failmalloc idea): each path unwinds, nothing leaks (ASan build), the
  * survivor still works. */
@@ -577,6 +671,9 @@ static Suite *suite(void)
     tcase_add_test(tc, channelz_shows_peer_links);
     tcase_add_test(tc, teardown_with_traffic_in_flight);
     tcase_add_test(tc, allocation_failures_unwind);
+    tcase_add_test(tc, a_flooding_peer_does_not_starve_another);
+    tcase_add_test(tc, replies_sent_from_inside_on_message);
+    tcase_add_test(tc, random_frames_never_crash);
     suite_add_tcase(s, tc);
     return s;
 }
