@@ -143,8 +143,9 @@ typedef struct peer_config {
 typedef struct peer_transport peer_transport;
 
 /* Creates a transport on base and binds every listen URL (errbuf gets the
- * reason on failure). cfg and cb are copied. Caller frees with
- * peer_transport_free. */
+ * reason on failure). cfg and cb are copied. Sets SIGPIPE to ignored when
+ * it is at its default (a peer closing its end must not kill the member).
+ * Caller frees with peer_transport_free. */
 int peer_transport_new(peer_transport **out, struct event_base *base, const peer_config *cfg,
                        const peer_callbacks *cb, char *errbuf, size_t errlen);
 /* Closes every listener and connection (queued messages are dropped,

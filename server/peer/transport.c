@@ -1,6 +1,7 @@
 /* server/peer/transport.c - the transport object: listeners, the peer
  * table, peer_send, stats, logging and the deferred raft feedback. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,17 @@ static char *dup_opt(const char *s, bool *fail)
     return d;
 }
 
+/* libevent writes with writev(2): a peer that closed its end would raise
+ * SIGPIPE and kill the member. Ignored unless the program chose otherwise. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int peer_transport_new(peer_transport **out, struct event_base *base, const peer_config *cfg,
                        const peer_callbacks *cb, char *errbuf, size_t errlen)
 {
@@ -252,6 +264,7 @@ int peer_transport_new(peer_transport **out, struct event_base *base, const peer
         snprintf(errbuf, errlen, "invalid peer transport configuration");
         return PEER_ERR_INVAL;
     }
+    ignore_sigpipe();
     struct peer_transport *t = metcd_calloc(1, sizeof(*t));
     if (!t)
         return PEER_ERR_NOMEM;
