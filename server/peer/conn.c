@@ -19,7 +19,6 @@
 #include "server/peer/internal.h"
 
 #define MAX_INBOUND_CONNS 1024
-#define HELLO_TIMEOUT_MS 5000
 #define STREAM_WRITE_TIMEOUT_MS 5000 /* etcd's ConnWriteTimeout */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -403,7 +402,8 @@ int peer_accept(struct peer_transport *t, int fd, const struct sockaddr *sa, int
     set_nodelay(c->bev);
     c->state = CS_HELLO;
     bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event, c);
-    struct timeval tv = ms_tv(HELLO_TIMEOUT_MS);
+    /* The hello (and a refusal's flush) within twice the dial timeout. */
+    struct timeval tv = ms_tv(2 * t->cfg.dial_timeout_ms);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HWM);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);

@@ -111,7 +111,8 @@ typedef struct peer_config {
     const char *const *listen_urls;
     size_t n_listen_urls;
     size_t queue_bytes;       /* per-peer outbound bound, 0 = 4 MiB */
-    uint32_t dial_timeout_ms; /* connect + hello, 0 = 1000 */
+    uint32_t dial_timeout_ms; /* connect + hello, 0 = 1000; twice that for
+                               * an accepted connection's hello */
     uint32_t snap_timeout_ms; /* no progress on a snapshot stream, 0 = 30000 */
     uint64_t snap_max_bytes;  /* largest database accepted, 0 = 64 GiB */
     /* Where received snapshots are written (copied; must exist): an

@@ -2,7 +2,9 @@
  * in one process on loopback: delivery both ways and in order, three
  * members, reconnect after a restart, bounded queues, hello checks, bad
  * input, removal and teardown. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -586,6 +588,43 @@ START_TEST(random_frames_never_crash)
 }
 END_TEST
 
+START_TEST(silent_connections_time_out_both_ways)
+{
+    peer_config fast = {.dial_timeout_ms = 100};
+    node_start(&na, base, 1, CLUSTER, LOOPBACK, &fast);
+    /* A client that connects and says nothing is closed after 2 x 100 ms. */
+    int fd = raw_connect(na.url);
+    run_for(base, 100);
+    ck_assert(!raw_closed(fd));
+    WAIT_UNTIL(base, raw_closed(fd), 2000);
+    ck_assert(raw_closed(fd));
+    close(fd);
+    /* A listener that never answers our hello: the dial times out, and the
+     * messages that rode it are reported lost. */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, len), 0);
+    ck_assert_int_eq(listen(l, 8), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+    const char *u = url;
+    ck_assert_int_eq(peer_add(na.t, 2, &u, 1), 0);
+    ck_assert_int_eq(send_app(&na, 2, 1, 10), 0); /* rides the first dial */
+    WAIT_UNTIL(base, node_log_has(&na, "i/o timeout"), 2000);
+    ck_assert(node_log_has(&na, "failed to dial 0000000000000002 on stream Message"));
+    ck_assert(node_log_has(&na, "i/o timeout"));
+    run_for(base, 10);
+    ck_assert_uint_ge(na.unreachable[2], 1);
+    peer_stats st;
+    peer_get_stats(na.t, &st, 1);
+    ck_assert_uint_eq(st.msgs_dropped, 1);
+    ck_assert_int_eq(send_app(&na, 2, 2, 10), PEER_ERR_DROPPED); /* unreachable now */
+    close(l);
+}
+END_TEST
+
 /* Every allocation of a transport's life fails once in turn (nghttp2's
  * failmalloc idea): each path unwinds, nothing leaks (ASan build), the
  * survivor still works. */
@@ -671,6 +710,7 @@ static Suite *suite(void)
     tcase_add_test(tc, channelz_shows_peer_links);
     tcase_add_test(tc, teardown_with_traffic_in_flight);
     tcase_add_test(tc, allocation_failures_unwind);
+    tcase_add_test(tc, silent_connections_time_out_both_ways);
     tcase_add_test(tc, a_flooding_peer_does_not_starve_another);
     tcase_add_test(tc, replies_sent_from_inside_on_message);
     tcase_add_test(tc, random_frames_never_crash);
