@@ -36,8 +36,8 @@ static const char *const implemented[] = {
     "logger", "log-level", "log-outputs", "log-output", "debug", "config-file",
     "experimental-initial-corrupt-check", "enable-grpc-gateway", "version", "help",
     "auto-compaction-mode", "auto-compaction-retention",
-    /* a one-member cluster has no peer connections to secure (main refuses
-     * more members until the peer transport lands) */
+    /* peer TLS arrives with the peer transport's TLS; a one-member
+     * cluster has no peer connections to secure */
     "peer-auto-tls",
     NULL,
 };
@@ -167,11 +167,10 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (cl.n > 1 || existing) {
+    if (existing) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain",
-                   "clusters of more than one member are not supported yet "
-                   "(--initial-cluster has %zu members)",
-                   cl.n);
+                   "--initial-cluster-state existing is not supported yet: start the member "
+                   "as part of a new cluster");
         ids_cluster_free(&cl);
         log_close(lg);
         config_free(&cfg);
@@ -181,6 +180,14 @@ int main(int argc, char **argv)
     int64_t ac_retention;
     if (parse_retention(&cfg, &ac_mode, &ac_retention, err, sizeof(err)) != 0) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain", "%s", err);
+        ids_cluster_free(&cl);
+        log_close(lg);
+        config_free(&cfg);
+        return 1;
+    }
+    if (cfg.peer_auto_tls && cl.n > 1) {
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain",
+                   "--peer-auto-tls is not supported yet for clusters of more than one member");
         ids_cluster_free(&cl);
         log_close(lg);
         config_free(&cfg);
@@ -206,6 +213,9 @@ int main(int argc, char **argv)
         .n_listen_client_urls = cfg.listen_client_urls.n,
         .advertise_client_urls = cfg.advertise_client_urls.v,
         .n_advertise_client_urls = cfg.advertise_client_urls.n,
+        .listen_peer_urls = cfg.listen_peer_urls.v,
+        .n_listen_peer_urls = cfg.listen_peer_urls.n,
+        .strict_reconfig_check = cfg.strict_reconfig_check,
         .member_id = self->id,
         .cluster_id = cl.cluster_id,
         .initial_cluster = peers,
@@ -244,7 +254,9 @@ int main(int argc, char **argv)
         evsignal_add(sigterm, NULL);
         if (member_start(&m, base, &mo, err, sizeof(err)) == 0) {
             event_base_dispatch(base);
-            status = signal_caught ? 0 : 1; /* a loop that ends alone is fatal */
+            /* a loop that ends by itself is fatal, unless this member was
+             * removed from its cluster (etcd exits 0 then) */
+            status = signal_caught || member_removed(m) ? 0 : 1;
             if (signal_caught)
                 log_printf(lg, LOG_LVL_NOTICE, "etcdmain", "received %s, shutting down...",
                            strsignal(signal_caught));

@@ -166,58 +166,35 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     return 0;
 }
 
-int member_start(member **out, struct event_base *base, const member_options *opt,
-                 char *errbuf, size_t errlen)
+int strcmp_ptr(const void *a, const void *b)
 {
-    *out = NULL;
-    member *m = metcd_calloc(1, sizeof(*m));
-    if (!m) {
-        snprintf(errbuf, errlen, "out of memory");
-        return -1;
-    }
-    m->base = base;
-    m->opt = *opt;
-    m->id = opt->member_id;
-    m->cluster_id = opt->cluster_id;
-    m->next_req_id = ((m->id & 0xffff) << 48) | (((uint64_t)member_now_ms() & 0xffffffffffULL) << 8);
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-    char *member_dir = path_join(opt->data_dir, "member");
-    m->db_path = member_dir ? path_join(member_dir, "db") : NULL;
-    m->wal_path = opt->wal_dir ? metcd_strdup(opt->wal_dir)
-                               : (member_dir ? path_join(member_dir, "wal") : NULL);
-    if (!m->db_path || !m->wal_path || mkdir_p(member_dir) != 0) {
-        snprintf(errbuf, errlen, "cannot create data dir %s: %s", opt->data_dir,
-                 strerror(errno));
-        metcd_free(member_dir);
-        goto err;
-    }
-    metcd_free(member_dir);
+bool member_removed(const member *m)
+{
+    return m->removed;
+}
 
-    backend_options bo = {
-        .batch_interval_ms = opt->backend_batch_interval_ms,
-        .batch_limit = opt->backend_batch_limit,
-        .base = base,
-        /* room above the quota so a full batch can commit; the quota itself
-         * is enforced before proposing (etcd's backendQuota) */
-        .max_map_size = (size_t)(opt->quota_backend_bytes > 0 ? opt->quota_backend_bytes
-                                                              : (int64_t)2 << 30) +
-                        ((size_t)256 << 20),
-    };
-    if (backend_open(&m->be, m->db_path, &bo, errbuf, errlen))
+void member_request_stop(member *m)
+{
+    event_base_loopbreak(m->base);
+}
+
+/* Opens the backend and the MVCC store (at start and after a snapshot
+ * replaced the database). */
+int member_open_store(member *m, char *errbuf, size_t errlen)
+{
+    const member_options *opt = &m->opt;
+    if (member_open_store(m, errbuf, errlen))
         goto err;
-    mvcc_options mo = {.max_txn_ops = opt->max_txn_ops};
-    int rc = mvcc_open(&m->kv, m->be, &mo);
-    if (rc) {
-        snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
-        goto err;
-    }
-    mvcc_lease_hooks lh = {.lease_exists = no_lease_exists};
-    mvcc_set_lease_hooks(m->kv, &lh);
     if (member_meta_load(m)) {
         snprintf(errbuf, errlen, "cannot load the member's state: %s", backend_errmsg(m->be));
         goto err;
     }
     if (start_rpc(m, errbuf, errlen))
+        goto err;
+    if (peers_start(m, errbuf, errlen))
         goto err;
     if (raftnode_start(m, errbuf, errlen))
         goto err;
@@ -259,6 +236,7 @@ void member_stop(member *m)
     m->rpc = NULL;
     if (m->wal)
         raftnode_stop(m);
+    peers_stop(m);
     mvcc_close(m->kv);
     backend_close(m->be);
     member_free_meta(m);
