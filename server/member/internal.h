@@ -167,6 +167,14 @@ void wait_fail_all(member *m, int err);
 
 /* apply.c */
 void apply_entry(member *m, const raft_entry *e);
+/* membership bookkeeping (apply.c) */
+member_info *membership_find(member *m, uint64_t id);
+member_info *membership_add(member *m, uint64_t id); /* finds or appends */
+void membership_persist(member *m, const member_info *mi);
+void membership_persist_conf(member *m);
+char **strv_dup(char *const *v, size_t n);
+void strv_free(char **v, size_t n);
+/* cluster.c: conf changes and the Cluster service */
 void apply_conf_change(member *m, const raft_entry *e);
 int member_meta_load(member *m);
 void member_free_meta(member *m);
