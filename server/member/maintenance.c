@@ -409,8 +409,13 @@ static void http_version(struct rpc_http_req *req, void *data)
 {
     member *m = data;
     char body[128];
-    int n = snprintf(body, sizeof(body), "{\"etcdserver\":\"%s\",\"etcdcluster\":\"%s\"}",
-                     METCD_VERSION, m->cluster_version[0] ? m->cluster_version : "not_decided");
+    /* etcd prints the cluster version as a full semver ("3.4.0") */
+    int n = m->cluster_version[0]
+                ? snprintf(body, sizeof(body), "{\"etcdserver\":\"%s\",\"etcdcluster\":\"%s.0\"}",
+                           METCD_VERSION, m->cluster_version)
+                : snprintf(body, sizeof(body),
+                           "{\"etcdserver\":\"%s\",\"etcdcluster\":\"not_decided\"}",
+                           METCD_VERSION);
     rpc_http_respond(req, 200, "application/json", body, (size_t)n);
 }
 

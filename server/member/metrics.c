@@ -87,6 +87,57 @@ static void histogram(struct sb *b, const char *name, const char *help, const ui
     sb_printf(b, "%s_count %llu\n", name, (unsigned long long)count);
 }
 
+/* go-grpc-prometheus's label values */
+static const char *const grpc_code_names[RPC_CODE_COUNT] = {
+    "OK",         "Canceled",          "Unknown",           "InvalidArgument",
+    "DeadlineExceeded", "NotFound",    "AlreadyExists",     "PermissionDenied",
+    "ResourceExhausted", "FailedPrecondition", "Aborted",   "OutOfRange",
+    "Unimplemented", "Internal",       "Unavailable",       "DataLoss",
+    "Unauthenticated",
+};
+
+static const char *grpc_type_name(enum rpc_kind k)
+{
+    switch (k) {
+    case RPC_SERVER_STREAM:
+        return "server_stream";
+    case RPC_CLIENT_STREAM:
+        return "client_stream";
+    case RPC_BIDI:
+        return "bidi_stream";
+    default:
+        return "unary";
+    }
+}
+
+struct grpc_pass {
+    struct sb *b;
+    bool handled;
+};
+
+/* "/etcdserverpb.KV/Range" -> service "etcdserverpb.KV", method "Range" */
+static void grpc_line(void *arg, const char *path, enum rpc_kind kind, uint64_t started,
+                      const uint64_t *handled)
+{
+    struct grpc_pass *g = arg;
+    const char *svc = path[0] == '/' ? path + 1 : path;
+    const char *slash = strrchr(svc, '/');
+    if (!slash)
+        return;
+    int svc_len = (int)(slash - svc);
+    if (!g->handled) {
+        sb_printf(g->b,
+                  "grpc_server_started_total{grpc_method=\"%s\",grpc_service=\"%.*s\",grpc_type=\"%s\"} %llu\n",
+                  slash + 1, svc_len, svc, grpc_type_name(kind), (unsigned long long)started);
+        return;
+    }
+    for (int c = 0; c < RPC_CODE_COUNT; c++)
+        sb_printf(g->b,
+                  "grpc_server_handled_total{grpc_code=\"%s\",grpc_method=\"%s\",grpc_service=\"%.*s\",grpc_type=\"%s\"} %llu\n",
+                  grpc_code_names[c], slash + 1, svc_len, svc, grpc_type_name(kind),
+                  (unsigned long long)handled[c]);
+}
+
 static void process_metrics(struct sb *b)
 {
     long pages = 0, resident = 0;
@@ -179,6 +230,14 @@ static void http_metrics(struct rpc_http_req *req, void *data)
     counter(&b, "etcd_mvcc_range_total", "Total number of ranges seen by this member.",
             st.ranges);
     counter(&b, "etcd_mvcc_txn_total", "Total number of txns seen by this member.", st.txns);
+    /* gRPC, as etcd's go-grpc-prometheus registers it: every method, every code */
+    struct grpc_pass g = {&b, false};
+    head(&b, "grpc_server_started_total", "counter", "Total number of RPCs started on the server.");
+    rpc_server_method_stats(m->rpc, grpc_line, &g);
+    g.handled = true;
+    head(&b, "grpc_server_handled_total", "counter",
+         "Total number of RPCs completed on the server, regardless of success or failure.");
+    rpc_server_method_stats(m->rpc, grpc_line, &g);
     process_metrics(&b);
     if (b.failed)
         rpc_http_respond(req, 500, "text/plain", "out of memory\n", 14);

@@ -96,9 +96,46 @@ static void on_wal_done(void *arg, int status)
     raftnode_kick(m);
 }
 
+/* A Ready whose only durable change is the commit index need not be synced
+ * (raft's MustSync; etcd's WAL saves it without fsync): the commit index is
+ * relearned from the leader, and everything applied is in LMDB. Its
+ * messages still wait for the Readies before it: a WAL barrier completes
+ * once those are durable, and costs no fdatasync of its own. */
+static int persist_barrier(member *m, struct raft_ready *rd)
+{
+    if (rd->has_hard_state)
+        raft_mem_storage_set_hard_state(m->ms, &rd->hard_state);
+    if (rd->n_msgs_after_persist == 0)
+        return 0;
+    struct persist_job *j = metcd_calloc(1, sizeof(*j));
+    if (!j)
+        return RAFT_ENOMEM;
+    j->m = m;
+    j->msgs = rd->msgs_after_persist;
+    j->n_msgs = rd->n_msgs_after_persist;
+    rd->msgs_after_persist = NULL;
+    rd->n_msgs_after_persist = 0;
+    wal_write wr = {0};
+    int rc = wal_append(m->wal, &wr, on_wal_done, j);
+    if (rc == 0) {
+        m->persist_inflight++;
+        return 0;
+    }
+    if (rc == BACKEND_EWAL_FULL && wal_append_sync(m->wal, &wr) == 0) {
+        job_durable(j);
+        job_free(j);
+        return 0;
+    }
+    job_free(j);
+    fatal(m, "failed to append to the WAL", rc, wal_errmsg(m->wal));
+    return rc;
+}
+
 /* Hands one Ready's durable parts to the WAL thread. */
 static int persist(member *m, struct raft_ready *rd)
 {
+    if (!rd->snapshot && rd->n_entries == 0 && !rd->must_sync)
+        return persist_barrier(m, rd);
     struct persist_job *j = metcd_calloc(1, sizeof(*j));
     if (!j)
         return RAFT_ENOMEM;

@@ -153,6 +153,8 @@ static void count_status(struct rpc_call *call, enum rpc_code code)
     if (!call->started)
         return;
     struct channelz_calls *cc = srv->cz ? channelz_calls_of(srv->cz) : NULL;
+    if (call->rm && (unsigned)code < RPC_CODE_COUNT)
+        ((struct rpc_reg_method *)call->rm)->handled[code]++;
     if (code == RPC_CODE_OK) {
         srv->stats.calls_succeeded++;
         if (cc)
@@ -498,6 +500,8 @@ void rpc_call_on_headers_done(struct rpc_call *call)
         return;
     }
     call->rm = rpc_server_lookup(srv, call->path);
+    if (call->rm)
+        ((struct rpc_reg_method *)call->rm)->started++;
     if (!call->rm) {
         const char *p = call->path[0] == '/' ? call->path + 1 : call->path;
         const char *slash = strrchr(p, '/');

@@ -87,6 +87,9 @@ int rpc_frame_pack(struct evbuffer *out, const ProtobufCMessage *msg, size_t max
 struct rpc_reg_method {
     const struct rpc_method *m;
     void *data;
+    /* calls of this method started, and finished by status code */
+    uint64_t started;
+    uint64_t handled[RPC_CODE_COUNT];
 };
 
 struct rpc_route {

@@ -88,6 +88,8 @@ enum rpc_code {
     RPC_CODE_UNAUTHENTICATED = 16,
 };
 
+#define RPC_CODE_COUNT 17
+
 /* "OK", "CANCELLED", ... as grpc names them; "UNKNOWN" for out-of-range. */
 const char *rpc_code_name(int code);
 
@@ -225,6 +227,14 @@ struct rpc_server_stats {
     uint64_t streams_refused; /* REFUSED_STREAM: answers were piling up */
 };
 void rpc_server_get_stats(const struct rpc_server *srv, struct rpc_server_stats *st);
+
+/* Per registered method: calls started and calls finished by gRPC status
+ * code (handled[code], code < RPC_CODE_COUNT), in path order, for
+ * grpc_server_started_total / grpc_server_handled_total. Calls to unknown
+ * methods are not counted (as grpc-go's interceptors never see them). */
+typedef void (*rpc_method_stats_fn)(void *arg, const char *path, enum rpc_kind kind,
+                                    uint64_t started, const uint64_t *handled);
+void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn fn, void *arg);
 
 /* --- Calls (server side) --- */
 

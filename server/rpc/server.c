@@ -119,9 +119,16 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_method *methods
         return RPC_ERR_NOMEM;
     srv->methods = nm;
     for (size_t i = 0; i < n; i++)
-        nm[srv->n_methods++] = (struct rpc_reg_method){&methods[i], data};
+        nm[srv->n_methods++] = (struct rpc_reg_method){.m = &methods[i], .data = data};
     qsort(nm, srv->n_methods, sizeof *nm, method_cmp);
     return 0;
+}
+
+void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn fn, void *arg)
+{
+    for (size_t i = 0; i < srv->n_methods; i++)
+        fn(arg, srv->methods[i].m->path, srv->methods[i].m->kind, srv->methods[i].started,
+           srv->methods[i].handled);
 }
 
 const struct rpc_reg_method *rpc_server_lookup(const struct rpc_server *srv, const char *path)

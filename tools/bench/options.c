@@ -36,7 +36,10 @@ void bench_usage(FILE *out)
           "  --seed N           seed of the random key choice (default 1)\n"
           "  --json             print the summary as one JSON object\n"
           "  --no-progress      no progress bar (it is shown only on a terminal)\n"
-          "  -h, --help         this text\n",
+          "  -h, --help         this text\n"
+          "\n"
+          "Exit status: 0 when at least one request succeeded, 1 when none did or a\n"
+          "connection failed its warm-up call, 2 for bad flags, 130 after SIGINT.\n",
           out);
 }
 
