@@ -214,17 +214,59 @@ static void on_cancel(struct rpc_call *call, enum rpc_code code)
     wait_forget_call(rpc_call_service_data(call), call);
 }
 
-static size_t voters_started(member *m)
+static bool is_voter(member *m, uint64_t id)
 {
-    raft_status st;
-    raftnode_status(m, &st);
-    size_t n = 0;
-    for (size_t i = 0; i < st.conf.n_voters; i++) {
-        uint64_t id = st.conf.voters[i];
-        if (id == m->id || peers_active(m, id))
-            n++;
+    for (size_t i = 0; i < m->conf.n_voters; i++)
+        if (m->conf.voters[i] == id)
+            return true;
+    return false;
+}
+
+/* A member is started once it published its name (etcd's IsStarted). */
+static bool is_started(const member_info *mi)
+{
+    return mi->name && mi->name[0];
+}
+
+/* etcd's IsReadyToAddVotingMember: a quorum of the grown cluster is
+ * started, or a one-member cluster grows to two (restoring a cluster). */
+static bool ready_to_add_voter(member *m)
+{
+    size_t nmembers = 1, nstarted = 0;
+    for (size_t i = 0; i < m->n_members; i++) {
+        if (!is_voter(m, m->members[i].id))
+            continue;
+        nmembers++;
+        nstarted += is_started(&m->members[i]);
     }
-    return n;
+    if (nstarted == 1 && nmembers == 2)
+        return true;
+    return nstarted >= nmembers / 2 + 1;
+}
+
+/* etcd's IsReadyToRemoveVotingMember and mayRemoveMember: the rest keep a
+ * started quorum; removing a member that is down is safe; otherwise the
+ * members connected to us, less the removed one, keep a quorum. */
+static bool ready_to_remove_voter(member *m, uint64_t id)
+{
+    size_t nmembers = 0, nstarted = 0, nvoters = 0, active = 0;
+    for (size_t i = 0; i < m->n_members; i++) {
+        uint64_t mid = m->members[i].id;
+        if (!is_voter(m, mid))
+            continue;
+        nvoters++;
+        if (mid == m->id || peers_active(m, mid))
+            active++;
+        if (mid == id)
+            continue;
+        nmembers++;
+        nstarted += is_started(&m->members[i]);
+    }
+    if (nstarted < nmembers / 2 + 1)
+        return false;
+    if (id != m->id && !peers_active(m, id))
+        return true;
+    return active >= 1 && active - 1 >= 1 + (nvoters - 1) / 2;
 }
 
 static void propose_cc(member *m, struct rpc_call *call, waiter_kind kind, raft_conf_change_type t,
@@ -297,14 +339,9 @@ static void on_member_add(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     }
     /* etcd: adding a voter to a cluster that cannot keep quorum with it */
-    if (m->opt.strict_reconfig_check && !req->islearner) {
-        raft_status st;
-        raftnode_status(m, &st);
-        size_t started = voters_started(m);
-        if (started < (st.conf.n_voters + 1) / 2 + 1) {
-            member_fail_call(call, MERR_NOT_ENOUGH_STARTED);
-            return;
-        }
+    if (m->opt.strict_reconfig_check && !req->islearner && !ready_to_add_voter(m)) {
+        member_fail_call(call, MERR_NOT_ENOUGH_STARTED);
+        return;
     }
     /* etcd's NewMember for an added member: sorted URLs, no token, now */
     char **sorted = strv_dup(req->peerurls, req->n_peerurls);
@@ -342,16 +379,9 @@ static void on_member_remove(struct rpc_call *call, const ProtobufCMessage *msg)
                                                         : MERR_MEMBER_NOT_FOUND);
         return;
     }
-    if (m->opt.strict_reconfig_check && !mi->learner) {
-        raft_status st;
-        raftnode_status(m, &st);
-        size_t started = voters_started(m);
-        bool self_active = req->id == m->id || peers_active(m, req->id);
-        size_t left = started - (self_active ? 1 : 0);
-        if (left < (st.conf.n_voters - 1) / 2 + 1) {
-            member_fail_call(call, MERR_NOT_ENOUGH_STARTED);
-            return;
-        }
+    if (m->opt.strict_reconfig_check && !mi->learner && !ready_to_remove_voter(m, req->id)) {
+        member_fail_call(call, MERR_NOT_ENOUGH_STARTED);
+        return;
     }
     propose_cc(m, call, WAIT_CONF, RAFT_CC_REMOVE_NODE, req->id, NULL);
 }
@@ -406,6 +436,11 @@ static void on_member_promote(struct rpc_call *call, const ProtobufCMessage *msg
                 return;
             }
         }
+    } else if (!peers_active(m, req->id)) {
+        /* etcd forwards a promote to the leader; a follower knows no
+         * progress, but a learner it cannot even reach is not in sync */
+        member_fail_call(call, MERR_LEARNER_NOT_READY);
+        return;
     }
     propose_cc(m, call, WAIT_PROMOTE, RAFT_CC_ADD_NODE, req->id, NULL);
 }

@@ -131,6 +131,8 @@ struct member {
 
     struct compactor *compactor;
 
+    struct channelz *cz; /* client connections and peer links */
+
     /* peers (peers.c) */
     struct peer_transport *peers;
     int snap_fd;         /* a received database waiting for raft's Ready */

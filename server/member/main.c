@@ -36,9 +36,8 @@ static const char *const implemented[] = {
     "logger", "log-level", "log-outputs", "log-output", "debug", "config-file",
     "experimental-initial-corrupt-check", "enable-grpc-gateway", "version", "help",
     "auto-compaction-mode", "auto-compaction-retention",
-    /* peer TLS arrives with the peer transport's TLS; a one-member
-     * cluster has no peer connections to secure */
-    "peer-auto-tls",
+    "peer-auto-tls", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
+    "peer-client-cert-auth",
     NULL,
 };
 
@@ -185,17 +184,6 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (cfg.peer_auto_tls && cl.n > 1) {
-        log_printf(lg, LOG_LVL_CRIT, "etcdmain",
-                   "--peer-auto-tls is not supported yet for clusters of more than one member");
-        ids_cluster_free(&cl);
-        log_close(lg);
-        config_free(&cfg);
-        return 1;
-    }
-    if (cfg.peer_auto_tls)
-        log_printf(lg, LOG_LVL_NOTICE, "embed",
-                   "--peer-auto-tls: this one-member cluster has no peer connections to secure");
     member_peer *peers = metcd_calloc(cl.n, sizeof(*peers));
     if (!peers) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");
@@ -216,6 +204,13 @@ int main(int argc, char **argv)
         .listen_peer_urls = cfg.listen_peer_urls.v,
         .n_listen_peer_urls = cfg.listen_peer_urls.n,
         .strict_reconfig_check = cfg.strict_reconfig_check,
+        .peer_cert_file = cfg.peer_cert_file && cfg.peer_cert_file[0] ? cfg.peer_cert_file : NULL,
+        .peer_key_file = cfg.peer_key_file && cfg.peer_key_file[0] ? cfg.peer_key_file : NULL,
+        .peer_trusted_ca_file = cfg.peer_trusted_ca_file && cfg.peer_trusted_ca_file[0]
+                                    ? cfg.peer_trusted_ca_file
+                                    : NULL,
+        .peer_client_cert_auth = cfg.peer_client_cert_auth,
+        .peer_auto_tls = cfg.peer_auto_tls,
         .member_id = self->id,
         .cluster_id = cl.cluster_id,
         .initial_cluster = peers,

@@ -8,6 +8,7 @@
 #include "server/member/internal.h"
 
 #include "common/mem.h"
+#include "server/channelz/channelz.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -129,6 +130,7 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         .keepalive_timeout_ms = m->opt.grpc_keepalive_timeout_ms,
         .keepalive_min_time_ms = m->opt.grpc_keepalive_min_time_ms,
         .name = m->opt.name,
+        .channelz = m->cz,
     };
     int rc = rpc_server_new(&m->rpc, m->base, &rc_cfg);
     if (rc == 0)
@@ -141,6 +143,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         rc = http_register(m);
     if (rc == 0)
         rc = metrics_register(m);
+    if (rc == 0)
+        rc = rpc_server_add_channelz(m->rpc, m->cz);
     if (rc) {
         snprintf(errbuf, errlen, "cannot set up the client services: %s", rpc_strerror(rc));
         return rc;
@@ -186,6 +190,60 @@ void member_request_stop(member *m)
 int member_open_store(member *m, char *errbuf, size_t errlen)
 {
     const member_options *opt = &m->opt;
+    backend_options bo = {
+        .batch_interval_ms = opt->backend_batch_interval_ms,
+        .batch_limit = opt->backend_batch_limit,
+        .base = m->base,
+        /* room above the quota so a full batch can commit; the quota itself
+         * is enforced before proposing (etcd's backendQuota) */
+        .max_map_size = (size_t)(opt->quota_backend_bytes > 0 ? opt->quota_backend_bytes
+                                                              : (int64_t)2 << 30) +
+                        ((size_t)256 << 20),
+    };
+    if (backend_open(&m->be, m->db_path, &bo, errbuf, errlen))
+        return -1;
+    mvcc_options mo = {.max_txn_ops = opt->max_txn_ops};
+    int rc = mvcc_open(&m->kv, m->be, &mo);
+    if (rc) {
+        snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
+        return -1;
+    }
+    mvcc_lease_hooks lh = {.lease_exists = no_lease_exists};
+    mvcc_set_lease_hooks(m->kv, &lh);
+    return 0;
+}
+
+int member_start(member **out, struct event_base *base, const member_options *opt,
+                 char *errbuf, size_t errlen)
+{
+    *out = NULL;
+    member *m = metcd_calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    m->snap_fd = -1;
+    m->base = base;
+    m->opt = *opt;
+    m->id = opt->member_id;
+    m->cluster_id = opt->cluster_id;
+    m->next_req_id = ((m->id & 0xffff) << 48) | (((uint64_t)member_now_ms() & 0xffffffffffULL) << 8);
+
+    char *member_dir = path_join(opt->data_dir, "member");
+    m->db_path = member_dir ? path_join(member_dir, "db") : NULL;
+    m->wal_path = opt->wal_dir ? metcd_strdup(opt->wal_dir)
+                               : (member_dir ? path_join(member_dir, "wal") : NULL);
+    if (!m->db_path || !m->wal_path || mkdir_p(member_dir) != 0) {
+        snprintf(errbuf, errlen, "cannot create data dir %s: %s", opt->data_dir,
+                 strerror(errno));
+        metcd_free(member_dir);
+        goto err;
+    }
+    metcd_free(member_dir);
+    if (channelz_new(&m->cz, 0) != 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
     if (member_open_store(m, errbuf, errlen))
         goto err;
     if (member_meta_load(m)) {
@@ -237,6 +295,7 @@ void member_stop(member *m)
     if (m->wal)
         raftnode_stop(m);
     peers_stop(m);
+    channelz_free(m->cz);
     mvcc_close(m->kv);
     backend_close(m->be);
     member_free_meta(m);

@@ -66,6 +66,11 @@ typedef struct member_options {
     uint64_t snapshot_count; /* etcd default 100000 */
     bool pre_vote;
     bool strict_reconfig_check;
+    /* peer TLS (https peer URLs): paths, or auto_tls for a self-signed
+     * certificate made at start, as etcd's --peer-auto-tls */
+    const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
+    bool peer_client_cert_auth;
+    bool peer_auto_tls;
     /* storage */
     int64_t quota_backend_bytes; /* 0: 2 GiB */
     uint32_t backend_batch_interval_ms;

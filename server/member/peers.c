@@ -88,6 +88,12 @@ int peers_start(member *m, char *errbuf, size_t errlen)
         .log = peer_log,
         .log_ctx = m,
         .snap_dir = m->db_path, /* same file system as the database */
+        .channelz = m->cz,
+        .cert_file = m->opt.peer_cert_file,
+        .key_file = m->opt.peer_key_file,
+        .trusted_ca_file = m->opt.peer_trusted_ca_file,
+        .client_cert_auth = m->opt.peer_client_cert_auth,
+        .auto_tls = m->opt.peer_auto_tls,
     };
     peer_callbacks cb = {
         .on_message = on_peer_message,

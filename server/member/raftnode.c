@@ -377,8 +377,9 @@ static void process_ready(member *m)
         }
         for (size_t i = 0; i < rd.n_read_states; i++)
             reads_on_read_state(m, rd.read_states[i].ctx, rd.read_states[i].index);
+        bool applied_some = rd.n_committed > 0; /* raft_advance zeroes rd */
         raft_advance(m->raft, &rd);
-        if (rd.n_committed) {
+        if (applied_some) {
             reads_on_applied(m);
             maybe_snapshot(m);
         }
