@@ -23,7 +23,7 @@ static const char CONF_STATE_KEY[] = "confState";
 
 /* ---- members ---------------------------------------------------------------- */
 
-static member_info *find_member(member *m, uint64_t id)
+member_info *membership_find(member *m, uint64_t id)
 {
     for (size_t i = 0; i < m->n_members; i++)
         if (m->members[i].id == id)
@@ -31,14 +31,14 @@ static member_info *find_member(member *m, uint64_t id)
     return NULL;
 }
 
-static void free_strv(char **v, size_t n)
+void strv_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         metcd_free(v[i]);
     metcd_free(v);
 }
 
-static char **dup_strv(char *const *v, size_t n)
+char **strv_dup(char *const *v, size_t n)
 {
     char **out = metcd_calloc(n ? n : 1, sizeof(*out));
     if (!out)
@@ -46,16 +46,16 @@ static char **dup_strv(char *const *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         out[i] = metcd_strdup(v[i]);
         if (!out[i]) {
-            free_strv(out, i);
+            strv_free(out, i);
             return NULL;
         }
     }
     return out;
 }
 
-static member_info *add_member(member *m, uint64_t id)
+member_info *membership_add(member *m, uint64_t id)
 {
-    member_info *mi = find_member(m, id);
+    member_info *mi = membership_find(m, id);
     if (mi)
         return mi;
     member_info *v = metcd_realloc(m->members, (m->n_members + 1) * sizeof(*v));
@@ -68,7 +68,7 @@ static member_info *add_member(member *m, uint64_t id)
     return mi;
 }
 
-static void persist_member(member *m, const member_info *mi)
+void membership_persist(member *m, const member_info *mi)
 {
     Etcdserverpb__Member pm = ETCDSERVERPB__MEMBER__INIT;
     pm.id = mi->id;
@@ -99,15 +99,15 @@ static int load_member(void *arg, backend_val k, backend_val v)
         etcdserverpb__member__unpack(&metcd_pb_allocator, v.len, v.data);
     if (!pm)
         return 0;
-    member_info *mi = add_member(m, pm->id);
+    member_info *mi = membership_add(m, pm->id);
     if (mi) {
         metcd_free(mi->name);
-        free_strv(mi->peer_urls, mi->n_peer_urls);
-        free_strv(mi->client_urls, mi->n_client_urls);
+        strv_free(mi->peer_urls, mi->n_peer_urls);
+        strv_free(mi->client_urls, mi->n_client_urls);
         mi->name = metcd_strdup(pm->name);
-        mi->peer_urls = dup_strv(pm->peerurls, pm->n_peerurls);
+        mi->peer_urls = strv_dup(pm->peerurls, pm->n_peerurls);
         mi->n_peer_urls = mi->peer_urls ? pm->n_peerurls : 0;
-        mi->client_urls = dup_strv(pm->clienturls, pm->n_clienturls);
+        mi->client_urls = strv_dup(pm->clienturls, pm->n_clienturls);
         mi->n_client_urls = mi->client_urls ? pm->n_clienturls : 0;
         mi->learner = pm->islearner;
     }
@@ -133,7 +133,7 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-static void persist_conf(member *m)
+void membership_persist_conf(member *m)
 {
     uint8_t buf[8 + 8 * 2 * RAFT_MAX_NODES];
     put_be64(buf, ((uint64_t)m->conf.n_voters << 32) | m->conf.n_learners);
@@ -257,16 +257,16 @@ int member_meta_load(member *m)
         for (size_t i = 0; i < m->opt.n_initial_cluster && i < RAFT_MAX_NODES; i++) {
             const member_peer *p = &m->opt.initial_cluster[i];
             m->conf.voters[m->conf.n_voters++] = p->id;
-            member_info *mi = add_member(m, p->id);
+            member_info *mi = membership_add(m, p->id);
             if (!mi)
                 return MERR_INTERNAL;
             if (!mi->peer_urls) {
-                mi->peer_urls = dup_strv(p->peer_urls, p->n_peer_urls);
+                mi->peer_urls = strv_dup(p->peer_urls, p->n_peer_urls);
                 mi->n_peer_urls = mi->peer_urls ? p->n_peer_urls : 0;
-                persist_member(m, mi);
+                membership_persist(m, mi);
             }
         }
-        persist_conf(m);
+        membership_persist_conf(m);
     }
     return 0;
 }
@@ -275,8 +275,8 @@ void member_free_meta(member *m)
 {
     for (size_t i = 0; i < m->n_members; i++) {
         metcd_free(m->members[i].name);
-        free_strv(m->members[i].peer_urls, m->members[i].n_peer_urls);
-        free_strv(m->members[i].client_urls, m->members[i].n_client_urls);
+        strv_free(m->members[i].peer_urls, m->members[i].n_peer_urls);
+        strv_free(m->members[i].client_urls, m->members[i].n_client_urls);
     }
     metcd_free(m->members);
     metcd_free(m->alarms);
@@ -305,15 +305,15 @@ static void maybe_serving(member *m)
 
 static void apply_publish(member *m, const Memberpb__Attributes *at)
 {
-    member_info *mi = add_member(m, at->member_id);
+    member_info *mi = membership_add(m, at->member_id);
     if (!mi)
         return;
     metcd_free(mi->name);
     mi->name = metcd_strdup(at->name ? at->name : "");
-    free_strv(mi->client_urls, mi->n_client_urls);
-    mi->client_urls = dup_strv(at->client_urls, at->n_client_urls);
+    strv_free(mi->client_urls, mi->n_client_urls);
+    mi->client_urls = strv_dup(at->client_urls, at->n_client_urls);
     mi->n_client_urls = mi->client_urls ? at->n_client_urls : 0;
-    persist_member(m, mi);
+    membership_persist(m, mi);
     if (at->member_id != m->id)
         return;
     m->published = true;
@@ -496,17 +496,4 @@ void apply_entry(member *m, const raft_entry *e)
     }
     mvcc_result_free(&res);
     memberpb__request__free_unpacked(req, &metcd_pb_allocator);
-}
-
-void apply_conf_change(member *m, const raft_entry *e)
-{
-    raft_conf_change cc;
-    if (!e->data || raft_conf_change_decode(e->data->data, e->data->len, &cc)) {
-        member_logf(m, MLOG_ERROR, "etcdserver", "skipping undecodable conf change at %llu",
-                    (unsigned long long)e->index);
-        return;
-    }
-    if (raft_apply_conf_change(m->raft, &cc, &m->conf) == 0)
-        persist_conf(m);
-    raft_buf_unref(cc.context);
 }

@@ -25,6 +25,13 @@ typedef enum member_error {
     MERR_LEADER_CHANGED = -2009,
     MERR_BAD_LEADER_TRANSFEREE = -2010,
     MERR_UNHEALTHY = -2011,
+    MERR_BAD_URLS = -2012,
+    MERR_PEER_URL_EXIST = -2013,
+    MERR_NOT_ENOUGH_STARTED = -2014,
+    MERR_MEMBER_EXIST = -2015,
+    MERR_MEMBER_REMOVED = -2016,
+    MERR_MEMBER_NOT_LEARNER = -2017,
+    MERR_LEARNER_NOT_READY = -2018,
 } member_error;
 
 /* Finishes call with the gRPC status for err (an MVCC_E*, MERR_*, RAFT_E*
@@ -35,7 +42,7 @@ void member_error_status(int err, enum rpc_code *code, const char **msg);
 
 /* ---- waiters: proposals parked until applied, with a deadline ---- */
 typedef enum waiter_kind { WAIT_PUT, WAIT_DELETE, WAIT_TXN, WAIT_COMPACT, WAIT_ALARM,
-                           WAIT_INTERNAL } waiter_kind;
+                           WAIT_CONF, WAIT_PROMOTE, WAIT_INTERNAL } waiter_kind;
 
 typedef struct waiter {
     uint64_t id;
@@ -124,6 +131,14 @@ struct member {
 
     struct compactor *compactor;
 
+    struct channelz *cz; /* client connections and peer links */
+
+    /* peers (peers.c) */
+    struct peer_transport *peers;
+    int snap_fd;         /* a received database waiting for raft's Ready */
+    uint64_t snap_index;
+    bool removed;
+
     /* persistence in flight */
     size_t persist_inflight;
 
@@ -154,6 +169,14 @@ void wait_fail_all(member *m, int err);
 
 /* apply.c */
 void apply_entry(member *m, const raft_entry *e);
+/* membership bookkeeping (apply.c) */
+member_info *membership_find(member *m, uint64_t id);
+member_info *membership_add(member *m, uint64_t id); /* finds or appends */
+void membership_persist(member *m, const member_info *mi);
+void membership_persist_conf(member *m);
+char **strv_dup(char *const *v, size_t n);
+void strv_free(char **v, size_t n);
+/* cluster.c: conf changes and the Cluster service */
 void apply_conf_change(member *m, const raft_entry *e);
 int member_meta_load(member *m);
 void member_free_meta(member *m);
@@ -175,6 +198,20 @@ void conv_delete_req(const Etcdserverpb__DeleteRangeRequest *in, mvcc_delete_req
 /* Replies to `call` with the response for an mvcc result of `kind`. */
 void reply_result(member *m, struct rpc_call *call, const mvcc_op_resp *r, int kind);
 bool txn_is_readonly(const Etcdserverpb__TxnRequest *t);
+
+/* peers.c */
+int peers_start(member *m, char *errbuf, size_t errlen);
+void peers_stop(member *m);
+void peers_send(member *m, raft_msg *msgs, size_t n);
+void peers_member_changed(member *m, const member_info *mi);
+void peers_member_removed(member *m, uint64_t id);
+bool peers_active(member *m, uint64_t id);
+int peers_install_snapshot(member *m, const raft_snapshot *snap, char *errbuf, size_t errlen);
+
+/* member.c */
+int member_open_store(member *m, char *errbuf, size_t errlen);
+void member_request_stop(member *m);
+int strcmp_ptr(const void *a, const void *b); /* qsort over char * */
 
 /* compactor.c */
 int compactor_start(member *m);

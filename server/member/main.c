@@ -36,9 +36,8 @@ static const char *const implemented[] = {
     "logger", "log-level", "log-outputs", "log-output", "debug", "config-file",
     "experimental-initial-corrupt-check", "enable-grpc-gateway", "version", "help",
     "auto-compaction-mode", "auto-compaction-retention",
-    /* a one-member cluster has no peer connections to secure (main refuses
-     * more members until the peer transport lands) */
-    "peer-auto-tls",
+    "peer-auto-tls", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
+    "peer-client-cert-auth",
     NULL,
 };
 
@@ -167,11 +166,10 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (cl.n > 1 || existing) {
+    if (existing) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain",
-                   "clusters of more than one member are not supported yet "
-                   "(--initial-cluster has %zu members)",
-                   cl.n);
+                   "--initial-cluster-state existing is not supported yet: start the member "
+                   "as part of a new cluster");
         ids_cluster_free(&cl);
         log_close(lg);
         config_free(&cfg);
@@ -186,9 +184,6 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (cfg.peer_auto_tls)
-        log_printf(lg, LOG_LVL_NOTICE, "embed",
-                   "--peer-auto-tls: this one-member cluster has no peer connections to secure");
     member_peer *peers = metcd_calloc(cl.n, sizeof(*peers));
     if (!peers) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");
@@ -206,6 +201,16 @@ int main(int argc, char **argv)
         .n_listen_client_urls = cfg.listen_client_urls.n,
         .advertise_client_urls = cfg.advertise_client_urls.v,
         .n_advertise_client_urls = cfg.advertise_client_urls.n,
+        .listen_peer_urls = cfg.listen_peer_urls.v,
+        .n_listen_peer_urls = cfg.listen_peer_urls.n,
+        .strict_reconfig_check = cfg.strict_reconfig_check,
+        .peer_cert_file = cfg.peer_cert_file && cfg.peer_cert_file[0] ? cfg.peer_cert_file : NULL,
+        .peer_key_file = cfg.peer_key_file && cfg.peer_key_file[0] ? cfg.peer_key_file : NULL,
+        .peer_trusted_ca_file = cfg.peer_trusted_ca_file && cfg.peer_trusted_ca_file[0]
+                                    ? cfg.peer_trusted_ca_file
+                                    : NULL,
+        .peer_client_cert_auth = cfg.peer_client_cert_auth,
+        .peer_auto_tls = cfg.peer_auto_tls,
         .member_id = self->id,
         .cluster_id = cl.cluster_id,
         .initial_cluster = peers,
@@ -244,7 +249,9 @@ int main(int argc, char **argv)
         evsignal_add(sigterm, NULL);
         if (member_start(&m, base, &mo, err, sizeof(err)) == 0) {
             event_base_dispatch(base);
-            status = signal_caught ? 0 : 1; /* a loop that ends alone is fatal */
+            /* a loop that ends by itself is fatal, unless this member was
+             * removed from its cluster (etcd exits 0 then) */
+            status = signal_caught || member_removed(m) ? 0 : 1;
             if (signal_caught)
                 log_printf(lg, LOG_LVL_NOTICE, "etcdmain", "received %s, shutting down...",
                            strsignal(signal_caught));

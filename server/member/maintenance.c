@@ -387,55 +387,6 @@ int maintenance_register(member *m)
                                sizeof(maintenance_methods) / sizeof(maintenance_methods[0]), m);
 }
 
-/* ---- Cluster ------------------------------------------------------------------------- */
-
-static void on_member_list(struct rpc_call *call, const ProtobufCMessage *msg)
-{
-    (void)msg;
-    member *m = rpc_call_service_data(call);
-    Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    /* etcd's Cluster service fills no revision (v3rpc/member.go header()) */
-    fill_header(m, &h, 0);
-    resp.header = &h;
-    size_t n = m->n_members;
-    Etcdserverpb__Member *pm = metcd_calloc(n ? n : 1, sizeof(*pm));
-    Etcdserverpb__Member **ptr = metcd_calloc(n ? n : 1, sizeof(*ptr));
-    if (!pm || !ptr) {
-        metcd_free(pm);
-        metcd_free(ptr);
-        member_fail_call(call, MERR_INTERNAL);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const member_info *mi = &m->members[i];
-        etcdserverpb__member__init(&pm[i]);
-        pm[i].id = mi->id;
-        pm[i].name = mi->name ? mi->name : (char *)"";
-        pm[i].peerurls = mi->peer_urls;
-        pm[i].n_peerurls = mi->n_peer_urls;
-        pm[i].clienturls = mi->client_urls;
-        pm[i].n_clienturls = mi->n_client_urls;
-        pm[i].islearner = mi->learner;
-        ptr[i] = &pm[i];
-    }
-    resp.members = ptr;
-    resp.n_members = n;
-    rpc_call_reply(call, &resp.base);
-    metcd_free(pm);
-    metcd_free(ptr);
-}
-
-static const struct rpc_method cluster_methods[] = {
-    {"/etcdserverpb.Cluster/MemberList", RPC_UNARY, &etcdserverpb__member_list_request__descriptor,
-     &etcdserverpb__member_list_response__descriptor, NULL, on_member_list, NULL, NULL, NULL},
-};
-
-int cluster_register(member *m)
-{
-    return rpc_server_register(m->rpc, cluster_methods, 1, m);
-}
-
 /* ---- health and HTTP ---------------------------------------------------------------------- */
 
 static int health_check(const char *service, void *data)

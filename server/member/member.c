@@ -8,6 +8,7 @@
 #include "server/member/internal.h"
 
 #include "common/mem.h"
+#include "server/channelz/channelz.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -129,6 +130,7 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         .keepalive_timeout_ms = m->opt.grpc_keepalive_timeout_ms,
         .keepalive_min_time_ms = m->opt.grpc_keepalive_min_time_ms,
         .name = m->opt.name,
+        .channelz = m->cz,
     };
     int rc = rpc_server_new(&m->rpc, m->base, &rc_cfg);
     if (rc == 0)
@@ -141,6 +143,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         rc = http_register(m);
     if (rc == 0)
         rc = metrics_register(m);
+    if (rc == 0)
+        rc = rpc_server_add_channelz(m->rpc, m->cz);
     if (rc) {
         snprintf(errbuf, errlen, "cannot set up the client services: %s", rpc_strerror(rc));
         return rc;
@@ -166,6 +170,49 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     return 0;
 }
 
+int strcmp_ptr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bool member_removed(const member *m)
+{
+    return m->removed;
+}
+
+void member_request_stop(member *m)
+{
+    event_base_loopbreak(m->base);
+}
+
+/* Opens the backend and the MVCC store (at start and after a snapshot
+ * replaced the database). */
+int member_open_store(member *m, char *errbuf, size_t errlen)
+{
+    const member_options *opt = &m->opt;
+    backend_options bo = {
+        .batch_interval_ms = opt->backend_batch_interval_ms,
+        .batch_limit = opt->backend_batch_limit,
+        .base = m->base,
+        /* room above the quota so a full batch can commit; the quota itself
+         * is enforced before proposing (etcd's backendQuota) */
+        .max_map_size = (size_t)(opt->quota_backend_bytes > 0 ? opt->quota_backend_bytes
+                                                              : (int64_t)2 << 30) +
+                        ((size_t)256 << 20),
+    };
+    if (backend_open(&m->be, m->db_path, &bo, errbuf, errlen))
+        return -1;
+    mvcc_options mo = {.max_txn_ops = opt->max_txn_ops};
+    int rc = mvcc_open(&m->kv, m->be, &mo);
+    if (rc) {
+        snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
+        return -1;
+    }
+    mvcc_lease_hooks lh = {.lease_exists = no_lease_exists};
+    mvcc_set_lease_hooks(m->kv, &lh);
+    return 0;
+}
+
 int member_start(member **out, struct event_base *base, const member_options *opt,
                  char *errbuf, size_t errlen)
 {
@@ -175,6 +222,7 @@ int member_start(member **out, struct event_base *base, const member_options *op
         snprintf(errbuf, errlen, "out of memory");
         return -1;
     }
+    m->snap_fd = -1;
     m->base = base;
     m->opt = *opt;
     m->id = opt->member_id;
@@ -192,32 +240,19 @@ int member_start(member **out, struct event_base *base, const member_options *op
         goto err;
     }
     metcd_free(member_dir);
-
-    backend_options bo = {
-        .batch_interval_ms = opt->backend_batch_interval_ms,
-        .batch_limit = opt->backend_batch_limit,
-        .base = base,
-        /* room above the quota so a full batch can commit; the quota itself
-         * is enforced before proposing (etcd's backendQuota) */
-        .max_map_size = (size_t)(opt->quota_backend_bytes > 0 ? opt->quota_backend_bytes
-                                                              : (int64_t)2 << 30) +
-                        ((size_t)256 << 20),
-    };
-    if (backend_open(&m->be, m->db_path, &bo, errbuf, errlen))
-        goto err;
-    mvcc_options mo = {.max_txn_ops = opt->max_txn_ops};
-    int rc = mvcc_open(&m->kv, m->be, &mo);
-    if (rc) {
-        snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
+    if (channelz_new(&m->cz, 0) != 0) {
+        snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
-    mvcc_lease_hooks lh = {.lease_exists = no_lease_exists};
-    mvcc_set_lease_hooks(m->kv, &lh);
+    if (member_open_store(m, errbuf, errlen))
+        goto err;
     if (member_meta_load(m)) {
         snprintf(errbuf, errlen, "cannot load the member's state: %s", backend_errmsg(m->be));
         goto err;
     }
     if (start_rpc(m, errbuf, errlen))
+        goto err;
+    if (peers_start(m, errbuf, errlen))
         goto err;
     if (raftnode_start(m, errbuf, errlen))
         goto err;
@@ -259,6 +294,8 @@ void member_stop(member *m)
     m->rpc = NULL;
     if (m->wal)
         raftnode_stop(m);
+    peers_stop(m);
+    channelz_free(m->cz);
     mvcc_close(m->kv);
     backend_close(m->be);
     member_free_meta(m);

@@ -51,6 +51,9 @@ typedef struct member_options {
     size_t n_listen_client_urls;
     char *const *advertise_client_urls;
     size_t n_advertise_client_urls;
+    /* peer listeners, "http://host:port" or "unix://path" */
+    char *const *listen_peer_urls;
+    size_t n_listen_peer_urls;
     /* identity and bootstrap (ids derived as etcd derives them) */
     uint64_t member_id;
     uint64_t cluster_id;
@@ -62,6 +65,12 @@ typedef struct member_options {
     uint32_t election_ms;    /* etcd default 1000 */
     uint64_t snapshot_count; /* etcd default 100000 */
     bool pre_vote;
+    bool strict_reconfig_check;
+    /* peer TLS (https peer URLs): paths, or auto_tls for a self-signed
+     * certificate made at start, as etcd's --peer-auto-tls */
+    const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
+    bool peer_client_cert_auth;
+    bool peer_auto_tls;
     /* storage */
     int64_t quota_backend_bytes; /* 0: 2 GiB */
     uint32_t backend_batch_interval_ms;
@@ -91,6 +100,10 @@ typedef struct member member;
  * reason logged (and in errbuf). */
 int member_start(member **out, struct event_base *base, const member_options *opt,
                  char *errbuf, size_t errlen);
+
+/* True once this member was removed from its cluster (it then stops by
+ * itself and the process should exit 0, as etcd does). */
+bool member_removed(const member *m);
 
 /* Stops serving, flushes the backend, closes the WAL and frees. NULL-safe. */
 void member_stop(member *m);

@@ -44,16 +44,9 @@ static void job_free(struct persist_job *j)
     metcd_free(j);
 }
 
-/* Peers arrive with the cluster work (peer transport); a single member
- * has nobody to send to. Messages for unknown peers are dropped, as a
- * network would. */
 static void send_msgs(member *m, raft_msg *msgs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (msgs[i].to != m->id)
-            member_logf(m, MLOG_DEBUG, "raft", "dropping %s to %016llx: no peer transport",
-                        raft_msg_type_name(msgs[i].type), (unsigned long long)msgs[i].to);
-    }
+    peers_send(m, msgs, n);
 }
 
 static void fatal(member *m, const char *what, int rc, const char *detail)
@@ -78,6 +71,11 @@ static void job_durable(struct persist_job *j)
         raft_persisted(m->raft, last->index, last->term);
     } else if (j->snap) {
         raft_persisted(m->raft, j->snap->meta.index, j->snap->meta.term);
+    }
+    if (j->snap) {
+        /* the database was swapped in when the Ready came (peers.c) */
+        m->snapshot_index = j->snap->meta.index;
+        raft_applied(m->raft, j->snap->meta.index);
     }
     send_msgs(m, j->msgs, j->n_msgs);
 }
@@ -335,6 +333,17 @@ static void process_ready(member *m)
         if (rd.has_soft_state)
             on_soft_state(m, &rd.soft_state);
         send_msgs(m, rd.msgs, rd.n_msgs);
+        if (rd.snapshot) {
+            char err[512];
+            if (peers_install_snapshot(m, rd.snapshot, err, sizeof(err)) != 0) {
+                member_logf(m, MLOG_CRIT, "etcdserver", "failed to install snapshot: %s", err);
+                m->fatal = true;
+                event_base_loopbreak(m->base);
+                raft_advance(m->raft, &rd);
+                return;
+            }
+            reads_on_applied(m);
+        }
         if (rd.snapshot || rd.n_entries || rd.has_hard_state || rd.n_msgs_after_persist) {
             if (persist(m, &rd)) {
                 raft_advance(m->raft, &rd);
@@ -368,8 +377,9 @@ static void process_ready(member *m)
         }
         for (size_t i = 0; i < rd.n_read_states; i++)
             reads_on_read_state(m, rd.read_states[i].ctx, rd.read_states[i].index);
+        bool applied_some = rd.n_committed > 0; /* raft_advance zeroes rd */
         raft_advance(m->raft, &rd);
-        if (rd.n_committed) {
+        if (applied_some) {
             reads_on_applied(m);
             maybe_snapshot(m);
         }
