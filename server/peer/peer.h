@@ -180,8 +180,9 @@ int peer_send(peer_transport *t, const raft_msg *m);
  * file read from offset 0 to its size at call time. Takes fd in every case
  * (closed when done or on error). On success (0) exactly one
  * on_snapshot_status(to, failed) follows, after the receiver verified the
- * sha256 (failed = false) or when the stream broke (true). On error no
- * callback follows. One snapshot per peer at a time (PEER_ERR_BUSY). */
+ * sha256 (failed = false) or when the stream broke (true), unless
+ * peer_remove or peer_transport_free comes first. On error no callback
+ * follows. One snapshot per peer at a time (PEER_ERR_BUSY). */
 int peer_send_snapshot(peer_transport *t, const raft_msg *snap_msg, int fd);
 
 typedef struct peer_stats {
