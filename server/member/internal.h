@@ -32,6 +32,8 @@ typedef enum member_error {
     MERR_MEMBER_REMOVED = -2016,
     MERR_MEMBER_NOT_LEARNER = -2017,
     MERR_LEARNER_NOT_READY = -2018,
+    MERR_NOT_LEADER = -2019,
+    MERR_LEADER_TRANSFER_TIMEOUT = -2020,
 } member_error;
 
 /* Finishes call with the gRPC status for err (an MVCC_E*, MERR_*, RAFT_E*
@@ -133,6 +135,11 @@ struct member {
 
     struct channelz *cz; /* client connections and peer links */
 
+    /* a MoveLeader in progress: answered once `transferee` leads */
+    struct rpc_call *move_call;
+    uint64_t move_transferee, move_from;
+    int64_t move_deadline_ms, move_start_ms;
+
     /* peers (peers.c) */
     struct peer_transport *peers;
     int snap_fd;         /* a received database waiting for raft's Ready */
@@ -223,6 +230,8 @@ int cluster_register(member *m);
 int http_register(member *m);
 /* metrics.c */
 int metrics_register(member *m);
+/* maintenance.c: a MoveLeader waiting for the transfer */
+void move_leader_check(member *m, int64_t now_ms);
 bool member_has_leader(const member *m);
 bool member_alarm_active(const member *m, int type);
 

@@ -328,31 +328,82 @@ static void on_alarm(struct rpc_call *call, const ProtobufCMessage *msg)
     }
 }
 
-static void on_move_leader(struct rpc_call *call, const ProtobufCMessage *msg)
+static void move_leader_reply(member *m, int err)
 {
-    member *m = rpc_call_service_data(call);
-    const Etcdserverpb__MoveLeaderRequest *req = (const Etcdserverpb__MoveLeaderRequest *)msg;
-    if (m->state != RAFT_LEADER) {
-        rpc_call_finish(call, RPC_CODE_FAILED_PRECONDITION, "etcdserver: not leader");
+    struct rpc_call *call = m->move_call;
+    m->move_call = NULL;
+    if (err) {
+        member_fail_call(call, err);
         return;
     }
-    bool known = false;
-    for (size_t i = 0; i < m->conf.n_voters; i++)
-        known |= m->conf.voters[i] == req->targetid;
-    if (!known) {
-        member_fail_call(call, MERR_BAD_LEADER_TRANSFEREE);
-        return;
-    }
-    if (req->targetid != m->id) {
-        /* moving to another member needs the peer transport (cluster work) */
-        member_fail_call(call, MERR_NOT_CAPABLE);
-        return;
-    }
+    member_logf(m, MLOG_INFO, "etcdserver", "%016llx finished leadership transfer from %016llx to %016llx (took %lldms)",
+                (unsigned long long)m->id, (unsigned long long)m->move_from,
+                (unsigned long long)m->move_transferee,
+                (long long)(member_now_ms() - m->move_start_ms));
     Etcdserverpb__MoveLeaderResponse resp = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     fill_header(m, &h, mvcc_current_rev(m->kv));
     resp.header = &h;
     rpc_call_reply(call, &resp.base);
+}
+
+/* Called when the leader changes and from the sweep timer. */
+void move_leader_check(member *m, int64_t now_ms)
+{
+    if (!m->move_call)
+        return;
+    if (m->lead == m->move_transferee)
+        move_leader_reply(m, 0);
+    else if (now_ms >= m->move_deadline_ms)
+        move_leader_reply(m, MERR_LEADER_TRANSFER_TIMEOUT);
+}
+
+static void on_move_leader_cancel(struct rpc_call *call, enum rpc_code code)
+{
+    (void)code;
+    member *m = rpc_call_service_data(call);
+    if (m->move_call == call)
+        m->move_call = NULL;
+}
+
+/* etcd's MoveLeader: only the leader moves the leadership, to a voting
+ * member, and answers once the transferee leads (or the request's time is
+ * up: "leader transfer took too long"). */
+static void on_move_leader(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    member *m = rpc_call_service_data(call);
+    const Etcdserverpb__MoveLeaderRequest *req = (const Etcdserverpb__MoveLeaderRequest *)msg;
+    if (m->state != RAFT_LEADER) {
+        member_fail_call(call, MERR_NOT_LEADER);
+        return;
+    }
+    bool voter = false;
+    for (size_t i = 0; i < m->conf.n_voters; i++)
+        voter |= m->conf.voters[i] == req->targetid;
+    if (!voter) {
+        member_fail_call(call, MERR_BAD_LEADER_TRANSFEREE);
+        return;
+    }
+    if (m->move_call) {
+        member_fail_call(call, MERR_TOO_MANY_REQUESTS);
+        return;
+    }
+    m->move_call = call;
+    m->move_transferee = req->targetid;
+    m->move_from = m->id;
+    m->move_start_ms = member_now_ms();
+    int64_t left = rpc_call_remaining_ms(call);
+    m->move_deadline_ms =
+        m->move_start_ms + (left >= 0 ? left : (int64_t)member_request_timeout_ms(m));
+    if (req->targetid == m->id) {
+        move_leader_reply(m, 0);
+        return;
+    }
+    member_logf(m, MLOG_INFO, "etcdserver", "%016llx starts leadership transfer from %016llx to %016llx",
+                (unsigned long long)m->id, (unsigned long long)m->id,
+                (unsigned long long)req->targetid);
+    raft_transfer_leader(m->raft, req->targetid);
+    raftnode_kick(m);
 }
 
 static void on_cancel_forget(struct rpc_call *call, enum rpc_code code)
@@ -378,7 +429,8 @@ static const struct rpc_method maintenance_methods[] = {
      NULL, on_snapshot, NULL, snap_cancel, snap_drain},
     {"/etcdserverpb.Maintenance/MoveLeader", RPC_UNARY,
      &etcdserverpb__move_leader_request__descriptor,
-     &etcdserverpb__move_leader_response__descriptor, NULL, on_move_leader, NULL, NULL, NULL},
+     &etcdserverpb__move_leader_response__descriptor, NULL, on_move_leader, NULL,
+     on_move_leader_cancel, NULL},
 };
 
 int maintenance_register(member *m)

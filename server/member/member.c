@@ -117,6 +117,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     int64_t now = member_now_ms();
     wait_sweep(m, now);
     reads_sweep(m, now);
+    move_leader_check(m, now);
 }
 
 static int start_rpc(member *m, char *errbuf, size_t errlen)
@@ -288,6 +289,10 @@ void member_stop(member *m)
     if (m->compact_ev)
         event_free(m->compact_ev);
     /* Clients first: nothing new arrives while we shut the rest. */
+    if (m->move_call) {
+        member_fail_call(m->move_call, MERR_STOPPED);
+        m->move_call = NULL;
+    }
     wait_fail_all(m, MERR_STOPPED);
     reads_fail_all(m, MERR_STOPPED);
     rpc_server_free(m->rpc);

@@ -267,6 +267,8 @@ static void on_soft_state(member *m, const raft_soft_state *ss)
     }
     if (m->lead != RAFT_NONE && (lead_changed || m->state == RAFT_LEADER))
         after_leader_known(m);
+    if (lead_changed)
+        move_leader_check(m, member_now_ms());
 }
 
 static void maybe_snapshot(member *m)

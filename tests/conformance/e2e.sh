@@ -38,15 +38,19 @@ fi
 
 passed=0; failed=0; failed_names=()
 for t in "${tests[@]}"; do
-  log="$e2e_dir/$t.log"
+  # "Test/Sub" runs only the subtests of Test whose names match Sub
+  name=${t%%/*}
+  pattern="^${name}\$"
+  [ "$name" != "$t" ] && pattern="^${name}\$/${t#*/}"
+  log="$e2e_dir/${t//\//_}.log"
   (cd "$src" && timeout -k 5 "$((per_test_timeout + 30))" "$e2e_dir/e2e.test" \
-      -test.run "^${t}\$" -test.timeout "${per_test_timeout}s" -test.v \
+      -test.run "$pattern" -test.timeout "${per_test_timeout}s" -test.v \
       -bin-dir "$e2e_dir/bin" > "$log" 2>&1)
   rc=$?
   # members are started with setsid: kill whatever is left of ours
   pkill -9 -f "$e2e_dir/bin/etcd " 2>/dev/null
   pkill -9 -f "^$metcd " 2>/dev/null
-  if [ $rc -eq 0 ] && grep -q "^--- PASS: $t" "$log"; then
+  if [ $rc -eq 0 ] && grep -q "^--- PASS: $name" "$log"; then
     passed=$((passed + 1)); echo "PASS $t"
   else
     failed=$((failed + 1)); failed_names+=("$t"); echo "FAIL $t (log: $log)"
