@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import shutil
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -149,11 +150,40 @@ def main():
             r = c.ctl(i, "endpoint", "hashkv", "-w", "json", check=True)
             hashes.add(json.loads(r.stdout)[0]["HashKV"]["hash"])
         check(len(hashes) == 1, "HashKV is the same on the three members")
-        # lose the leader: a new one is elected, writes go on
+        # kill -9 the leader during a write load: a new leader within 3 s
+        # (default timings), and no acknowledged write lost
+        acked, stop = [], threading.Event()
+
+        def writer(wid):
+            n = 0
+            while not stop.is_set():
+                key = "load%d-%d" % (wid, n)
+                r = c.ctl(None, "put", key, "v", )
+                if r.returncode == 0:
+                    acked.append(key)
+                n += 1
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        killed_at = time.time()
         c.kill(lead)
         alive = [i for i in range(3) if i != lead]
-        new_lead = wait_for(lambda: c.leader(alive), timeout=15)
-        check(new_lead is not None and new_lead != lead, "a new leader after the leader died")
+        new_lead = wait_for(lambda: c.leader(alive), timeout=15, step=0.05)
+        elected_in = time.time() - killed_at
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        check(new_lead is not None and new_lead != lead,
+              "a new leader after kill -9 of the leader (%.2f s)" % elected_in)
+        check(elected_in < 3.0, "the new leader came within 3 s (%.2f s)" % elected_in)
+        r = c.ctl(alive[0], "get", "load", "--prefix", "--keys-only")
+        have = set(r.stdout.split())
+        lost = [k for k in acked if k not in have]
+        check(len(acked) > 20 and not lost,
+              "no acknowledged write lost across the leader's death (%d acked, %d lost)"
+              % (len(acked), len(lost)))
         for n in range(150):  # past --snapshot-count: snapshots are taken
             c.ctl(alive[n % 2], "put", "after%03d" % n, "x", check=True)
         # the dead member comes back and catches up
@@ -193,6 +223,16 @@ def main():
                   "the member brought back by a database snapshot agrees (HashKV)")
             check("applied snapshot at index" in c.log(behind),
                   "it was brought back by a snapshot, not by entries")
+        # move the leadership to another member, as etcdctl move-leader does
+        cur = wait_for(lambda: c.leader(range(3)), timeout=10)
+        if cur is not None:
+            target = (cur + 1) % 3
+            tid = "%x" % c.status(target)["header"]["member_id"]
+            r = c.ctl(cur, "move-leader", tid)
+            check(r.returncode == 0 and "Leadership transferred" in r.stdout,
+                  "move-leader to another member (%s)" % (r.stdout.strip() or r.stderr.strip()))
+            check(wait_for(lambda: c.leader(range(3)), timeout=5) == target,
+                  "the transferee leads")
         # membership: add a learner (never started), update it, remove it
         r = c.ctl(None, "member", "add", "newbie", "--learner",
                   "--peer-urls=http://127.0.0.1:%d" % harness.free_port())
