@@ -421,10 +421,11 @@ static void refuse(struct peer_conn *c, const struct peer_hello *req, uint8_t st
     uint8_t buf[PEER_HELLO_LEN];
     peer_hello_encode(&h, buf);
     c->state = CS_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
     if (bufferevent_write(c->bev, buf, sizeof(buf)) != 0)
         peer_conn_close(c);
-    /* on_conn_write frees it once the reply is out (or the timeout does). */
+    /* on_conn_write half-closes once the reply is out; what the dialer
+     * still sends is read and dropped until its EOF (or the hello timeout)
+     * frees the connection, so no RST overtakes the reply. */
 }
 
 static void in_add_socket(struct peer_conn *c)
@@ -675,16 +676,20 @@ static void on_conn_write(struct bufferevent *bev, void *arg)
     (void)bev;
     struct peer_conn *c = arg;
     /* libevent also calls this when a fresh socket first turns writable. */
-    if (c->kind == CONN_IN && c->state == CS_CLOSING && peer_conn_queued(c) == 0)
-        peer_conn_close(c);
-    else if (c->kind == CONN_OUT_SNAP && c->state == CS_ACTIVE)
+    if (c->kind == CONN_IN && c->state == CS_CLOSING && peer_conn_queued(c) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        if (fd < 0 || shutdown(fd, SHUT_WR) != 0)
+            peer_conn_close(c);
+    } else if (c->kind == CONN_OUT_SNAP && c->state == CS_ACTIVE)
         peer_snap_out_fill(c);
 }
 
-static const char *event_text(short what, char *buf, size_t len)
+static const char *event_text(short what, bool connecting, char *buf, size_t len)
 {
     if (what & BEV_EVENT_TIMEOUT)
         return "i/o timeout";
+    if ((what & BEV_EVENT_EOF) && connecting)
+        return "connection refused or closed while connecting"; /* as TLS reports a refusal */
     if (what & BEV_EVENT_EOF)
         return "connection closed by peer";
     int err = EVUTIL_SOCKET_ERROR();
@@ -702,7 +707,7 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
             c->state = CS_HELLO;
         return;
     }
-    const char *why = event_text(what, buf, sizeof(buf));
+    const char *why = event_text(what, c->state == CS_CONNECTING, buf, sizeof(buf));
     if (what & BEV_EVENT_ERROR) {
         unsigned long e = bufferevent_get_openssl_error(bev);
         if (e) {
@@ -725,6 +730,9 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
                       "lost the TCP streaming connection with peer %016llx (stream Message "
                       "reader): %s",
                       (unsigned long long)c->p->id, why);
+        else if (!c->p && c->state == CS_HELLO)
+            peer_logf(c->t, 'D', "closed a peer connection from %s before its hello: %s", c->url,
+                      why);
         else if (c->p && c->in_kind == HELLO_SNAP && c->snap_fd >= 0)
             peer_logf(c->t, 'W', "failed to receive a database snapshot from peer %016llx: %s",
                       (unsigned long long)c->p->id, why);

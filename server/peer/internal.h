@@ -90,7 +90,7 @@ enum conn_state {
     CS_HELLO,      /* out: waiting for the hello reply; in: for the hello */
     CS_ACTIVE,     /* stream up / snapshot streaming or receiving */
     CS_AWAIT_ACK,  /* out snapshot: all sent, waiting for the ack */
-    CS_CLOSING,    /* flushing a last reply, then freed */
+    CS_CLOSING,    /* in: flushing a refusal, then draining until EOF */
 };
 
 struct peer;
