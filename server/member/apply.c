@@ -287,10 +287,35 @@ void member_free_meta(member *m)
 
 /* ---- serving milestones ---------------------------------------------------------- */
 
+static void maybe_serving(member *m);
+
+static void on_corrupt_check_done(member *m, bool ok)
+{
+    m->corrupt_checked = true;
+    if (!ok) {
+        member_logf(m, MLOG_CRIT, "etcdmain", "%016llx found data inconsistency with peers",
+                    (unsigned long long)m->id);
+        m->fatal = true;
+        event_base_loopbreak(m->base);
+        return;
+    }
+    member_logf(m, MLOG_INFO, "etcdserver", "%016llx succeeded on initial corruption checking: no corruption",
+                (unsigned long long)m->id);
+    maybe_serving(m);
+}
+
 static void maybe_serving(member *m)
 {
     if (m->ready_logged || !m->published || !m->cluster_version[0])
         return;
+    if (m->opt.initial_corrupt_check && !m->corrupt_checked && m->n_members > 1) {
+        /* compare with the peers before announcing (etcd's
+         * CheckInitialHashKV); the answer comes back here */
+        if (!m->corrupt_check && corrupt_check_start(m, on_corrupt_check_done) != 0)
+            m->corrupt_checked = true; /* could not even start: as etcd, go on */
+        else
+            return;
+    }
     m->ready_logged = true;
     m->serving = true;
     member_logf(m, MLOG_INFO, "embed", "ready to serve client requests");

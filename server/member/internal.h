@@ -135,6 +135,10 @@ struct member {
 
     struct channelz *cz; /* client connections and peer links */
 
+    /* --experimental-initial-corrupt-check (corrupt.c) */
+    struct corrupt_check *corrupt_check;
+    bool corrupt_checked;
+
     /* a MoveLeader in progress: answered once `transferee` leads */
     struct rpc_call *move_call;
     uint64_t move_transferee, move_from;
@@ -219,6 +223,10 @@ int peers_install_snapshot(member *m, const raft_snapshot *snap, char *errbuf, s
 int member_open_store(member *m, char *errbuf, size_t errlen);
 void member_request_stop(member *m);
 int strcmp_ptr(const void *a, const void *b); /* qsort over char * */
+
+/* corrupt.c */
+int corrupt_check_start(member *m, void (*done)(member *m, bool ok));
+void corrupt_check_cancel(member *m);
 
 /* compactor.c */
 int compactor_start(member *m);

@@ -288,6 +288,7 @@ void member_stop(member *m)
         event_free(m->sweep_ev);
     if (m->compact_ev)
         event_free(m->compact_ev);
+    corrupt_check_cancel(m);
     /* Clients first: nothing new arrives while we shut the rest. */
     if (m->move_call) {
         member_fail_call(m->move_call, MERR_STOPPED);
