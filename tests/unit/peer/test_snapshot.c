@@ -247,6 +247,21 @@ START_TEST(removed_peer_drops_the_snapshot_silently)
     run_for(base, 200);
     ck_assert_uint_eq(na.snap_failed[2] + na.snap_ok[2], 0);
     ck_assert_uint_eq(nb.n_snaps, 0);
+    /* Mid-stream: B has begun receiving (a 16 MiB stream takes many loop
+     * turns, since B reads 4 KiB per event), then A forgets B. */
+    const char *ub = nb.url;
+    ck_assert_int_eq(peer_add(na.t, 2, &ub, 1), 0);
+    WAIT_UNTIL(base, node_active(&na, 2), 3000);
+    fd = make_file(16 << 20, 6);
+    ck_assert_int_eq(peer_send_snapshot(na.t, &m, fd), 0);
+    WAIT_UNTIL(base, node_log_has(&nb, "receiving database snapshot"), 3000);
+    ck_assert(node_log_has(&nb, "receiving database snapshot"));
+    ck_assert_uint_eq(nb.n_snaps, 0);
+    ck_assert_int_eq(peer_remove(na.t, 2), 0);
+    ck_assert(fd_closed(fd));
+    run_for(base, 200);
+    ck_assert_uint_eq(na.snap_failed[2] + na.snap_ok[2], 0);
+    ck_assert_uint_eq(nb.n_snaps, 0);
 }
 END_TEST
 
