@@ -121,8 +121,9 @@ int backend_release(backend *be);
 /* Writes in the open batch, not yet committed. */
 uint32_t backend_pending(const backend *be);
 
-/* Total size of the database file, and the part of it in use (total less
- * LMDB's free pages), in bytes: etcd's dbSize / dbSizeInUse. */
+/* Total size of the database file, and the part of it in use as of the
+ * last commit (LMDB's high-water mark less its free pages), in bytes:
+ * etcd's dbSize / dbSizeInUse. Neither commits. */
 int64_t backend_size(backend *be);
 int64_t backend_size_in_use(backend *be);
 

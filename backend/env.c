@@ -50,6 +50,7 @@ struct backend {
     struct redo redo;
     uint32_t pending;
     uint32_t holds;
+    int64_t free_pages; /* on LMDB's free list after the last commit */
     size_t map_size;
     backend_options opt;
     char *dir;
@@ -319,6 +320,8 @@ static size_t commit_limit(const backend *be)
     return be->opt.max_map_size + slack;
 }
 
+static int64_t free_pages(backend *be);
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -355,6 +358,7 @@ static int commit_batch(backend *be)
     redo_reset(&be->redo);
     be->pending = 0;
     be->stats.commits++;
+    be->free_pages = free_pages(be);
     uint64_t t = mono_ns() - t0;
     be->stats.commit_ns += t;
     int b = backend_latency_bucket(t);
@@ -604,6 +608,7 @@ static int open_env(backend *be)
     rc = mdb_txn_commit(txn);
     if (rc)
         goto err_env;
+    be->free_pages = free_pages(be);
     return 0;
 
 err_env:;
@@ -728,14 +733,13 @@ static int64_t free_pages(backend *be)
 
 int64_t backend_size_in_use(backend *be)
 {
-    /* Sizes describe committed state: settle the batch first. */
-    if (commit_batch(be))
-        return backend_size(be);
+    /* As of the last commit: the pages up to LMDB's high-water mark less
+     * those on its free list (counted at each commit). */
     MDB_envinfo info;
     MDB_stat st;
     if (mdb_env_info(be->env, &info) || mdb_env_stat(be->env, &st))
         return 0;
-    int64_t used = ((int64_t)info.me_last_pgno + 1 - free_pages(be)) * st.ms_psize;
+    int64_t used = ((int64_t)info.me_last_pgno + 1 - be->free_pages) * st.ms_psize;
     return used < 0 ? 0 : used;
 }
 

@@ -600,7 +600,9 @@ static bool quota_ok(member *m, size_t cost)
         return false;
     int64_t quota = m->opt.quota_backend_bytes > 0 ? m->opt.quota_backend_bytes
                                                    : (int64_t)2 << 30;
-    if (backend_size(m->be) + (int64_t)cost <= quota)
+    /* what is in use, not the file: LMDB grows its file after a defrag
+     * before freed pages come back into use */
+    if (backend_size_in_use(m->be) + (int64_t)cost <= quota)
         return true;
     Memberpb__Request req = MEMBERPB__REQUEST__INIT;
     Etcdserverpb__AlarmRequest a = ETCDSERVERPB__ALARM_REQUEST__INIT;

@@ -197,8 +197,8 @@ void peers_send(member *m, raft_msg *msgs, size_t n)
             continue;
         if (msg->type == RAFT_MSG_SNAP)
             send_snapshot(m, msg);
-        else if (peer_send(m->peers, msg) != 0)
-            raft_report_unreachable(m->raft, msg->to);
+        else if (peer_send(m->peers, msg) == PEER_ERR_UNKNOWN)
+            raft_report_unreachable(m->raft, msg->to); /* DROPPED: the transport reports it */
     }
 }
 

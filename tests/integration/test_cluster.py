@@ -92,7 +92,7 @@ class Cluster:
     def leader(self, alive):
         for i in alive:
             st = self.status(i)
-            if st and st["leader"] == st["header"]["member_id"]:
+            if st and st.get("leader") == st["header"]["member_id"]:
                 return i
         return None
 
