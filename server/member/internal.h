@@ -134,6 +134,7 @@ struct member {
     struct compactor *compactor;
 
     struct channelz *cz; /* client connections and peer links */
+    struct watch_store *watch; /* watch/: the watchable store over kv */
 
     /* --experimental-initial-corrupt-check (corrupt.c) */
     struct corrupt_check *corrupt_check;
@@ -236,6 +237,9 @@ void compactor_stop(member *m);
 int maintenance_register(member *m);
 int cluster_register(member *m);
 int http_register(member *m);
+/* watch_svc.c */
+int watch_register(member *m);
+
 /* metrics.c */
 int metrics_register(member *m);
 /* maintenance.c: a MoveLeader waiting for the transfer */

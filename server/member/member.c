@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "server/channelz/channelz.h"
+#include "watch/watch.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -141,6 +142,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (rc == 0)
         rc = cluster_register(m);
     if (rc == 0)
+        rc = watch_register(m);
+    if (rc == 0)
         rc = http_register(m);
     if (rc == 0)
         rc = metrics_register(m);
@@ -247,6 +250,11 @@ int member_start(member **out, struct event_base *base, const member_options *op
     }
     if (member_open_store(m, errbuf, errlen))
         goto err;
+    watch_options wo = {.max_request_bytes = opt->max_request_bytes};
+    if (watch_store_new(&m->watch, m->kv, base, &wo) != 0) {
+        snprintf(errbuf, errlen, "cannot start the watchable store");
+        goto err;
+    }
     if (member_meta_load(m)) {
         snprintf(errbuf, errlen, "cannot load the member's state: %s", backend_errmsg(m->be));
         goto err;
@@ -296,8 +304,10 @@ void member_stop(member *m)
     }
     wait_fail_all(m, MERR_STOPPED);
     reads_fail_all(m, MERR_STOPPED);
-    rpc_server_free(m->rpc);
+    rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
+    watch_store_free(m->watch);
+    m->watch = NULL;
     if (m->wal)
         raftnode_stop(m);
     peers_stop(m);

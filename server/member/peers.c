@@ -17,6 +17,7 @@
 
 #include "common/mem.h"
 #include "server/peer/peer.h"
+#include "watch/watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -263,6 +264,8 @@ int peers_install_snapshot(member *m, const raft_snapshot *snap, char *errbuf, s
     }
     if (member_open_store(m, errbuf, errlen) != 0)
         return -1;
+    if (m->watch)
+        watch_store_set_kv(m->watch, m->kv); /* watchers catch up from the new store */
     member_free_meta(m);
     if (member_meta_load(m) != 0) {
         snprintf(errbuf, errlen, "cannot load the member's state from the snapshot");

@@ -1,0 +1,186 @@
+/* server/member/watch_svc.c - the etcdserverpb.Watch service: one gRPC
+ * bidi stream per watch_stream of the watchable store (watch/). Requests
+ * (create, cancel, progress) go to the store; its responses come back
+ * through send_response and leave as WatchResponse messages with etcd's
+ * header. A full outbound queue is reported back (WATCH_SEND_FULL) so the
+ * store parks the watcher as a victim; the transport's drain callback
+ * retries it. As etcd's serverWatchStream, the stream ends when the client
+ * closes its side. */
+#include "server/member/internal.h"
+
+#include "common/mem.h"
+#include "watch/watch.h"
+
+#include <string.h>
+
+struct watch_call {
+    member *m;
+    struct rpc_call *call;
+    watch_stream *ws;
+};
+
+static void to_pb_kv(const mvcc_kv *kv, Mvccpb__KeyValue *out)
+{
+    mvccpb__key_value__init(out);
+    out->key.data = (uint8_t *)kv->key;
+    out->key.len = kv->key_len;
+    out->value.data = (uint8_t *)kv->value;
+    out->value.len = kv->value_len;
+    out->create_revision = kv->create_revision;
+    out->mod_revision = kv->mod_revision;
+    out->version = kv->version;
+    out->lease = kv->lease;
+}
+
+static int send_response(void *arg, const watch_response *r)
+{
+    struct watch_call *wc = arg;
+    member *m = wc->m;
+    Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, r->revision);
+    resp.header = &h;
+    resp.watch_id = r->watch_id;
+    resp.created = r->created;
+    resp.canceled = r->canceled;
+    resp.compact_revision = r->compact_revision;
+    resp.cancel_reason = (char *)(r->cancel_reason ? r->cancel_reason : "");
+    resp.fragment = r->fragment;
+    Mvccpb__Event *evs = NULL, **ptrs = NULL;
+    Mvccpb__KeyValue *kvs = NULL;
+    if (r->nevents) {
+        evs = metcd_calloc(r->nevents, sizeof(*evs));
+        ptrs = metcd_calloc(r->nevents, sizeof(*ptrs));
+        kvs = metcd_calloc(2 * r->nevents, sizeof(*kvs));
+        if (!evs || !ptrs || !kvs) {
+            metcd_free(evs);
+            metcd_free(ptrs);
+            metcd_free(kvs);
+            return WATCH_SEND_FULL; /* try again later: nothing was queued */
+        }
+        for (size_t i = 0; i < r->nevents; i++) {
+            const watch_event *e = &r->events[i];
+            mvccpb__event__init(&evs[i]);
+            evs[i].type = e->type == MVCC_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+                                                       : MVCCPB__EVENT__EVENT_TYPE__PUT;
+            to_pb_kv(e->kv, &kvs[2 * i]);
+            evs[i].kv = &kvs[2 * i];
+            if (e->prev_kv) {
+                to_pb_kv(e->prev_kv, &kvs[2 * i + 1]);
+                evs[i].prev_kv = &kvs[2 * i + 1];
+            }
+            ptrs[i] = &evs[i];
+        }
+        resp.events = ptrs;
+        resp.n_events = r->nevents;
+    }
+    int rc = rpc_call_send(wc->call, &resp.base);
+    metcd_free(evs);
+    metcd_free(ptrs);
+    metcd_free(kvs);
+    if (rc == RPC_ERR_FULL)
+        return WATCH_SEND_FULL;
+    return rc ? WATCH_ECLOSED : 0;
+}
+
+static void watch_call_free(struct watch_call *wc)
+{
+    watch_stream_free(wc->ws);
+    metcd_free(wc);
+}
+
+static void on_open(struct rpc_call *call)
+{
+    member *m = rpc_call_service_data(call);
+    struct watch_call *wc = metcd_calloc(1, sizeof(*wc));
+    if (!wc) {
+        rpc_call_finish(call, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+        return;
+    }
+    wc->m = m;
+    wc->call = call;
+    if (!m->watch || watch_stream_new(&wc->ws, m->watch, send_response, wc) != 0) {
+        metcd_free(wc);
+        rpc_call_finish(call, RPC_CODE_UNAVAILABLE, "etcdserver: server stopped");
+        return;
+    }
+    rpc_call_set_data(call, wc);
+    /* etcd sends the headers at once, so clients see the stream open */
+    rpc_call_send_headers(call);
+}
+
+static void on_message(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    struct watch_call *wc = rpc_call_get_data(call);
+    if (!wc)
+        return;
+    const Etcdserverpb__WatchRequest *req = (const Etcdserverpb__WatchRequest *)msg;
+    switch (req->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST: {
+        const Etcdserverpb__WatchCreateRequest *c = req->create_request;
+        watch_create wcr = {
+            .key = c->key.data,
+            .key_len = c->key.len,
+            .range_end = c->range_end.data,
+            .range_end_len = c->range_end.len,
+            .start_revision = c->start_revision,
+            .progress_notify = c->progress_notify,
+            .prev_kv = c->prev_kv,
+            .watch_id = c->watch_id,
+            .fragment = c->fragment,
+        };
+        for (size_t i = 0; i < c->n_filters; i++) {
+            if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT)
+                wcr.no_put = true;
+            else if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE)
+                wcr.no_delete = true;
+        }
+        watch_stream_create(wc->ws, &wcr);
+        break;
+    }
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+        watch_stream_cancel(wc->ws, req->cancel_request->watch_id);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        watch_stream_progress(wc->ws);
+        break;
+    default:
+        break; /* etcd ignores an empty request */
+    }
+}
+
+static void on_half_close(struct rpc_call *call)
+{
+    struct watch_call *wc = rpc_call_get_data(call);
+    rpc_call_set_data(call, NULL);
+    if (wc)
+        watch_call_free(wc);
+    rpc_call_finish(call, RPC_CODE_OK, NULL);
+}
+
+static void on_cancel(struct rpc_call *call, enum rpc_code code)
+{
+    (void)code;
+    struct watch_call *wc = rpc_call_get_data(call);
+    rpc_call_set_data(call, NULL);
+    if (wc)
+        watch_call_free(wc);
+}
+
+static void on_drain(struct rpc_call *call)
+{
+    struct watch_call *wc = rpc_call_get_data(call);
+    if (wc)
+        watch_stream_drained(wc->ws);
+}
+
+static const struct rpc_method watch_methods[] = {
+    {"/etcdserverpb.Watch/Watch", RPC_BIDI, &etcdserverpb__watch_request__descriptor,
+     &etcdserverpb__watch_response__descriptor, on_open, on_message, on_half_close, on_cancel,
+     on_drain},
+};
+
+int watch_register(member *m)
+{
+    return rpc_server_register(m->rpc, watch_methods, 1, m);
+}
