@@ -212,6 +212,9 @@ void batch_clear(watch_store *ws, watcher *w);
 void batch_truncate_from(watch_store *ws, watcher *w, int64_t rev);
 
 /* ---- store internals (store.c) ----------------------------------------------------- */
+/* mvcc's observer (etcd's notify): delivers a write's events to the synced
+ * group. */
+void store_on_write(void *arg, const mvcc_event *evs, size_t n, int64_t rev);
 /* Places w (in no group) as synced or unsynced by its min_rev, or parks it
  * as an empty victim when the group cannot grow. */
 void store_place(watch_store *ws, watcher *w);

@@ -22,7 +22,6 @@
 #define GRPC_OVERHEAD ((size_t)512 * 1024)
 #define DEFAULT_PASS_BYTES ((size_t)64 * 1024 * 1024)
 
-static void on_write(void *arg, const mvcc_event *evs, size_t n, int64_t rev);
 
 /* ---- timers --------------------------------------------------------------------------- */
 
@@ -260,7 +259,7 @@ int watch_store_new(watch_store **out, mvcc_store *kv, struct event_base *base,
         if (event_add(ws->progress_ev, &tv))
             goto err_events;
     }
-    mvcc_set_observer(kv, on_write, ws);
+    mvcc_set_observer(kv, store_on_write, ws);
     *out = ws;
     return 0;
 
@@ -304,7 +303,7 @@ void watch_store_set_kv(watch_store *ws, mvcc_store *kv)
 {
     mvcc_set_observer(ws->kv, NULL, NULL);
     ws->kv = kv;
-    mvcc_set_observer(kv, on_write, ws);
+    mvcc_set_observer(kv, store_on_write, ws);
     /* etcd's Restore: every synced watcher catches up from the new store;
      * the pass keeps a min_rev beyond the new current revision. */
     while (ws->synced.head) {
@@ -429,7 +428,7 @@ err:
     store_make_victim(ws, w);
 }
 
-static void on_write(void *arg, const mvcc_event *evs, size_t n, int64_t rev)
+void store_on_write(void *arg, const mvcc_event *evs, size_t n, int64_t rev)
 {
     watch_store *ws = arg;
     if (!ws->synced.n || !n)

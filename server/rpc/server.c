@@ -207,8 +207,11 @@ void rpc_server_conn_gone(struct rpc_server *srv)
 void rpc_conn_free(struct rpc_conn *c)
 {
     struct rpc_server *srv = c->srv;
+    /* a client that went away cancelled its calls (grpc-go: the stream's
+     * context is canceled, counted as Canceled); our own shutdown makes
+     * them unavailable */
     if (c->kind == RPC_CONN_H2)
-        rpc_h2_drop_calls(c, RPC_CODE_UNAVAILABLE);
+        rpc_h2_drop_calls(c, srv->shutting_down ? RPC_CODE_UNAVAILABLE : RPC_CODE_CANCELLED);
     else if (c->kind == RPC_CONN_HTTP1)
         rpc_http1_drop(c);
     if (c->h2)

