@@ -218,6 +218,224 @@ START_TEST(test_victims_lose_nothing)
 }
 END_TEST
 
+
+/* etcd's progress ticker: a synced watcher that asked and got no event
+ * since the last tick gets {watch_id, header revision = current}. */
+START_TEST(test_progress_notify)
+{
+    fixture f;
+    fx_init(&f);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    put(f.kv, "a", "1");
+    watch_create p = wc("a", NULL, 0);
+    p.progress_notify = true;
+    watch_create quiet = wc("a", NULL, 0);
+    watch_create old = wc("a", NULL, 1);
+    old.progress_notify = true;
+    r.budget = -1;
+    ck_assert_int_eq(watch_stream_create(s, &p), 0);     /* 0 */
+    ck_assert_int_eq(watch_stream_create(s, &quiet), 0); /* 1 */
+    ck_assert_int_eq(watch_stream_create(s, &old), 0);   /* 2: unsynced, no progress */
+    rec_clear(&r);
+    watch_store_progress_tick(f.ws);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_int_eq(r.r[0].watch_id, 0);
+    ck_assert_int_eq(r.r[0].revision, mvcc_current_rev(f.kv));
+    ck_assert(!r.r[0].created && !r.r[0].canceled && r.r[0].nev == 0);
+    /* an event since the last tick elides the next progress */
+    put(f.kv, "a", "2");
+    rec_clear(&r);
+    watch_store_progress_tick(f.ws);
+    ck_assert_uint_eq(r.n, 0);
+    watch_store_progress_tick(f.ws);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_int_eq(r.r[0].watch_id, 0);
+    /* once synced, the other progress watcher reports too */
+    sync_all(&f);
+    rec_clear(&r);
+    watch_store_progress_tick(f.ws);
+    watch_store_progress_tick(f.ws);
+    ck_assert_uint_eq(r.n, 3);
+    /* a full transport drops a progress response (etcd: w.send fails) */
+    rec_clear(&r);
+    r.budget = 0;
+    watch_store_progress_tick(f.ws);
+    r.budget = -1;
+    watch_stream_drained(s);
+    ck_assert_uint_eq(r.n, 0);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
+/* A catch-up batch over the response limit goes out in several responses
+ * split at revision boundaries, never inside a revision. */
+START_TEST(test_split_at_revision_boundaries)
+{
+    watch_options o = {.max_response_bytes = 400};
+    fixture f;
+    fx_init_opt(&f, &o);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    char k[8];
+    for (int i = 0; i < 30; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        put(f.kv, k, "0123456789012345678901234567890123456789");
+        if (i % 10 == 9)
+            del(f.kv, "k", "l"); /* one revision of 10 events (about 150 bytes) */
+    }
+    watch_create c = wc("k", "l", 1);
+    ck_assert_int_eq(watch_stream_create(s, &c), 0);
+    sync_all(&f);
+    ck_assert_uint_gt(rec_count(&r, 0), 3);
+    int64_t prev_last = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const rec_resp *x = &r.r[i];
+        if (!x->nev)
+            continue;
+        ck_assert(!x->fragment);
+        /* no revision continues from the previous response */
+        ck_assert_int_gt(x->ev[0].mod, prev_last);
+        prev_last = x->ev[x->nev - 1].mod;
+        ck_assert(x->size <= 400 || x->ev[0].mod == x->ev[x->nev - 1].mod);
+        total += x->nev;
+    }
+    ck_assert_uint_eq(total, 60);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
+/* A client that stops reading: its watchers become victims holding at
+ * most one batch; the store's memory stays flat while writes continue,
+ * and other streams keep getting every event at once. */
+START_TEST(test_slow_consumer_memory_bounded)
+{
+    fixture f;
+    fx_init(&f);
+    recorder slow = {.budget = 0}, fast = {.budget = -1};
+    watch_stream *ss = stream(&f, &slow), *fs = stream(&f, &fast);
+    for (int i = 0; i < 100; i++) {
+        watch_create c = wc("k", i % 2 ? "l" : NULL, 0);
+        ck_assert_int_eq(watch_stream_create(ss, &c), 0);
+    }
+    watch_create c = wc("k", NULL, 0);
+    ck_assert_int_eq(watch_stream_create(fs, &c), 0);
+    char val[1024];
+    memset(val, 'x', sizeof(val) - 1);
+    val[sizeof(val) - 1] = 0;
+    size_t peak = 0;
+    int n = SCALE(4000);
+    for (int i = 0; i < n; i++) {
+        put(f.kv, "k", val);
+        if (i % 50 == 0) {
+            watch_store_retry_victims(f.ws);
+            watch_store_sync_pass(f.ws);
+        }
+        watch_stats st;
+        watch_store_stats(f.ws, &st);
+        if (st.pending_bytes > peak)
+            peak = st.pending_bytes;
+    }
+    /* one shared copy of one write, whatever the number of writes */
+    ck_assert_uint_lt(peak, 4 * sizeof(val) + 4096);
+    ck_assert_uint_eq(rec_count(&fast, 0), (size_t)n);
+    watch_stats st;
+    watch_store_stats(f.ws, &st);
+    ck_assert_uint_eq(st.victims + st.unsynced, 100);
+    /* the slow client reads again: it gets everything, in order, once */
+    slow.budget = -1;
+    watch_stream_drained(ss);
+    for (int k = 0; k < 100 && (f.ws->nvictims || f.ws->unsynced.n); k++) {
+        watch_store_retry_victims(f.ws);
+        watch_store_sync_pass(f.ws);
+    }
+    char *want = malloc(1 << 16), *got = malloc(1 << 16);
+    for (int64_t id = 0; id < 100; id += 33) {
+        size_t cnt = 0;
+        int64_t last = 0;
+        for (size_t i = 0; i < slow.n; i++)
+            if (slow.r[i].watch_id == id)
+                for (size_t j = 0; j < slow.r[i].nev; j++) {
+                    ck_assert_int_eq(slow.r[i].ev[j].mod, last ? last + 1 : 2);
+                    last = slow.r[i].ev[j].mod;
+                    cnt++;
+                }
+        ck_assert_uint_eq(cnt, (size_t)n);
+    }
+    free(want);
+    free(got);
+    watch_stream_free(ss);
+    watch_stream_free(fs);
+    rec_free(&slow);
+    rec_free(&fast);
+    fx_done(&f);
+}
+END_TEST
+
+/* After a snapshot install the store reads a new kv: synced watchers catch
+ * up from it (no gap, no repeat), and those whose revision is gone are
+ * cancelled with compact_revision. */
+START_TEST(test_set_kv_after_snapshot)
+{
+    fixture f;
+    fx_init(&f);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    put(f.kv, "a", "1"); /* rev 2 */
+    watch_create c = wc("a", NULL, 0);
+    ck_assert_int_eq(watch_stream_create(s, &c), 0); /* 0: next 3 */
+    watch_create fut = wc("a", NULL, 50);
+    ck_assert_int_eq(watch_stream_create(s, &fut), 0); /* 1: from 50 */
+
+    /* the "leader's" database: same first revision, then more */
+    fixture g;
+    fx_init(&g);
+    put(g.kv, "a", "1");
+    for (int i = 0; i < 60; i++)
+        put(g.kv, i % 2 ? "a" : "b", "new");
+    watch_store_set_kv(f.ws, g.kv);
+    /* g's own watch store still holds g's observer slot; give it to f */
+    mvcc_set_observer(g.kv, store_on_write, f.ws);
+    sync_all(&f);
+    put(g.kv, "a", "last");
+    char want[4096], got[4096];
+    expect_events(g.kv, "a", NULL, 3, false, false, want, sizeof(want));
+    rec_events(&r, 0, got, sizeof(got));
+    ck_assert_str_eq(got, want);
+    expect_events(g.kv, "a", NULL, 50, false, false, want, sizeof(want));
+    rec_events(&r, 1, got, sizeof(got));
+    ck_assert_str_eq(got, want);
+
+    /* a compacted new kv cancels a watcher behind it */
+    fixture h;
+    fx_init(&h);
+    for (int i = 0; i < 100; i++)
+        put(h.kv, "a", "h");
+    compact(h.kv, 90);
+    watch_store_set_kv(f.ws, h.kv);
+    mvcc_set_observer(h.kv, store_on_write, f.ws);
+    rec_clear(&r);
+    sync_all(&f);
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert(r.r[0].canceled && r.r[0].compact_revision == 90);
+    ck_assert(r.r[1].canceled && r.r[1].compact_revision == 90);
+    watch_stream_free(s);
+    rec_free(&r);
+    /* f's store is freed first: it must not touch h's observer after */
+    watch_store_free(f.ws);
+    f.ws = NULL;
+    mvcc_set_observer(h.kv, NULL, NULL);
+    fx_done(&h);
+    fx_done(&g);
+    fx_done(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("watch/store");
@@ -227,6 +445,10 @@ int main(void)
     tcase_add_test(tc, test_pass_bounded_to_512_watchers);
     tcase_add_test(tc, test_compacted_watcher_is_cancelled);
     tcase_add_test(tc, test_victims_lose_nothing);
+    tcase_add_test(tc, test_progress_notify);
+    tcase_add_test(tc, test_split_at_revision_boundaries);
+    tcase_add_test(tc, test_slow_consumer_memory_bounded);
+    tcase_add_test(tc, test_set_kv_after_snapshot);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
