@@ -223,6 +223,54 @@ def main():
                   "the member brought back by a database snapshot agrees (HashKV)")
             check("applied snapshot at index" in c.log(behind),
                   "it was brought back by a snapshot, not by entries")
+        # watches: a follower's stream equals the leader's, in order; a
+        # watch resumed after the follower restarts misses and repeats nothing
+        cur = wait_for(lambda: c.leader(range(3)), timeout=10)
+        if cur is not None:
+            fol = (cur + 1) % 3
+            env = dict(os.environ, ETCDCTL_API="3")
+
+            def watcher(i, rev):
+                return subprocess.Popen([harness.ETCDCTL, "--endpoints", c.endpoint(i), "watch",
+                                         "w/", "--prefix", "-w", "json", "--rev", str(rev)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        text=True, env=env)
+
+            def events(out):
+                evs = []
+                for line in out.splitlines():
+                    line = line.strip()
+                    if not line:
+                        continue
+                    for e in json.loads(line).get("Events", []):
+                        evs.append((e["kv"]["key"], e["kv"]["mod_revision"], e.get("type", 0)))
+                return evs
+            start = json.loads(c.ctl(cur, "put", "w/start", "0", "-w", "json",
+                                     check=True).stdout)["header"]["revision"]
+            wl, wf = watcher(cur, start), watcher(fol, start)
+            for n in range(20):
+                c.ctl(None, "put", "w/k%d" % (n % 5), str(n), check=True)
+            c.ctl(None, "del", "w/k1", check=True)
+            time.sleep(1.5)
+            for p in (wl, wf):
+                p.terminate()
+            el, ef = events(wl.communicate()[0]), events(wf.communicate()[0])
+            check(len(el) == 22 and el == ef,
+                  "a watch on a follower sees the leader's events in order (%d vs %d)"
+                  % (len(ef), len(el)))
+            # resume across a restart of the follower
+            last = ef[10][1] if len(ef) > 10 else start
+            c.kill(fol)
+            c.ctl(cur, "put", "w/after-kill", "x", check=True)
+            c.start(fol)
+            c.wait_ready(fol)
+            wr = watcher(fol, last + 1)
+            time.sleep(1.5)
+            wr.terminate()
+            er = events(wr.communicate()[0])
+            expect = [e for e in el if e[1] > last]
+            check(er[:len(expect)] == expect and len(er) == len(expect) + 1,
+                  "a watch resumed after the follower's restart: no gap, no duplicate")
         # move the leadership to another member, as etcdctl move-leader does
         cur = wait_for(lambda: c.leader(range(3)), timeout=10)
         if cur is not None:
