@@ -31,9 +31,11 @@ static void log_observer(void *arg, const mvcc_event *evs, size_t n, int64_t rev
         memset(e, 0, sizeof(*e));
         e->type = evs[i].type;
         ck_assert_uint_lt(evs[i].kv.key_len, sizeof(e->key));
-        memcpy(e->key, evs[i].kv.key, evs[i].kv.key_len);
+        if (evs[i].kv.key_len)
+            memcpy(e->key, evs[i].kv.key, evs[i].kv.key_len);
         ck_assert_uint_lt(evs[i].kv.value_len, sizeof(e->value));
-        memcpy(e->value, evs[i].kv.value, evs[i].kv.value_len);
+        if (evs[i].kv.value_len)
+            memcpy(e->value, evs[i].kv.value, evs[i].kv.value_len);
         e->rev = evs[i].rev.main;
         ck_assert_int_eq(e->rev, rev);
     }
