@@ -123,9 +123,8 @@ static size_t kv_size(const mvcc_kv *kv)
 {
     if (kv->raw)
         return kv->raw_len;
-    return bytes_field(kv->key_len) + int_field(kv->create_revision) +
-           int_field(kv->mod_revision) + int_field(kv->version) + bytes_field(kv->value_len) +
-           int_field(kv->lease);
+    return bytes_field(kv->key_len) + int_field(kv->create_revision) + int_field(kv->mod_revision) +
+           int_field(kv->version) + bytes_field(kv->value_len) + int_field(kv->lease);
 }
 
 static size_t event_size(const watch_event *e)
@@ -254,8 +253,7 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
                 .revision = evs[i]->rev.main - 1,
             };
             /* etcd: a failed lookup (compacted) just leaves prev_kv out */
-            if (q.revision > 0 && mvcc_range(ws->kv, &q, &res[i]) == 0 &&
-                res[i].resp.u.range.nkvs)
+            if (q.revision > 0 && mvcc_range(ws->kv, &q, &res[i]) == 0 && res[i].resp.u.range.nkvs)
                 wev[i].prev_kv = &res[i].resp.u.range.kvs[0];
         }
         fsz[i] = msg_field(event_size(&wev[i]));

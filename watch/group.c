@@ -148,8 +148,7 @@ int wgroup_add(wgroup *g, watcher *w)
         k->n++;
         w->slot = k;
     } else {
-        itree_node *n =
-            itree_find(&g->ranges, w->key, w->key_len, w->end, w->end_len, w->from_key);
+        itree_node *n = itree_find(&g->ranges, w->key, w->key_len, w->end, w->end_len, w->from_key);
         if (!n) {
             n = itree_insert(&g->ranges, w->key, w->key_len, w->end, w->end_len, w->from_key);
             if (!n)

@@ -46,7 +46,8 @@ static void fix_max(itree_node *n)
     n->max_inf = n->inf;
     for (int i = 0; i < 2; i++) {
         itree_node *c = i ? n->right : n->left;
-        if (c && end_cmp(c->max_end, c->max_len, c->max_inf, n->max_end, n->max_len, n->max_inf) > 0) {
+        if (c &&
+            end_cmp(c->max_end, c->max_len, c->max_inf, n->max_end, n->max_len, n->max_inf) > 0) {
             n->max_end = c->max_end;
             n->max_len = c->max_len;
             n->max_inf = c->max_inf;
@@ -206,7 +207,8 @@ bool itree_delete(itree *t, const uint8_t *b, size_t blen, const uint8_t *e, siz
     return true;
 }
 
-static void stab_rec(const itree_node *n, const uint8_t *p, size_t plen, itree_visit_fn fn, void *arg)
+static void stab_rec(const itree_node *n, const uint8_t *p, size_t plen, itree_visit_fn fn,
+                     void *arg)
 {
     while (n) {
         /* Nothing here ends after p. */
@@ -226,7 +228,8 @@ void itree_stab(const itree *t, const uint8_t *p, size_t plen, itree_visit_fn fn
     stab_rec(t->root, p, plen, fn, arg);
 }
 
-static bool check_rec(const itree_node *n, const itree_node *lo, const itree_node *hi, size_t *count)
+static bool check_rec(const itree_node *n, const itree_node *lo, const itree_node *hi,
+                      size_t *count)
 {
     if (!n)
         return true;

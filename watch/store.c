@@ -22,7 +22,6 @@
 #define GRPC_OVERHEAD ((size_t)512 * 1024)
 #define DEFAULT_PASS_BYTES ((size_t)64 * 1024 * 1024)
 
-
 /* ---- timers --------------------------------------------------------------------------- */
 
 static void ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -408,8 +407,8 @@ static int pair_cmp(const void *a, const void *b)
 
 /* Parks the unsent events evs[from..n) of one notify on w (now out of the
  * synced group). On allocation failure w re-reads the revision from history. */
-static void park_notify(watch_store *ws, watcher *w, const mvcc_event *all,
-                        const struct wpair *run, size_t n, size_t from, int64_t rev)
+static void park_notify(watch_store *ws, watcher *w, const mvcc_event *all, const struct wpair *run,
+                        size_t n, size_t from, int64_t rev)
 {
     w->batch_rev = rev;
     w->min_rev = rev + 1;

@@ -185,7 +185,10 @@ void watch_stream_free(watch_stream *s)
 
 static int refuse(watch_stream *s, int64_t rev, const char *reason)
 {
-    wctrl c = {.revision = rev, .watch_id = WATCH_INVALID_ID, .created = true, .canceled = true,
+    wctrl c = {.revision = rev,
+               .watch_id = WATCH_INVALID_ID,
+               .created = true,
+               .canceled = true,
                .reason = reason};
     return ctrl_send(s, &c);
 }
@@ -210,8 +213,7 @@ int watch_stream_create(watch_stream *s, const watch_create *c)
     size_t key_len = c->key_len ? c->key_len : 1;
     bool single = c->range_end_len == 0;
     bool from_key = c->range_end_len == 1 && c->range_end[0] == 0;
-    if (!single && !from_key &&
-        watch_bytes_cmp(key, key_len, c->range_end, c->range_end_len) >= 0)
+    if (!single && !from_key && watch_bytes_cmp(key, key_len, c->range_end, c->range_end_len) >= 0)
         return refuse(s, wsrev, WATCH_REASON_EMPTY_RANGE);
 
     int64_t id = c->watch_id;

@@ -54,8 +54,8 @@ START_TEST(test_stab_matches_brute_force)
                 if (cmps(x.b, x.e) >= 0)
                     continue;
             }
-            itree_node *f = itree_find(&t, (const uint8_t *)x.b, strlen(x.b),
-                                       (const uint8_t *)x.e, strlen(x.e), x.inf);
+            itree_node *f = itree_find(&t, (const uint8_t *)x.b, strlen(x.b), (const uint8_t *)x.e,
+                                       strlen(x.e), x.inf);
             bool present = false;
             for (size_t i = 0; i < niv; i++)
                 if (iv[i].live && !strcmp(iv[i].b, x.b) && iv[i].inf == x.inf &&
@@ -94,8 +94,8 @@ START_TEST(test_stab_matches_brute_force)
                         itree_node *n = h.got[j];
                         if (n->blen == strlen(iv[i].b) && !memcmp(n->begin, iv[i].b, n->blen) &&
                             n->inf == iv[i].inf &&
-                            (n->inf || (n->elen == strlen(iv[i].e) &&
-                                        !memcmp(n->end, iv[i].e, n->elen))))
+                            (n->inf ||
+                             (n->elen == strlen(iv[i].e) && !memcmp(n->end, iv[i].e, n->elen))))
                             found = true;
                     }
                     ck_assert_msg(found, "interval [%s,%s) missing for %s", iv[i].b,

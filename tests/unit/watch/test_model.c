@@ -111,8 +111,10 @@ START_TEST(test_model_random)
 {
     unsigned seed = 1000u + (unsigned)_i;
     ncomps = 0;
-    watch_options o = {.max_watchers_per_sync = 7, .max_batch_revs = 13,
-                       .max_response_bytes = 600, .max_request_bytes = 200};
+    watch_options o = {.max_watchers_per_sync = 7,
+                       .max_batch_revs = 13,
+                       .max_response_bytes = 600,
+                       .max_request_bytes = 200};
     fixture f;
     fx_init_opt(&f, &o);
     model m = {.ws = f.ws};
@@ -153,7 +155,8 @@ START_TEST(test_model_random)
             } else if (shape == 2) {
                 w->has_end = true; /* from key */
             }
-            int64_t start = rand_r(&seed) % 3 ? 0 : 1 + (int64_t)(rand_r(&seed) % (uint64_t)(cur + 3));
+            int64_t start =
+                rand_r(&seed) % 3 ? 0 : 1 + (int64_t)(rand_r(&seed) % (uint64_t)(cur + 3));
             w->start = start ? start : cur + 1;
             w->no_put = rand_r(&seed) % 8 == 0;
             w->no_delete = !w->no_put && rand_r(&seed) % 8 == 0;
@@ -235,8 +238,8 @@ START_TEST(test_model_random)
                 l += (size_t)snprintf(want + l, (1 << 18) - l, "%sP %s=%s@%lld", l ? " " : "",
                                       e->key, e->value, (long long)e->rev);
             else
-                l += (size_t)snprintf(want + l, (1 << 18) - l, "%sD %s@%lld", l ? " " : "",
-                                      e->key, (long long)e->rev);
+                l += (size_t)snprintf(want + l, (1 << 18) - l, "%sD %s@%lld", l ? " " : "", e->key,
+                                      (long long)e->rev);
             revs[nrev++] = e->rev;
         }
         got_events(r, w->id, got, 1 << 18);
@@ -275,7 +278,8 @@ START_TEST(test_model_random)
         }
         ck_assert(created);
         if (comp || w->cancelled) {
-            ck_assert_msg(!strncmp(got, want, strlen(got)), "watcher %zu: not a prefix\n got %.400s\nwant %.400s", i, got, want);
+            ck_assert_msg(!strncmp(got, want, strlen(got)),
+                          "watcher %zu: not a prefix\n got %.400s\nwant %.400s", i, got, want);
             ck_assert(!got[0] || want[strlen(got)] == ' ' || want[strlen(got)] == 0);
             if (comp) {
                 compacted++;
@@ -284,8 +288,9 @@ START_TEST(test_model_random)
                 ck_assert_int_lt(from, comp_rev);
             }
         } else {
-            ck_assert_msg(!strcmp(got, want), "watcher %zu [%s,%s) from %lld:\n got %.400s\nwant %.400s", i,
-                          w->key, w->has_end ? w->end : "-", (long long)w->start, got, want);
+            ck_assert_msg(!strcmp(got, want),
+                          "watcher %zu [%s,%s) from %lld:\n got %.400s\nwant %.400s", i, w->key,
+                          w->has_end ? w->end : "-", (long long)w->start, got, want);
             checked++;
         }
         free(revs);

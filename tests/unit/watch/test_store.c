@@ -218,7 +218,6 @@ START_TEST(test_victims_lose_nothing)
 }
 END_TEST
 
-
 /* etcd's progress ticker: a synced watcher that asked and got no event
  * since the last tick gets {watch_id, header revision = current}. */
 START_TEST(test_progress_notify)

@@ -146,9 +146,9 @@ START_TEST(test_filters_and_prev_kv)
     nodel.no_delete = true;
     watch_create prev = wc("k", NULL, 0);
     prev.prev_kv = true;
-    ck_assert_int_eq(watch_stream_create(s, &noput), 0);  /* 0 */
-    ck_assert_int_eq(watch_stream_create(s, &nodel), 0);  /* 1 */
-    ck_assert_int_eq(watch_stream_create(s, &prev), 0);   /* 2 */
+    ck_assert_int_eq(watch_stream_create(s, &noput), 0); /* 0 */
+    ck_assert_int_eq(watch_stream_create(s, &nodel), 0); /* 1 */
+    ck_assert_int_eq(watch_stream_create(s, &prev), 0);  /* 2 */
     put(f.kv, "k", "1");
     put(f.kv, "k", "2");
     del(f.kv, "k", NULL);
@@ -197,10 +197,10 @@ START_TEST(test_range_prefix_from_key_and_empty_key)
     fx_init(&f);
     recorder r = {.budget = -1};
     watch_stream *s = stream(&f, &r);
-    watch_create pre = wc("a", "b", 0);  /* prefix "a" */
-    watch_create from = wc("b", "", 0);  /* >= "b" */
+    watch_create pre = wc("a", "b", 0); /* prefix "a" */
+    watch_create from = wc("b", "", 0); /* >= "b" */
     watch_create rng = wc("ab", "ac", 0);
-    watch_create all = wc("", "", 0);    /* empty key + "\0": every key */
+    watch_create all = wc("", "", 0); /* empty key + "\0": every key */
     ck_assert_int_eq(watch_stream_create(s, &pre), 0);
     ck_assert_int_eq(watch_stream_create(s, &from), 0);
     ck_assert_int_eq(watch_stream_create(s, &rng), 0);
@@ -410,7 +410,7 @@ START_TEST(test_free_with_pending_work)
     watch_create old = wc("a", NULL, 2);
     ck_assert_int_eq(watch_stream_create(s, &old), 0);
     r.budget = 0;
-    put(f.kv, "a", "x"); /* victim */
+    put(f.kv, "a", "x");                           /* victim */
     ck_assert_int_eq(watch_stream_progress(s), 0); /* queued */
     watch_create more = wc("b", NULL, 0);
     ck_assert_int_eq(watch_stream_create(s, &more), 0); /* queued */

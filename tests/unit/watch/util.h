@@ -159,7 +159,6 @@ static inline size_t rec_count(const recorder *rc, int64_t id)
     return n;
 }
 
-
 /* The events a watcher on (key, end) from revision `from` must see, from
  * the store's history, in rec_events' format (end as in wc()). */
 struct expect_ctx {
@@ -190,9 +189,9 @@ static inline int expect_cb(void *arg, const mvcc_event *ev)
     if (!in || (ev->type == MVCC_EVENT_PUT ? c->no_put : c->no_delete))
         return 1;
     if (ev->type == MVCC_EVENT_PUT)
-        c->l += (size_t)snprintf(c->out + c->l, c->cap - c->l, "%sP %s=%.*s@%lld",
-                                 c->l ? " " : "", k, (int)ev->kv.value_len, ev->kv.value,
-                                 (long long)ev->kv.mod_revision);
+        c->l +=
+            (size_t)snprintf(c->out + c->l, c->cap - c->l, "%sP %s=%.*s@%lld", c->l ? " " : "", k,
+                             (int)ev->kv.value_len, ev->kv.value, (long long)ev->kv.mod_revision);
     else
         c->l += (size_t)snprintf(c->out + c->l, c->cap - c->l, "%sD %s@%lld", c->l ? " " : "", k,
                                  (long long)ev->kv.mod_revision);
@@ -248,8 +247,10 @@ static inline void fx_done(fixture *f)
 
 static inline int64_t put(mvcc_store *s, const char *k, const char *v)
 {
-    mvcc_put_req r = {.key = (const uint8_t *)k, .key_len = strlen(k),
-                      .value = (const uint8_t *)v, .value_len = strlen(v)};
+    mvcc_put_req r = {.key = (const uint8_t *)k,
+                      .key_len = strlen(k),
+                      .value = (const uint8_t *)v,
+                      .value_len = strlen(v)};
     mvcc_result res = {0};
     ck_assert_int_eq(mvcc_put(s, &r, &res), 0);
     int64_t rev = res.resp.revision;
@@ -259,8 +260,10 @@ static inline int64_t put(mvcc_store *s, const char *k, const char *v)
 
 static inline int64_t del(mvcc_store *s, const char *k, const char *end)
 {
-    mvcc_delete_req r = {.key = (const uint8_t *)k, .key_len = strlen(k),
-                         .range_end = (const uint8_t *)end, .range_end_len = end ? strlen(end) : 0};
+    mvcc_delete_req r = {.key = (const uint8_t *)k,
+                         .key_len = strlen(k),
+                         .range_end = (const uint8_t *)end,
+                         .range_end_len = end ? strlen(end) : 0};
     mvcc_result res = {0};
     ck_assert_int_eq(mvcc_delete_range(s, &r, &res), 0);
     int64_t n = res.resp.u.del.deleted;
