@@ -300,7 +300,7 @@ void watch_store_free(watch_store *ws)
 
 void watch_store_set_kv(watch_store *ws, mvcc_store *kv)
 {
-    mvcc_set_observer(ws->kv, NULL, NULL);
+    /* The old kv may already be closed: it is not touched. */
     ws->kv = kv;
     mvcc_set_observer(kv, store_on_write, ws);
     /* etcd's Restore: every synced watcher catches up from the new store;

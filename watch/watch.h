@@ -96,10 +96,12 @@ int watch_store_new(watch_store **out, mvcc_store *kv, struct event_base *base,
 void watch_store_free(watch_store *ws);
 
 /* After the member swaps its database (snapshot install; etcd's
- * watchableStore.Restore): the old kv is no longer touched, the observer
- * moves to `kv`, every synced watcher becomes unsynced and catches up from
- * the new store, or is cancelled with compact_revision if its revision is
- * gone. */
+ * watchableStore.Restore): `kv` (borrowed, as in watch_store_new) takes the
+ * place of the old one, which is not touched any more (it may already be
+ * closed; the caller clears its observer if it keeps it open). The
+ * observer moves to `kv`; every synced watcher becomes unsynced and catches
+ * up from the new store, or is cancelled with compact_revision if its
+ * revision is gone. Victims keep their parked events. */
 void watch_store_set_kv(watch_store *ws, mvcc_store *kv);
 
 /* Counts, for metrics and tests. */

@@ -397,9 +397,8 @@ START_TEST(test_set_kv_after_snapshot)
     put(g.kv, "a", "1");
     for (int i = 0; i < 60; i++)
         put(g.kv, i % 2 ? "a" : "b", "new");
-    watch_store_set_kv(f.ws, g.kv);
-    /* g's own watch store still holds g's observer slot; give it to f */
-    mvcc_set_observer(g.kv, store_on_write, f.ws);
+    watch_store_set_kv(f.ws, g.kv); /* takes g's observer slot from g.ws */
+    mvcc_set_observer(f.kv, NULL, NULL);
     sync_all(&f);
     put(g.kv, "a", "last");
     char want[4096], got[4096];
@@ -417,7 +416,7 @@ START_TEST(test_set_kv_after_snapshot)
         put(h.kv, "a", "h");
     compact(h.kv, 90);
     watch_store_set_kv(f.ws, h.kv);
-    mvcc_set_observer(h.kv, store_on_write, f.ws);
+    mvcc_set_observer(g.kv, NULL, NULL);
     rec_clear(&r);
     sync_all(&f);
     ck_assert_uint_eq(r.n, 2);
