@@ -201,6 +201,8 @@ void reads_on_applied(member *m);
 void reads_fail_all(member *m, int err);
 void reads_sweep(member *m, int64_t now_ms);
 void fill_header(const member *m, Etcdserverpb__ResponseHeader *h, int64_t rev);
+/* Points a protobuf KeyValue at an mvcc_kv's memory (no copy). */
+void kv_to_pb(const mvcc_kv *kv, Mvccpb__KeyValue *out);
 /* Conversions between etcdserverpb messages and mvcc requests/results. */
 int conv_txn_req(const Etcdserverpb__TxnRequest *in, mvcc_txn_req *out);
 void conv_txn_req_free(mvcc_txn_req *t);

@@ -60,7 +60,7 @@ void fill_header(const member *m, Etcdserverpb__ResponseHeader *h, int64_t rev)
 }
 
 /* Points a protobuf KeyValue at an mvcc result's memory (no copy). */
-static void to_pb_kv(const mvcc_kv *kv, Mvccpb__KeyValue *out)
+void kv_to_pb(const mvcc_kv *kv, Mvccpb__KeyValue *out)
 {
     mvccpb__key_value__init(out);
     out->key.data = (uint8_t *)kv->key;
@@ -82,7 +82,7 @@ static Mvccpb__KeyValue **pb_kvs(struct build *b, const mvcc_kv *kvs, size_t n)
     if (!arr || !ptrs)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        to_pb_kv(&kvs[i], &arr[i]);
+        kv_to_pb(&kvs[i], &arr[i]);
         ptrs[i] = &arr[i];
     }
     return ptrs;
@@ -124,7 +124,7 @@ static ProtobufCMessage *build_resp(member *m, struct build *b, const mvcc_op_re
             x->prev_kv = balloc(b, sizeof(*x->prev_kv));
             if (!x->prev_kv)
                 return NULL;
-            to_pb_kv(r->u.put.prev_kv, x->prev_kv);
+            kv_to_pb(r->u.put.prev_kv, x->prev_kv);
         }
         return &x->base;
     }

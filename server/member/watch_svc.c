@@ -19,19 +19,6 @@ struct watch_call {
     watch_stream *ws;
 };
 
-static void to_pb_kv(const mvcc_kv *kv, Mvccpb__KeyValue *out)
-{
-    mvccpb__key_value__init(out);
-    out->key.data = (uint8_t *)kv->key;
-    out->key.len = kv->key_len;
-    out->value.data = (uint8_t *)kv->value;
-    out->value.len = kv->value_len;
-    out->create_revision = kv->create_revision;
-    out->mod_revision = kv->mod_revision;
-    out->version = kv->version;
-    out->lease = kv->lease;
-}
-
 static int send_response(void *arg, const watch_response *r)
 {
     struct watch_call *wc = arg;
@@ -63,10 +50,10 @@ static int send_response(void *arg, const watch_response *r)
             mvccpb__event__init(&evs[i]);
             evs[i].type = e->type == MVCC_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE
                                                        : MVCCPB__EVENT__EVENT_TYPE__PUT;
-            to_pb_kv(e->kv, &kvs[2 * i]);
+            kv_to_pb(e->kv, &kvs[2 * i]);
             evs[i].kv = &kvs[2 * i];
             if (e->prev_kv) {
-                to_pb_kv(e->prev_kv, &kvs[2 * i + 1]);
+                kv_to_pb(e->prev_kv, &kvs[2 * i + 1]);
                 evs[i].prev_kv = &kvs[2 * i + 1];
             }
             ptrs[i] = &evs[i];
