@@ -21,6 +21,7 @@
 #define DEFAULT_MAX_REQUEST ((size_t)3 * 1024 * 1024 / 2)
 #define GRPC_OVERHEAD ((size_t)512 * 1024)
 #define DEFAULT_PASS_BYTES ((size_t)64 * 1024 * 1024)
+#define DEFAULT_PASS_EVENTS 100000
 
 /* ---- timers --------------------------------------------------------------------------- */
 
@@ -239,6 +240,8 @@ int watch_store_new(watch_store **out, mvcc_store *kv, struct event_base *base,
         o->max_response_bytes = o->max_request_bytes + GRPC_OVERHEAD;
     if (!o->max_pass_bytes)
         o->max_pass_bytes = DEFAULT_PASS_BYTES;
+    if (!o->max_pass_events)
+        o->max_pass_events = DEFAULT_PASS_EVENTS;
     ws->kv = kv;
     ws->base = base;
     wgroup_init(&ws->synced);
@@ -498,7 +501,7 @@ struct sync_ctx {
     watch_store *ws;
     uint64_t gen;
     size_t active;
-    size_t bytes;
+    size_t bytes, scanned;
     int64_t last_rev, stop_rev;
     const mvcc_event *ev;
     wevent *wev;
@@ -543,12 +546,14 @@ static int on_history(void *arg, const mvcc_event *ev)
 {
     struct sync_ctx *c = arg;
     if (ev->rev.main != c->last_rev) {
-        if (c->last_rev && (!c->active || c->bytes >= c->ws->opt.max_pass_bytes)) {
+        if (c->last_rev && (!c->active || c->bytes >= c->ws->opt.max_pass_bytes ||
+                            c->scanned >= c->ws->opt.max_pass_events)) {
             c->stop_rev = ev->rev.main;
             return 0;
         }
         c->last_rev = ev->rev.main;
     }
+    c->scanned++;
     c->ev = ev;
     c->wev = NULL;
     wgroup_match(&c->ws->unsynced, ev->kv.key, ev->kv.key_len, collect_unsynced, c);

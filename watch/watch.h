@@ -79,6 +79,10 @@ typedef struct watch_options {
     /* Bytes of event copies one catch-up pass may hold; 0 = 64 MiB. The
      * history scan stops at a revision boundary past it. */
     size_t max_pass_bytes;
+    /* History events one pass may read before it stops at the next revision
+     * boundary (the loop thread is never held by one long replay; the rest
+     * follows in the next pass); 0 = 100000. */
+    uint32_t max_pass_events;
 } watch_options;
 
 typedef struct watch_store watch_store;

@@ -434,6 +434,35 @@ START_TEST(test_set_kv_after_snapshot)
 }
 END_TEST
 
+/* A watcher on a rarely written key far behind: each pass reads a bounded
+ * slice of history (the loop is never held by one long replay). */
+START_TEST(test_pass_scan_bounded)
+{
+    watch_options o = {.max_pass_events = 100};
+    fixture f;
+    fx_init_opt(&f, &o);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    put(f.kv, "rare", "1");
+    for (int i = 0; i < 1000; i++)
+        put(f.kv, "busy", "v");
+    put(f.kv, "rare", "2");
+    watch_create c = wc("rare", NULL, 1);
+    ck_assert_int_eq(watch_stream_create(s, &c), 0);
+    ck_assert_int_eq(watch_store_sync_pass(f.ws), 1);
+    char got[256];
+    rec_events(&r, 0, got, sizeof(got));
+    ck_assert_str_eq(got, "P rare=1@2");
+    int passes = 1 + sync_all(&f);
+    ck_assert_int_ge(passes, 10);
+    rec_events(&r, 0, got, sizeof(got));
+    ck_assert_str_eq(got, "P rare=1@2 P rare=2@1003");
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("watch/store");
@@ -444,6 +473,7 @@ int main(void)
     tcase_add_test(tc, test_compacted_watcher_is_cancelled);
     tcase_add_test(tc, test_victims_lose_nothing);
     tcase_add_test(tc, test_progress_notify);
+    tcase_add_test(tc, test_pass_scan_bounded);
     tcase_add_test(tc, test_split_at_revision_boundaries);
     tcase_add_test(tc, test_slow_consumer_memory_bounded);
     tcase_add_test(tc, test_set_kv_after_snapshot);
