@@ -252,8 +252,18 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
                 .key_len = evs[i]->kv.key_len,
                 .revision = evs[i]->rev.main - 1,
             };
-            /* etcd: a failed lookup (compacted) just leaves prev_kv out */
-            if (q.revision > 0 && mvcc_range(ws->kv, &q, &res[i]) == 0 && res[i].resp.u.range.nkvs)
+            /* etcd: a failed lookup (compacted) just leaves prev_kv out;
+             * out of memory is retried like a full transport */
+            int prc = q.revision > 0 ? mvcc_range(ws->kv, &q, &res[i]) : MVCC_ECOMPACTED;
+            if (prc == MVCC_ENOMEM) {
+                for (size_t k = 0; k <= i; k++)
+                    mvcc_result_free(&res[k]);
+                metcd_free(mem);
+                *rcp = WATCH_ENOMEM;
+                store_want_retry(ws, s);
+                return 0;
+            }
+            if (prc == 0 && res[i].resp.u.range.nkvs)
                 wev[i].prev_kv = &res[i].resp.u.range.kvs[0];
         }
         fsz[i] = msg_field(event_size(&wev[i]));

@@ -90,8 +90,9 @@ typedef struct watch_stream watch_stream;
 
 /* Creates the watchable store over `kv` (borrowed; must outlive the store
  * or be replaced by watch_store_set_kv) and takes kv's observer slot.
- * Timers run on `base` (borrowed). `opt` may be NULL (all defaults); it is
- * copied. Caller frees with watch_store_free. */
+ * Timers run on `base` (borrowed; NULL: no timers, the caller drives
+ * watch_store_sync_pass / _retry_victims / _progress_tick itself). `opt`
+ * may be NULL (all defaults); it is copied. Caller frees with watch_store_free. */
 int watch_store_new(watch_store **out, mvcc_store *kv, struct event_base *base,
                     const watch_options *opt);
 /* Frees every stream's watchers and queues, the timers, and releases the

@@ -463,6 +463,52 @@ START_TEST(test_pass_scan_bounded)
 }
 END_TEST
 
+/* The i-th allocation of a catch-up pass fails, for every i: the pass
+ * unwinds, and later passes still deliver every event exactly once. */
+START_TEST(test_sync_pass_allocation_failures)
+{
+    watch_options o = {.max_batch_revs = 5};
+    fixture f;
+    fx_init_opt(&f, &o);
+    recorder r = {.budget = -1};
+    watch_stream *s = stream(&f, &r);
+    char v[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(v, sizeof(v), "%d", i);
+        put(f.kv, i % 2 ? "a" : "ab", v);
+    }
+    watch_create c1 = wc("a", NULL, 2), c2 = wc("a", "b", 10);
+    c2.prev_kv = true;
+    ck_assert_int_eq(watch_stream_create(s, &c1), 0);
+    ck_assert_int_eq(watch_stream_create(s, &c2), 0);
+    for (long i = 0; f.ws->unsynced.n || f.ws->nvictims; i++) {
+        ck_assert_int_lt(i, 10000);
+        metcd_mem_fail_after(i % 12);
+        int rc = watch_store_sync_pass(f.ws);
+        metcd_mem_fail_after(-1);
+        ck_assert(rc >= 0 || rc == WATCH_EBACKEND);
+        watch_store_retry_victims(f.ws);
+    }
+    char want[4096], got[4096];
+    expect_events(f.kv, "a", NULL, 2, false, false, want, sizeof(want));
+    rec_events(&r, 0, got, sizeof(got));
+    ck_assert_str_eq(got, want);
+    expect_events(f.kv, "a", "b", 10, false, false, want, sizeof(want));
+    rec_events(&r, 1, got, sizeof(got));
+    ck_assert_str_eq(got, want);
+    for (size_t i = 0; i < r.n; i++) /* updates only: every one has its prev_kv */
+        if (r.r[i].watch_id == 1)
+            for (size_t j = 0; j < r.r[i].nev; j++)
+                ck_assert(r.r[i].ev[j].has_prev);
+    watch_stats st;
+    watch_store_stats(f.ws, &st);
+    ck_assert_uint_eq(st.pending_bytes, 0);
+    watch_stream_free(s);
+    rec_free(&r);
+    fx_done(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("watch/store");
@@ -474,6 +520,7 @@ int main(void)
     tcase_add_test(tc, test_victims_lose_nothing);
     tcase_add_test(tc, test_progress_notify);
     tcase_add_test(tc, test_pass_scan_bounded);
+    tcase_add_test(tc, test_sync_pass_allocation_failures);
     tcase_add_test(tc, test_split_at_revision_boundaries);
     tcase_add_test(tc, test_slow_consumer_memory_bounded);
     tcase_add_test(tc, test_set_kv_after_snapshot);
