@@ -256,10 +256,14 @@ int member_meta_load(member *m)
         memset(&m->conf, 0, sizeof(m->conf));
         for (size_t i = 0; i < m->opt.n_initial_cluster && i < RAFT_MAX_NODES; i++) {
             const member_peer *p = &m->opt.initial_cluster[i];
-            m->conf.voters[m->conf.n_voters++] = p->id;
+            if (p->learner)
+                m->conf.learners[m->conf.n_learners++] = p->id;
+            else
+                m->conf.voters[m->conf.n_voters++] = p->id;
             member_info *mi = membership_add(m, p->id);
             if (!mi)
                 return MERR_INTERNAL;
+            mi->learner = p->learner;
             if (!mi->peer_urls) {
                 mi->peer_urls = strv_dup(p->peer_urls, p->n_peer_urls);
                 mi->n_peer_urls = mi->peer_urls ? p->n_peer_urls : 0;

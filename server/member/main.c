@@ -14,6 +14,8 @@
 #include "server/config/config.h"
 #include "server/config/ids.h"
 #include "server/config/log.h"
+#include "server/etcdserverpb/rpc.pb-c.h"
+#include "server/peer/peer.h"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -98,6 +100,47 @@ static int parse_retention(const struct config *cfg, int *mode, int64_t *out, ch
     return 0;
 }
 
+/* Sorted-set equality of two URL lists. */
+static bool same_urls(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++) {
+        bool found = false;
+        for (size_t j = 0; j < nb && !found; j++)
+            found = !strcmp(a[i], b[j]);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* --initial-cluster-state existing: ask the other members of
+ * --initial-cluster who the cluster is (etcd's GetClusterFromRemotePeers);
+ * the answer is kept in *out (free with
+ * etcdserverpb__member_list_response__free_unpacked). */
+static int fetch_cluster(const struct ids_cluster *cl, const char *self_name, uint64_t *cid,
+                         Etcdserverpb__MemberListResponse **out, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "no other member in --initial-cluster");
+    for (size_t i = 0; i < cl->n; i++) {
+        if (!strcmp(cl->members[i].name, self_name))
+            continue;
+        for (size_t u = 0; u < cl->members[i].nurls; u++) {
+            uint8_t *buf;
+            size_t len;
+            if (peer_query_members(cl->members[i].urls[u], 3000, cid, &buf, &len, err, errlen))
+                continue;
+            *out = etcdserverpb__member_list_response__unpack(&metcd_pb_allocator, len, buf);
+            metcd_free(buf);
+            if (*out)
+                return 0;
+            snprintf(err, errlen, "%s: undecodable members answer", cl->members[i].urls[u]);
+        }
+    }
+    return -1;
+}
+
 static uint32_t ns_to_ms(int64_t ns)
 {
     return ns <= 0 ? 0 : (uint32_t)(ns / 1000000);
@@ -166,14 +209,43 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    /* existing: the member was added with `member add`; its id and the
+     * cluster's come from the running members */
+    Etcdserverpb__MemberListResponse *joined = NULL;
+    uint64_t member_id = self->id, cluster_id = cl.cluster_id;
     if (existing) {
-        log_printf(lg, LOG_LVL_CRIT, "etcdmain",
-                   "--initial-cluster-state existing is not supported yet: start the member "
-                   "as part of a new cluster");
-        ids_cluster_free(&cl);
-        log_close(lg);
-        config_free(&cfg);
-        return 1;
+        char wal_probe[4096];
+        snprintf(wal_probe, sizeof(wal_probe), "%s/member/wal", cfg.data_dir);
+        bool have_wal = access(wal_probe, F_OK) == 0;
+        if (!have_wal) {
+            if (fetch_cluster(&cl, cfg.name, &cluster_id, &joined, err, sizeof(err)) != 0) {
+                log_printf(lg, LOG_LVL_CRIT, "etcdmain",
+                           "cannot fetch cluster info from peer urls: %s", err);
+                ids_cluster_free(&cl);
+                log_close(lg);
+                config_free(&cfg);
+                return 1;
+            }
+            bool found = false;
+            for (size_t i = 0; i < joined->n_members && !found; i++) {
+                if (same_urls(joined->members[i]->peerurls, joined->members[i]->n_peerurls,
+                              cfg.initial_advertise_peer_urls.v,
+                              cfg.initial_advertise_peer_urls.n)) {
+                    member_id = joined->members[i]->id;
+                    found = true;
+                }
+            }
+            if (!found) {
+                log_printf(lg, LOG_LVL_CRIT, "etcdmain",
+                           "error validating peerURLs: member has not been added to the cluster "
+                           "(add it with `member add` first)");
+                etcdserverpb__member_list_response__free_unpacked(joined, &metcd_pb_allocator);
+                ids_cluster_free(&cl);
+                log_close(lg);
+                config_free(&cfg);
+                return 1;
+            }
+        }
     }
     int ac_mode;
     int64_t ac_retention;
@@ -184,14 +256,22 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    member_peer *peers = metcd_calloc(cl.n, sizeof(*peers));
+    size_t npeers = joined ? joined->n_members : cl.n;
+    member_peer *peers = metcd_calloc(npeers ? npeers : 1, sizeof(*peers));
     if (!peers) {
         log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");
         return 1;
     }
-    for (size_t i = 0; i < cl.n; i++)
-        peers[i] = (member_peer){cl.members[i].id, cl.members[i].name, cl.members[i].urls,
-                                 cl.members[i].nurls};
+    for (size_t i = 0; i < npeers; i++) {
+        if (joined)
+            peers[i] = (member_peer){joined->members[i]->id, joined->members[i]->name,
+                                     joined->members[i]->peerurls,
+                                     joined->members[i]->n_peerurls,
+                                     joined->members[i]->islearner};
+        else
+            peers[i] = (member_peer){cl.members[i].id, cl.members[i].name, cl.members[i].urls,
+                                     cl.members[i].nurls, false};
+    }
 
     member_options mo = {
         .name = cfg.name,
@@ -211,10 +291,10 @@ int main(int argc, char **argv)
                                     : NULL,
         .peer_client_cert_auth = cfg.peer_client_cert_auth,
         .peer_auto_tls = cfg.peer_auto_tls,
-        .member_id = self->id,
-        .cluster_id = cl.cluster_id,
+        .member_id = member_id,
+        .cluster_id = cluster_id,
         .initial_cluster = peers,
-        .n_initial_cluster = cl.n,
+        .n_initial_cluster = npeers,
         .new_cluster = !existing,
         .heartbeat_ms = (uint32_t)cfg.heartbeat_interval_ms,
         .election_ms = (uint32_t)cfg.election_timeout_ms,
@@ -265,6 +345,8 @@ int main(int argc, char **argv)
     if (base)
         event_base_free(base);
     metcd_free(peers);
+    if (joined)
+        etcdserverpb__member_list_response__free_unpacked(joined, &metcd_pb_allocator);
     ids_cluster_free(&cl);
     log_close(lg);
     config_free(&cfg);

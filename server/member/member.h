@@ -38,6 +38,7 @@ typedef struct member_peer {
     char *name;
     char **peer_urls;
     size_t n_peer_urls;
+    bool learner;
 } member_peer;
 
 enum auto_compact_mode { AUTO_COMPACT_NONE = 0, AUTO_COMPACT_PERIODIC, AUTO_COMPACT_REVISION };

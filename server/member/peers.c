@@ -73,6 +73,46 @@ static void on_peer_snapshot_status(void *arg, uint64_t id, bool failed)
     }
 }
 
+/* A joining member's question: the cluster's members as a packed
+ * etcdserverpb.MemberListResponse (its header names cluster and member). */
+static int on_members_query(void *arg, uint8_t **out, size_t *len)
+{
+    member *m = arg;
+    size_t n = m->n_members;
+    Etcdserverpb__Member *pm = metcd_calloc(n ? n : 1, sizeof(*pm));
+    Etcdserverpb__Member **ptr = metcd_calloc(n ? n : 1, sizeof(*ptr));
+    if (!pm || !ptr) {
+        metcd_free(pm);
+        metcd_free(ptr);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const member_info *mi = &m->members[i];
+        etcdserverpb__member__init(&pm[i]);
+        pm[i].id = mi->id;
+        pm[i].name = mi->name ? mi->name : (char *)"";
+        pm[i].peerurls = mi->peer_urls;
+        pm[i].n_peerurls = mi->n_peer_urls;
+        pm[i].clienturls = mi->client_urls;
+        pm[i].n_clienturls = mi->n_client_urls;
+        pm[i].islearner = mi->learner;
+        ptr[i] = &pm[i];
+    }
+    Etcdserverpb__MemberListResponse r = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    fill_header(m, &h, 0);
+    r.header = &h;
+    r.members = ptr;
+    r.n_members = n;
+    *len = etcdserverpb__member_list_response__get_packed_size(&r);
+    *out = metcd_malloc(*len ? *len : 1);
+    if (*out)
+        etcdserverpb__member_list_response__pack(&r, *out);
+    metcd_free(pm);
+    metcd_free(ptr);
+    return *out ? 0 : -1;
+}
+
 static void peer_log(void *ctx, int level, const char *pkg, const char *msg)
 {
     member_logf(ctx, level, pkg, "%s", msg);
@@ -101,6 +141,7 @@ int peers_start(member *m, char *errbuf, size_t errlen)
         .on_snapshot = on_peer_snapshot,
         .on_unreachable = on_peer_unreachable,
         .on_snapshot_status = on_peer_snapshot_status,
+        .members_info = on_members_query,
         .arg = m,
     };
     int rc = peer_transport_new(&m->peers, m->base, &pc, &cb, errbuf, errlen);

@@ -443,6 +443,36 @@ static void in_add_socket(struct peer_conn *c)
         channelz_set_addrs(c->cz_socket, (struct sockaddr *)&la, ll, (struct sockaddr *)&ra, rl);
 }
 
+/* A members query (a member about to join): the hello answer, one
+ * FRAME_MEMBERS frame with the member's description of the cluster, then
+ * the connection closes as after a refusal. Returns -1 (the connection is
+ * not a stream). */
+static int in_members(struct peer_conn *c, const struct peer_hello *req)
+{
+    struct peer_transport *t = c->t;
+    uint8_t *payload = NULL;
+    size_t len = 0;
+    if (!t->cb.members_info || t->cb.members_info(t->cb.arg, &payload, &len) != 0) {
+        refuse(c, req, HELLO_BAD_KIND);
+        return -1;
+    }
+    struct peer_hello ok = {.version = PEER_VERSION,
+                            .kind = HELLO_MEMBERS,
+                            .cluster_id = t->cfg.cluster_id,
+                            .from = t->cfg.self_id};
+    uint8_t hello[PEER_HELLO_LEN], hdr[PEER_FRAME_HDR];
+    peer_hello_encode(&ok, hello);
+    peer_frame_hdr(hdr, (uint32_t)len, FRAME_MEMBERS);
+    c->state = CS_CLOSING;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_add(out, hello, sizeof(hello)) != 0 || evbuffer_add(out, hdr, sizeof(hdr)) != 0 ||
+        (len && evbuffer_add(out, payload, len) != 0))
+        peer_conn_close(c);
+    metcd_free(payload);
+    peer_logf(t, 'I', "answered a members query from %s", c->url);
+    return -1;
+}
+
 /* The hello of an accepted connection: 0 accepted, -1 refused/closed. */
 static int in_hello(struct peer_conn *c)
 {
@@ -461,6 +491,8 @@ static int in_hello(struct peer_conn *c)
         refuse(c, &h, HELLO_BAD_VERSION);
         return -1;
     }
+    if (h.kind == HELLO_MEMBERS)
+        return in_members(c, &h);
     if (h.kind != HELLO_STREAM && h.kind != HELLO_SNAP) {
         peer_logf(t, 'W', "closed a peer connection from %s: unknown stream kind %u", c->url,
                   h.kind);

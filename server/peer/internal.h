@@ -31,11 +31,13 @@ enum peer_frame_type {
     FRAME_SNAP_CHUNK = 3,
     FRAME_SNAP_END = 4,
     FRAME_SNAP_ACK = 5,
+    FRAME_MEMBERS = 6, /* answer to a HELLO_MEMBERS query */
 };
 
 enum peer_hello_kind {
     HELLO_STREAM = 1,
     HELLO_SNAP = 2,
+    HELLO_MEMBERS = 3, /* a joining member asks who the cluster is */
 };
 
 enum peer_hello_status {

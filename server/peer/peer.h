@@ -101,6 +101,11 @@ typedef struct peer_callbacks {
      * was lost; a snapshot sent with peer_send_snapshot finished. */
     void (*on_unreachable)(void *arg, uint64_t peer_id);
     void (*on_snapshot_status)(void *arg, uint64_t peer_id, bool failed);
+    /* Optional: a member about to join with --initial-cluster-state existing
+     * asks who the cluster is (peer_query_members). The callee returns the
+     * answer's bytes in *out (caller frees with metcd_free): 0, or nonzero
+     * to refuse. NULL: such queries are refused. */
+    int (*members_info)(void *arg, uint8_t **out, size_t *len);
     void *arg;
 } peer_callbacks;
 
@@ -184,6 +189,14 @@ int peer_send(peer_transport *t, const raft_msg *m);
  * peer_remove or peer_transport_free comes first. On error no callback
  * follows. One snapshot per peer at a time (PEER_ERR_BUSY). */
 int peer_send_snapshot(peer_transport *t, const raft_msg *snap_msg, int fd);
+
+/* Asks the member listening on `url` (http:// or unix://) who its cluster
+ * is, blocking for at most timeout_ms: its cluster id and the bytes its
+ * members_info callback gave (*payload, caller frees with metcd_free). For a
+ * member that joins an existing cluster and does not know its ids yet.
+ * Returns 0 or a PEER_ERR_* code with the reason in errbuf. */
+int peer_query_members(const char *url, uint32_t timeout_ms, uint64_t *cluster_id,
+                       uint8_t **payload, size_t *len, char *errbuf, size_t errlen);
 
 typedef struct peer_stats {
     uint64_t id;

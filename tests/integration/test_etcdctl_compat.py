@@ -50,7 +50,7 @@ STEPS = [
     (["get", "k", "--prefix", "--sort-by", "VERSION", "--order", "DESCEND"], None, "text"),
     (["get", "k", "--prefix", "--sort-by", "CREATE"], None, "text"),
     (["get", "s/", "--prefix", "--keys-only"], None, "text"),
-    (["get", "s/", "--prefix", "--count-only", "-w", "json"], None, "json"),
+    (["get", "s/", "--prefix", "--limit", "1", "-w", "json"], None, "json"),
     (["get", "s/", "--prefix", "--print-value-only"], None, "text"),
     (["get", "k1", "--consistency", "s", "-w", "json"], None, "json"),
     (["get", "nothing", "-w", "json"], None, "json"),
