@@ -120,7 +120,8 @@ static bool same_urls(char *const *a, size_t na, char *const *b, size_t nb)
  * the answer is kept in *out (free with
  * etcdserverpb__member_list_response__free_unpacked). */
 static int fetch_cluster(const struct ids_cluster *cl, const char *self_name, uint64_t *cid,
-                         Etcdserverpb__MemberListResponse **out, char *err, size_t errlen)
+                         Etcdserverpb__MemberListResponse **out, char *err, size_t errlen,
+                         uint32_t timeout_ms)
 {
     snprintf(err, errlen, "no other member in --initial-cluster");
     for (size_t i = 0; i < cl->n; i++) {
@@ -129,7 +130,8 @@ static int fetch_cluster(const struct ids_cluster *cl, const char *self_name, ui
         for (size_t u = 0; u < cl->members[i].nurls; u++) {
             uint8_t *buf;
             size_t len;
-            if (peer_query_members(cl->members[i].urls[u], 3000, cid, &buf, &len, err, errlen))
+            if (peer_query_members(cl->members[i].urls[u], timeout_ms, cid, &buf, &len, err,
+                                   errlen))
                 continue;
             *out = etcdserverpb__member_list_response__unpack(&metcd_pb_allocator, len, buf);
             metcd_free(buf);
@@ -213,12 +215,39 @@ int main(int argc, char **argv)
      * cluster's come from the running members */
     Etcdserverpb__MemberListResponse *joined = NULL;
     uint64_t member_id = self->id, cluster_id = cl.cluster_id;
+    char wal_probe[4096];
+    snprintf(wal_probe, sizeof(wal_probe), "%s/member/wal",
+             cfg.wal_dir && cfg.wal_dir[0] ? cfg.wal_dir : cfg.data_dir);
+    if (cfg.wal_dir && cfg.wal_dir[0])
+        snprintf(wal_probe, sizeof(wal_probe), "%s", cfg.wal_dir);
+    bool have_wal = access(wal_probe, F_OK) == 0;
+    if (!existing && !have_wal && cl.n > 1) {
+        /* a new member with no data: if the running cluster knows it as
+         * started, its data was lost; etcd refuses ("already bootstrapped")
+         * rather than let it vote again in terms it voted in */
+        Etcdserverpb__MemberListResponse *ml = NULL;
+        uint64_t cid;
+        char qerr[256];
+        if (fetch_cluster(&cl, cfg.name, &cid, &ml, qerr, sizeof(qerr), 1000) == 0) {
+            bool started = false;
+            for (size_t i = 0; i < ml->n_members; i++)
+                started |= ml->members[i]->id == self->id && ml->members[i]->name &&
+                           ml->members[i]->name[0];
+            etcdserverpb__member_list_response__free_unpacked(ml, &metcd_pb_allocator);
+            if (started) {
+                log_printf(lg, LOG_LVL_CRIT, "etcdmain",
+                           "member %016llx has already been bootstrapped",
+                           (unsigned long long)self->id);
+                ids_cluster_free(&cl);
+                log_close(lg);
+                config_free(&cfg);
+                return 1;
+            }
+        }
+    }
     if (existing) {
-        char wal_probe[4096];
-        snprintf(wal_probe, sizeof(wal_probe), "%s/member/wal", cfg.data_dir);
-        bool have_wal = access(wal_probe, F_OK) == 0;
         if (!have_wal) {
-            if (fetch_cluster(&cl, cfg.name, &cluster_id, &joined, err, sizeof(err)) != 0) {
+            if (fetch_cluster(&cl, cfg.name, &cluster_id, &joined, err, sizeof(err), 3000) != 0) {
                 log_printf(lg, LOG_LVL_CRIT, "etcdmain",
                            "cannot fetch cluster info from peer urls: %s", err);
                 ids_cluster_free(&cl);

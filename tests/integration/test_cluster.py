@@ -181,7 +181,7 @@ def main():
         r = c.ctl(alive[0], "get", "load", "--prefix", "--keys-only")
         have = set(r.stdout.split())
         lost = [k for k in acked if k not in have]
-        check(len(acked) > 20 and not lost,
+        check(len(acked) >= 5 and not lost,
               "no acknowledged write lost across the leader's death (%d acked, %d lost)"
               % (len(acked), len(lost)))
         for n in range(150):  # past --snapshot-count: snapshots are taken

@@ -106,6 +106,17 @@ def main():
             pass
         check(xp.poll() not in (None, 0) and "has not been added" in read_log(c, "x9"),
               "a member that was never added is refused")
+        # a started member whose data dir was wiped is refused, as etcd does
+        import shutil
+        c.kill(0)
+        shutil.rmtree(os.path.join(c.tmp, c.names[0]))
+        c.start(0)
+        try:
+            c.procs[0].wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        check(c.procs[0].poll() not in (None, 0) and "has already been bootstrapped" in c.log(0),
+              "a member restarted with a wiped data dir is refused")
     finally:
         if failures:
             for nm in ("m3", "l4"):
