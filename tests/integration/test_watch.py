@@ -23,7 +23,10 @@ WATCHES = [
     ["watch", "p/", "--prefix", "--prev-kv"],
     ["watch", "p/", "--prefix", "-w", "json"],
     ["watch", "", "--from-key", "--rev", "2"],
+    # exec on each event: etcdctl runs the command with ETCD_WATCH_* set
+    ["watch", "a", "--", "sh", "-c", "echo exec $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY $ETCD_WATCH_VALUE $ETCD_WATCH_REVISION"],
 ]
+INTERACTIVE = "watch a\nwatch p/ --prefix\n"
 
 
 def ops(s):
@@ -42,6 +45,11 @@ def run(s):
         procs.append(subprocess.Popen([harness.ETCDCTL, "--endpoints", s.endpoint] + w,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, env=env))
+    procs.append(subprocess.Popen([harness.ETCDCTL, "--endpoints", s.endpoint, "watch", "-i"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env))
+    procs[-1].stdin.write(INTERACTIVE)
+    procs[-1].stdin.flush()
     time.sleep(1.0)
     ops(s)
     time.sleep(1.0)
@@ -67,7 +75,7 @@ def main():
         ours.start()
         ref.start()
         a, b = run(ours), run(ref)
-        for w, oa, ob in zip(WATCHES, a, b):
+        for w, oa, ob in zip(WATCHES + [["watch", "-i"]], a, b):
             checks += 1
             as_json = "json" in w
             if normalize(oa, as_json) != normalize(ob, as_json):
