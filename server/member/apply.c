@@ -440,8 +440,6 @@ void apply_entry(member *m, const raft_entry *e)
         mvcc_put_req p;
         conv_put_req(req->put, &p);
         rc = nospace ? MVCC_ENOSPACE : mvcc_put(m->kv, &p, &res);
-        if (rc == 0)
-            m->puts_total++;
         finish(m, w, rc, &res.resp, MVCC_OP_PUT);
         break;
     }
@@ -449,8 +447,6 @@ void apply_entry(member *m, const raft_entry *e)
         mvcc_delete_req d;
         conv_delete_req(req->delete_range, &d);
         rc = mvcc_delete_range(m->kv, &d, &res);
-        if (rc == 0)
-            m->deletes_total += (uint64_t)res.resp.u.del.deleted;
         finish(m, w, rc, &res.resp, MVCC_OP_DELETE);
         break;
     }

@@ -13,18 +13,14 @@
  * statuses and messages ---- */
 typedef enum member_error {
     MERR_OK = 0,
-    MERR_NO_LEADER = -2000,
     MERR_TIMEOUT = -2001,
     MERR_STOPPED = -2002,
     MERR_TOO_MANY_REQUESTS = -2003,
     MERR_REQUEST_TOO_LARGE = -2004,
     MERR_NO_SPACE = -2005,
     MERR_MEMBER_NOT_FOUND = -2006,
-    MERR_NOT_CAPABLE = -2007,
     MERR_INTERNAL = -2008,
-    MERR_LEADER_CHANGED = -2009,
     MERR_BAD_LEADER_TRANSFEREE = -2010,
-    MERR_UNHEALTHY = -2011,
     MERR_BAD_URLS = -2012,
     MERR_PEER_URL_EXIST = -2013,
     MERR_NOT_ENOUGH_STARTED = -2014,
@@ -44,7 +40,7 @@ void member_error_status(int err, enum rpc_code *code, const char **msg);
 
 /* ---- waiters: proposals parked until applied, with a deadline ---- */
 typedef enum waiter_kind { WAIT_PUT, WAIT_DELETE, WAIT_TXN, WAIT_COMPACT, WAIT_ALARM,
-                           WAIT_CONF, WAIT_PROMOTE, WAIT_INTERNAL } waiter_kind;
+                           WAIT_CONF, WAIT_PROMOTE } waiter_kind;
 
 typedef struct waiter {
     uint64_t id;
@@ -151,13 +147,9 @@ struct member {
     uint64_t snap_index;
     bool removed;
 
-    /* persistence in flight */
-    size_t persist_inflight;
-
     /* metrics */
-    uint64_t proposals_committed, proposals_applied, proposals_failed;
+    uint64_t proposals_applied, proposals_failed;
     uint64_t leader_changes;
-    uint64_t puts_total, deletes_total;
 };
 
 int64_t member_now_ms(void);

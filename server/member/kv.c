@@ -462,7 +462,7 @@ static void read_free(pending_read *r)
     metcd_free(r);
 }
 
-/* Takes reads off the head of the queue while `pred` holds. */
+/* Takes the read at the head of the queue (NULL when empty). */
 static pending_read *reads_pop(member *m)
 {
     pending_read *r = m->reads_head;

@@ -324,7 +324,6 @@ int main(int argc, char **argv)
         .cluster_id = cluster_id,
         .initial_cluster = peers,
         .n_initial_cluster = npeers,
-        .new_cluster = !existing,
         .heartbeat_ms = (uint32_t)cfg.heartbeat_interval_ms,
         .election_ms = (uint32_t)cfg.election_timeout_ms,
         .snapshot_count = cfg.snapshot_count,

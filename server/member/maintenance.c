@@ -148,14 +148,12 @@ static void snap_free(struct snap_stream *s)
     metcd_free(s);
 }
 
-static int snap_send(struct rpc_call *call, struct snap_stream *s, const uint8_t *blob,
-                     size_t len, uint64_t remaining)
+static int snap_send(struct rpc_call *call, const uint8_t *blob, size_t len, uint64_t remaining)
 {
     Etcdserverpb__SnapshotResponse resp = ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
     resp.remaining_bytes = remaining;
     resp.blob.data = (uint8_t *)blob;
     resp.blob.len = len;
-    (void)s;
     return rpc_call_send(call, &resp.base);
 }
 
@@ -175,7 +173,7 @@ static void snap_pump(struct rpc_call *call)
             s->pending_len = (size_t)n;
         }
         if (s->pending_len) {
-            int rc = snap_send(call, s, s->buf, s->pending_len,
+            int rc = snap_send(call, s->buf, s->pending_len,
                                (uint64_t)(s->total - s->sent - (int64_t)s->pending_len));
             if (rc == RPC_ERR_FULL)
                 return; /* on_drain resumes */
@@ -194,7 +192,7 @@ static void snap_pump(struct rpc_call *call)
         uint8_t digest[32];
         unsigned int dlen = 0;
         EVP_DigestFinal_ex(s->sha, digest, &dlen);
-        int rc = snap_send(call, s, digest, sizeof(digest), 0);
+        int rc = snap_send(call, digest, sizeof(digest), 0);
         if (rc == RPC_ERR_FULL) {
             /* keep the digest for on_drain: re-init is not possible, so
              * stash it as the pending chunk */
@@ -219,7 +217,7 @@ static void snap_drain(struct rpc_call *call)
         return;
     if (s->total == -1) {
         /* only the digest is left */
-        if (snap_send(call, s, s->buf, 32, 0) == RPC_ERR_FULL)
+        if (snap_send(call, s->buf, 32, 0) == RPC_ERR_FULL)
             return;
         rpc_call_set_data(call, NULL);
         snap_free(s);

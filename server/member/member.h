@@ -60,7 +60,6 @@ typedef struct member_options {
     uint64_t cluster_id;
     const member_peer *initial_cluster;
     size_t n_initial_cluster;
-    bool new_cluster;
     /* raft */
     uint32_t heartbeat_ms;   /* etcd default 100 */
     uint32_t election_ms;    /* etcd default 1000 */

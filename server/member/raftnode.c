@@ -44,11 +44,6 @@ static void job_free(struct persist_job *j)
     metcd_free(j);
 }
 
-static void send_msgs(member *m, raft_msg *msgs, size_t n)
-{
-    peers_send(m, msgs, n);
-}
-
 static void fatal(member *m, const char *what, int rc, const char *detail)
 {
     member_logf(m, MLOG_CRIT, "etcdserver", "%s: %s (%s)", what, wal_strerror(rc),
@@ -77,14 +72,13 @@ static void job_durable(struct persist_job *j)
         m->snapshot_index = j->snap->meta.index;
         raft_applied(m->raft, j->snap->meta.index);
     }
-    send_msgs(m, j->msgs, j->n_msgs);
+    peers_send(m, j->msgs, j->n_msgs);
 }
 
 static void on_wal_done(void *arg, int status)
 {
     struct persist_job *j = arg;
     member *m = j->m;
-    m->persist_inflight--;
     if (status) {
         fatal(m, "failed to save raft state to the WAL", status, wal_errmsg(m->wal));
         job_free(j);
@@ -118,7 +112,6 @@ static int persist_barrier(member *m, struct raft_ready *rd)
     wal_write wr = {0};
     int rc = wal_append(m->wal, &wr, on_wal_done, j);
     if (rc == 0) {
-        m->persist_inflight++;
         return 0;
     }
     if (rc == BACKEND_EWAL_FULL && wal_append_sync(m->wal, &wr) == 0) {
@@ -197,7 +190,6 @@ static int persist(member *m, struct raft_ready *rd)
             j = NULL;
         }
     } else if (rc == 0) {
-        m->persist_inflight++;
         j = NULL;
     }
     if (rc)
@@ -334,7 +326,7 @@ static void process_ready(member *m)
             m->term = rd.hard_state.term;
         if (rd.has_soft_state)
             on_soft_state(m, &rd.soft_state);
-        send_msgs(m, rd.msgs, rd.n_msgs);
+        peers_send(m, rd.msgs, rd.n_msgs);
         if (rd.snapshot) {
             char err[512];
             if (peers_install_snapshot(m, rd.snapshot, err, sizeof(err)) != 0) {
