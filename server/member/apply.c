@@ -412,7 +412,9 @@ static void finish(member *m, waiter *w, int rc, const mvcc_op_resp *r, int kind
 {
     if (!w)
         return;
-    if (w->call) {
+    if (w->done) {
+        w->done(m, w->done_arg, rc, rc ? NULL : r);
+    } else if (w->call) {
         if (rc)
             member_fail_call(w->call, rc);
         else
@@ -509,14 +511,14 @@ void apply_entry(member *m, const raft_entry *e)
     }
     case MEMBERPB__REQUEST__OP_PUBLISH:
         apply_publish(m, req->publish);
-        metcd_free(w);
+        finish(m, w, 0, NULL, MVCC_OP_NONE);
         break;
     case MEMBERPB__REQUEST__OP_CLUSTER_VERSION:
         apply_cluster_version(m, req->cluster_version->version);
-        metcd_free(w);
+        finish(m, w, 0, NULL, MVCC_OP_NONE);
         break;
     default:
-        metcd_free(w);
+        finish(m, w, MERR_INTERNAL, NULL, MVCC_OP_NONE);
         break;
     }
     mvcc_result_free(&res);

@@ -40,12 +40,20 @@ void member_error_status(int err, enum rpc_code *code, const char **msg);
 
 /* ---- waiters: proposals parked until applied, with a deadline ---- */
 typedef enum waiter_kind { WAIT_PUT, WAIT_DELETE, WAIT_TXN, WAIT_COMPACT, WAIT_ALARM,
-                           WAIT_CONF, WAIT_PROMOTE } waiter_kind;
+                           WAIT_CONF, WAIT_PROMOTE, WAIT_LEASE } waiter_kind;
+
+/* An internal proposal's completion (member_propose): rc is 0 and r the
+ * applied result (borrowed for the call; NULL for requests without one),
+ * or rc is an error (timeout, stopped, the apply's own error) and r NULL.
+ * Runs on the loop, exactly once. */
+typedef void (*member_done_fn)(member *m, void *arg, int rc, const mvcc_op_resp *r);
 
 typedef struct waiter {
     uint64_t id;
     waiter_kind kind;
     struct rpc_call *call; /* NULL once the client went away */
+    member_done_fn done;   /* internal proposals instead of a call */
+    void *done_arg;
     int64_t deadline_ms;
     bool physical; /* compaction: answer once the physical work is done */
     struct waiter *hnext;             /* hash chain */
@@ -170,6 +178,16 @@ waiter *wait_take(member *m, uint64_t id);
 void wait_forget_call(member *m, struct rpc_call *call);
 void wait_sweep(member *m, int64_t now_ms);
 void wait_fail_all(member *m, int err);
+/* Ends a waiter that will not be applied: fails its call or runs its
+ * callback with err, then frees it. */
+void wait_fail(member *m, waiter *w, int err);
+
+/* Proposes req (its id is set here) and runs done(arg) once it is applied
+ * or failed. check_quota: refuse with MERR_NO_SPACE past the backend quota
+ * (writes that may grow the database). Returns 0, or an error with done
+ * never called. */
+int member_propose(member *m, Memberpb__Request *req, waiter_kind kind, bool check_quota,
+                   member_done_fn done, void *arg);
 
 /* apply.c */
 void apply_entry(member *m, const raft_entry *e);

@@ -615,18 +615,18 @@ static bool quota_ok(member *m, size_t cost)
     return false;
 }
 
-static void propose_call(member *m, struct rpc_call *call, waiter_kind kind,
-                         Memberpb__Request *req, bool check_quota, bool physical)
+/* Registers a waiter for req (a call's or a callback's) and proposes it.
+ * Returns 0, or an error with nothing registered. */
+static int propose(member *m, Memberpb__Request *req, waiter_kind kind, bool check_quota,
+                   struct rpc_call *call, member_done_fn done, void *arg, bool physical)
 {
-    if (check_quota && !quota_ok(m, memberpb__request__get_packed_size(req) + 64)) {
-        member_fail_call(call, MERR_NO_SPACE);
-        return;
-    }
+    if (check_quota && !quota_ok(m, memberpb__request__get_packed_size(req) + 64))
+        return MERR_NO_SPACE;
     waiter *w = wait_register(m, kind, call);
-    if (!w) {
-        member_fail_call(call, MERR_TOO_MANY_REQUESTS);
-        return;
-    }
+    if (!w)
+        return MERR_TOO_MANY_REQUESTS;
+    w->done = done;
+    w->done_arg = arg;
     w->physical = physical;
     req->id = w->id;
     size_t max = m->opt.max_request_bytes ? m->opt.max_request_bytes : 1572864;
@@ -638,8 +638,22 @@ static void propose_call(member *m, struct rpc_call *call, waiter_kind kind,
     if (rc) {
         metcd_free(wait_take(m, w->id));
         m->proposals_failed++;
-        member_fail_call(call, rc);
     }
+    return rc;
+}
+
+int member_propose(member *m, Memberpb__Request *req, waiter_kind kind, bool check_quota,
+                   member_done_fn done, void *arg)
+{
+    return propose(m, req, kind, check_quota, NULL, done, arg, false);
+}
+
+static void propose_call(member *m, struct rpc_call *call, waiter_kind kind,
+                         Memberpb__Request *req, bool check_quota, bool physical)
+{
+    int rc = propose(m, req, kind, check_quota, call, NULL, NULL, physical);
+    if (rc)
+        member_fail_call(call, rc);
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */

@@ -95,14 +95,21 @@ void wait_forget_call(member *m, struct rpc_call *call)
             w->call = NULL;
 }
 
+void wait_fail(member *m, waiter *w, int err)
+{
+    if (w->done)
+        w->done(m, w->done_arg, err, NULL);
+    else if (w->call)
+        member_fail_call(w->call, err);
+    metcd_free(w);
+}
+
 void wait_sweep(member *m, int64_t now_ms)
 {
     while (m->fifo_head && m->fifo_head->deadline_ms <= now_ms) {
         waiter *w = m->fifo_head;
         unlink_waiter(m, w);
-        if (w->call)
-            member_fail_call(w->call, MERR_TIMEOUT);
-        metcd_free(w);
+        wait_fail(m, w, MERR_TIMEOUT);
     }
 }
 
@@ -111,15 +118,11 @@ void wait_fail_all(member *m, int err)
     while (m->fifo_head) {
         waiter *w = m->fifo_head;
         unlink_waiter(m, w);
-        if (w->call)
-            member_fail_call(w->call, err);
-        metcd_free(w);
+        wait_fail(m, w, err);
     }
     while (m->compact_waiters) {
         waiter *w = m->compact_waiters;
         m->compact_waiters = w->next;
-        if (w->call)
-            member_fail_call(w->call, err);
-        metcd_free(w);
+        wait_fail(m, w, err);
     }
 }
