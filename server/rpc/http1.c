@@ -25,10 +25,18 @@ struct rpc_http_req {
     size_t body_len;
     bool keep_alive;
     bool streaming;      /* chunked answer begun */
+    bool answered;       /* respond or stream_begin called */
+    char *extra;         /* owned: added response header lines, "Name: value\r\n"... */
+    size_t extra_len;
+    void (*on_drain)(struct rpc_http_req *req, void *data);
+    void *drain_data;
+    bool want_drain;     /* a stream write found the output full */
+    void *data;          /* the handler's */
 };
 
 struct rpc_http_conn {
     struct rpc_http_req *req; /* the request being answered, or NULL */
+    bool continue_sent;       /* "100 Continue" written for the request waiting */
 };
 
 static void req_free(struct rpc_http_req *r)
@@ -37,6 +45,7 @@ static void req_free(struct rpc_http_req *r)
         return;
     metcd_free(r->head);
     metcd_free(r->body);
+    metcd_free(r->extra);
     metcd_free(r);
 }
 
@@ -53,14 +62,18 @@ static const char *reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Request Entity Too Large";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Unknown";
     }
 }
@@ -74,6 +87,13 @@ static void on_h1_readable(struct bufferevent *bev, void *arg)
 static void on_h1_written(struct bufferevent *bev, void *arg)
 {
     (void)bev;
+    struct rpc_conn *c = arg;
+    struct rpc_http_req *r = c->h1 ? c->h1->req : NULL;
+    if (r && r->streaming && r->want_drain && r->on_drain) {
+        r->want_drain = false;
+        r->on_drain(r, r->drain_data); /* may end the request */
+        return;
+    }
     rpc_http1_on_written(arg);
 }
 
@@ -106,7 +126,7 @@ int rpc_http1_start(struct rpc_conn *c)
     /* Reading goes on while a request is handled (to notice the client
      * leaving), bounded: one more request head and body at most. */
     bufferevent_setwatermark(c->bev, EV_READ, 0,
-                             2 * RPC_HTTP1_MAX_HEAD + c->srv->cfg.max_recv_msg_size);
+                             2 * RPC_HTTP1_MAX_HEAD + c->srv->cfg.max_http_body);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
         return RPC_ERR_IO;
     rpc_conn_schedule(c); /* bytes are already waiting */
@@ -133,14 +153,16 @@ void rpc_http1_drop(struct rpc_conn *c)
     c->h1 = NULL;
 }
 
-/* Writes a complete response; body copied. */
+/* Writes a complete response; body copied; extra: added header lines. */
 static int write_response(struct rpc_conn *c, int status, const char *ctype, const void *body,
-                          size_t len, bool close)
+                          size_t len, bool close, const char *extra, size_t extra_len)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int rc = evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
     if (rc >= 0 && ctype)
         rc = evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (rc >= 0 && extra_len)
+        rc = evbuffer_add(out, extra, extra_len);
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", len,
                                  close ? "Connection: close\r\n" : "");
@@ -151,7 +173,7 @@ static int write_response(struct rpc_conn *c, int status, const char *ctype, con
 
 static void fail(struct rpc_conn *c, int status, const char *text)
 {
-    write_response(c, status, "text/plain; charset=utf-8", text, strlen(text), true);
+    write_response(c, status, "text/plain; charset=utf-8", text, strlen(text), true, NULL, 0);
     c->close_after_write = true;
     bufferevent_disable(c->bev, EV_READ);
 }
@@ -249,7 +271,7 @@ void rpc_http1_on_read(struct rpc_conn *c)
             unsigned long long v = strtoull(cl, &e, 10);
             if (*e || e == cl)
                 st = 400;
-            else if (v > c->srv->cfg.max_recv_msg_size)
+            else if (v > c->srv->cfg.max_http_body)
                 st = 413;
             else
                 body_len = (size_t)v;
@@ -261,9 +283,15 @@ void rpc_http1_on_read(struct rpc_conn *c)
         return;
     }
     if (evbuffer_get_length(in) < head_len + body_len) {
+        const char *expect = rpc_http_header(r, "expect");
+        if (expect && strcasecmp(expect, "100-continue") == 0 && !c->h1->continue_sent &&
+            evbuffer_add_printf(bufferevent_get_output(c->bev),
+                                "HTTP/1.1 100 Continue\r\n\r\n") > 0)
+            c->h1->continue_sent = true;
         req_free(r); /* wait for the body; parse again then */
         return;
     }
+    c->h1->continue_sent = false;
     evbuffer_drain(in, head_len);
     r->body = metcd_malloc(body_len ? body_len : 1);
     if (!r->body) {
@@ -278,7 +306,7 @@ void rpc_http1_on_read(struct rpc_conn *c)
         bool ka = r->keep_alive && !c->srv->shutting_down;
         req_free(r);
         write_response(c, 404, "text/plain; charset=utf-8", not_found, sizeof not_found - 1,
-                       !ka);
+                       !ka, NULL, 0);
         if (!ka)
             c->close_after_write = true;
         else
@@ -321,7 +349,8 @@ int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_t
     struct rpc_conn *c = req->conn;
     bool close = !req->keep_alive || c->close_after_write || c->srv->shutting_down;
     /* Write first: body may point into the request (an echo). */
-    int rc = write_response(c, status, content_type, body, len, close);
+    int rc = write_response(c, status, content_type, body, len, close, req->extra,
+                            req->extra_len);
     c->h1->req = NULL;
     req_free(req);
     if (close || rc != 0) {
@@ -342,11 +371,55 @@ int rpc_http_stream_begin(struct rpc_http_req *req, int status, const char *cont
     int rc = evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
     if (rc >= 0 && content_type)
         rc = evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+    if (rc >= 0 && req->extra_len)
+        rc = evbuffer_add(out, req->extra, req->extra_len);
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n\r\n");
     if (rc < 0)
         return RPC_ERR_NOMEM;
     req->streaming = true;
+    req->answered = true;
+    return 0;
+}
+
+void rpc_http_set_data(struct rpc_http_req *req, void *data)
+{
+    if (req)
+        req->data = data;
+}
+
+void *rpc_http_get_data(const struct rpc_http_req *req)
+{
+    return req ? req->data : NULL;
+}
+
+void rpc_http_stream_on_drain(struct rpc_http_req *req,
+                              void (*fn)(struct rpc_http_req *req, void *data), void *data)
+{
+    if (!req)
+        return;
+    req->on_drain = fn;
+    req->drain_data = data;
+}
+
+int rpc_http_add_header(struct rpc_http_req *req, const char *name, const char *value)
+{
+    if (!req || !name || !value || !*name)
+        return RPC_ERR_INVAL;
+    if (req->answered)
+        return RPC_ERR_STATE;
+    if (strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n"))
+        return RPC_ERR_INVAL;
+    size_t nl = strlen(name), vl = strlen(value);
+    char *n = metcd_realloc(req->extra, req->extra_len + nl + vl + 5);
+    if (!n)
+        return RPC_ERR_NOMEM;
+    req->extra = n;
+    memcpy(n + req->extra_len, name, nl);
+    memcpy(n + req->extra_len + nl, ": ", 2);
+    memcpy(n + req->extra_len + nl + 2, value, vl);
+    memcpy(n + req->extra_len + nl + 2 + vl, "\r\n", 2);
+    req->extra_len += nl + vl + 4;
     return 0;
 }
 
@@ -358,8 +431,10 @@ int rpc_http_stream_write(struct rpc_http_req *req, const void *data, size_t len
         return 0; /* a zero chunk would end the body */
     struct rpc_conn *c = req->conn;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) >= c->srv->cfg.conn_queue_bytes)
+    if (evbuffer_get_length(out) >= c->srv->cfg.conn_queue_bytes) {
+        req->want_drain = true;
         return RPC_ERR_FULL;
+    }
     if (evbuffer_add_printf(out, "%zx\r\n", len) < 0 || evbuffer_add(out, data, len) != 0 ||
         evbuffer_add(out, "\r\n", 2) != 0)
         return RPC_ERR_NOMEM;

@@ -170,6 +170,10 @@ struct rpc_server_config {
      * this (or with no open stream, more than every 2 h) earn strikes; after
      * 2 the connection gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings". */
     uint32_t keepalive_min_time_ms;
+    /* Largest HTTP/1.1 request body (0: max_recv_msg_size). The JSON
+     * gateway's bodies carry base64 and field names: they run larger than
+     * the protobuf messages they become. */
+    size_t max_http_body;
     /* Sniffing: a connection whose first bytes do not arrive within this
      * many ms is closed (0: 10000). Also the HTTP/1.1 idle timeout. */
     uint32_t handshake_timeout_ms;
@@ -304,8 +308,17 @@ const char *rpc_http_path(const struct rpc_http_req *req);   /* without query */
 const char *rpc_http_query(const struct rpc_http_req *req);  /* after '?', or "" */
 /* Header value (case-insensitive name), NULL when absent. */
 const char *rpc_http_header(const struct rpc_http_req *req, const char *name);
-/* Request body (borrowed; *len set). */
+/* Request body (borrowed; *len set). A request with "Expect:
+ * 100-continue" got its "100 Continue" before the body was read, as
+ * Go's net/http sends it. */
 const void *rpc_http_body(const struct rpc_http_req *req, size_t *len);
+/* The route handler's pointer for this request (NULL until set). */
+void rpc_http_set_data(struct rpc_http_req *req, void *data);
+void *rpc_http_get_data(const struct rpc_http_req *req);
+/* Adds a response header (name and value copied; no CR or LF in them)
+ * to the answer not begun yet: RPC_ERR_STATE after rpc_http_respond or
+ * rpc_http_stream_begin, RPC_ERR_INVAL for a bad name or value. */
+int rpc_http_add_header(struct rpc_http_req *req, const char *name, const char *value);
 /* Answers: body copied; content_type may be NULL. Frees the request. */
 int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_type,
                      const void *body, size_t len);
@@ -318,6 +331,11 @@ int rpc_http_respond(struct rpc_http_req *req, int status, const char *content_t
 int rpc_http_stream_begin(struct rpc_http_req *req, int status, const char *content_type);
 int rpc_http_stream_write(struct rpc_http_req *req, const void *data, size_t len);
 int rpc_http_stream_end(struct rpc_http_req *req);
+/* After a write returned RPC_ERR_FULL, `fn` (borrowed) runs on the loop
+ * once the connection has written out what it held: write again then.
+ * Set it once per request (NULL: none). */
+void rpc_http_stream_on_drain(struct rpc_http_req *req,
+                              void (*fn)(struct rpc_http_req *req, void *data), void *data);
 
 /* ------------------------------------------------------------------------ */
 /* Client                                                                   */

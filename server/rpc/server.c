@@ -39,6 +39,8 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
         c->max_concurrent_streams = 0xffffffffu;
     if (!c->max_recv_msg_size)
         c->max_recv_msg_size = RPC_DEFAULT_MAX_RECV;
+    if (!c->max_http_body)
+        c->max_http_body = c->max_recv_msg_size;
     if (!c->max_send_msg_size)
         c->max_send_msg_size = RPC_DEFAULT_MAX_SEND;
     if (!c->stream_queue_bytes)

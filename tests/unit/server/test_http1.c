@@ -80,9 +80,41 @@ static void on_park_abort(struct rpc_http_req *req, void *data)
     aborted++;
 }
 
+/* /drain: writes until the connection is full, then once more when it
+ * has drained, then ends. */
+static int drain_calls, drain_chunks;
+
+static void on_drained(struct rpc_http_req *req, void *data)
+{
+    ck_assert_ptr_eq(data, &drain_calls);
+    drain_calls++;
+    ck_assert_int_eq(rpc_http_stream_write(req, "last", 4), 0);
+    ck_assert_int_eq(rpc_http_stream_end(req), 0);
+}
+
+static void on_drain_route(struct rpc_http_req *req, void *data)
+{
+    (void)data;
+    static char chunk[1000];
+    memset(chunk, 'z', sizeof chunk);
+    ck_assert_int_eq(rpc_http_add_header(req, "X-Extra", "1"), 0);
+    ck_assert_int_eq(rpc_http_add_header(req, "Bad:Name", "1"), RPC_ERR_INVAL);
+    ck_assert_int_eq(rpc_http_add_header(req, "X-Bad", "a\r\nb"), RPC_ERR_INVAL);
+    rpc_http_set_data(req, &drain_chunks);
+    ck_assert_ptr_eq(rpc_http_get_data(req), &drain_chunks);
+    ck_assert_int_eq(rpc_http_stream_begin(req, 200, NULL), 0);
+    ck_assert_int_eq(rpc_http_add_header(req, "X-Late", "1"), RPC_ERR_STATE);
+    rpc_http_stream_on_drain(req, on_drained, &drain_calls);
+    int rc;
+    while ((rc = rpc_http_stream_write(req, chunk, sizeof chunk)) == 0)
+        drain_chunks++;
+    ck_assert_int_eq(rc, RPC_ERR_FULL);
+}
+
 static void setup(void)
 {
-    struct rpc_server_config cfg = {.max_recv_msg_size = 100};
+    struct rpc_server_config cfg = {.max_recv_msg_size = 100, .max_http_body = 150,
+                                    .conn_queue_bytes = 4096};
     fixture_setup(&f, &cfg);
     ck_assert_int_eq(rpc_server_route(f.srv, "/v3/", on_echo, NULL, "prefix"), 0);
     ck_assert_int_eq(rpc_server_route(f.srv, "/v3/kv/range", on_echo, NULL, "exact"), 0);
@@ -91,6 +123,8 @@ static void setup(void)
     ck_assert_int_eq(rpc_server_route(f.srv, "/body", on_body_echo, NULL, NULL), 0);
     ck_assert_int_eq(rpc_server_route(f.srv, "/stream", on_stream_route, on_stream_abort, NULL),
                      0);
+    ck_assert_int_eq(rpc_server_route(f.srv, "/drain", on_drain_route, NULL, NULL), 0);
+    drain_calls = drain_chunks = 0;
     streamed = NULL;
     stream_aborts = 0;
     later_ev = evtimer_new(f.base, on_later_timer, NULL);
@@ -197,7 +231,15 @@ END_TEST
 
 START_TEST(limits)
 {
-    roundtrip("POST /health HTTP/1.1\r\nContent-Length: 101\r\n\r\n", "\r\n\r\n");
+    /* bodies are bounded by max_http_body, not by the gRPC message limit */
+    char body[121];
+    memset(body, 'b', 120);
+    body[120] = 0;
+    char req[300];
+    snprintf(req, sizeof req, "POST /health HTTP/1.1\r\nContent-Length: 120\r\n\r\n%s", body);
+    roundtrip(req, "|-");
+    ck_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    roundtrip("POST /health HTTP/1.1\r\nContent-Length: 151\r\n\r\n", "\r\n\r\n");
     ck_assert(strncmp(buf, "HTTP/1.1 413", 12) == 0);
     bool eof;
     sock_read_until(&f, fd, buf, sizeof buf, NULL, 500, &eof);
@@ -242,6 +284,52 @@ START_TEST(body_arrives_later)
 }
 END_TEST
 
+START_TEST(expect_continue)
+{
+    /* as Go's net/http: "100 Continue" before the body, once per request */
+    for (int i = 0; i < 2; i++) {
+        static const char head[] =
+            "POST /health HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n";
+        sock_write(fd, head, strlen(head));
+        sock_read_until(&f, fd, buf, sizeof buf, "\r\n\r\n", 1000, NULL);
+        ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+        sock_write(fd, "abcdef", 6);
+        sock_read_until(&f, fd, buf, sizeof buf, "|-", 1000, NULL);
+        ck_assert(strncmp(buf, "HTTP/1.1 200 OK", 15) == 0);
+        ck_assert_ptr_nonnull(strstr(buf, "health|POST|/health||abcdef|-"));
+    }
+    /* the body already there: no interim answer */
+    roundtrip("POST /health HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nxy",
+              "|-");
+    ck_assert(strncmp(buf, "HTTP/1.1 200 OK", 15) == 0);
+}
+END_TEST
+
+START_TEST(headers_and_drain)
+{
+    static const char get[] = "GET /drain HTTP/1.1\r\n\r\n";
+    sock_write(fd, get, strlen(get));
+    size_t total = 0;
+    char *all = malloc(1 << 20);
+    bool done = false;
+    for (int i = 0; i < 400 && !done; i++) {
+        sock_read_until(&f, fd, buf, sizeof buf, NULL, 5, NULL);
+        size_t n = strlen(buf);
+        ck_assert_uint_lt(total + n, 1 << 20);
+        memcpy(all + total, buf, n);
+        total += n;
+        all[total] = 0;
+        done = strstr(all, "4\r\nlast\r\n0\r\n\r\n") != NULL;
+    }
+    ck_assert(done);
+    ck_assert_ptr_nonnull(strstr(all, "\r\nX-Extra: 1\r\n"));
+    ck_assert_ptr_null(strstr(all, "X-Late"));
+    ck_assert_int_eq(drain_calls, 1);
+    ck_assert_int_ge(drain_chunks, 4);
+    free(all);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server/http1");
@@ -257,6 +345,8 @@ int main(void)
     tcase_add_test(tc, limits);
     tcase_add_test(tc, http10_closes);
     tcase_add_test(tc, body_arrives_later);
+    tcase_add_test(tc, expect_continue);
+    tcase_add_test(tc, headers_and_drain);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
