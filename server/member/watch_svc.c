@@ -4,8 +4,10 @@
  * through send_response and leave as WatchResponse messages with etcd's
  * header. A full outbound queue is reported back (WATCH_SEND_FULL) so the
  * store parks the watcher as a victim; the transport's drain callback
- * retries it. As etcd's serverWatchStream, the stream ends when the client
- * closes its side. */
+ * retries it. As etcd 3.4's serverWatchStream, the client closing its
+ * side ends nothing (its recvLoop returns on EOF and the stream lives on
+ * until the client cancels it): a gateway watch (curl -d, one request and
+ * a half-close) keeps delivering events. */
 #include "server/member/internal.h"
 
 #include "common/mem.h"
@@ -136,15 +138,6 @@ static void on_message(struct rpc_call *call, const ProtobufCMessage *msg)
     }
 }
 
-static void on_half_close(struct rpc_call *call)
-{
-    struct watch_call *wc = rpc_call_get_data(call);
-    rpc_call_set_data(call, NULL);
-    if (wc)
-        watch_call_free(wc);
-    rpc_call_finish(call, RPC_CODE_OK, NULL);
-}
-
 static void on_cancel(struct rpc_call *call, enum rpc_code code)
 {
     (void)code;
@@ -163,7 +156,7 @@ static void on_drain(struct rpc_call *call)
 
 static const struct rpc_method watch_methods[] = {
     {"/etcdserverpb.Watch/Watch", RPC_BIDI, &etcdserverpb__watch_request__descriptor,
-     &etcdserverpb__watch_response__descriptor, on_open, on_message, on_half_close, on_cancel,
+     &etcdserverpb__watch_response__descriptor, on_open, on_message, NULL, on_cancel,
      on_drain},
 };
 
