@@ -102,6 +102,7 @@ struct member {
     raft *raft;
     raft_mem_storage *ms;
     struct rpc_server *rpc;
+    struct gateway *gw; /* the JSON gateway on the client port */
 
     uint64_t id, cluster_id;
     uint64_t term, lead;

@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "server/channelz/channelz.h"
+#include "server/gateway/gateway.h"
 #include "watch/watch.h"
 
 #include <errno.h>
@@ -122,6 +123,9 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         .keepalive_interval_ms = m->opt.grpc_keepalive_interval_ms,
         .keepalive_timeout_ms = m->opt.grpc_keepalive_timeout_ms,
         .keepalive_min_time_ms = m->opt.grpc_keepalive_min_time_ms,
+        /* gateway bodies: base64 and field names around the message */
+        .max_http_body = 4 * ((m->opt.max_request_bytes ? m->opt.max_request_bytes : 1572864) +
+                              512 * 1024),
         .name = m->opt.name,
         .channelz = m->cz,
     };
@@ -157,12 +161,25 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
                                : "not an http://host:port URL");
             return RPC_ERR_INVAL;
         }
-        rc = rpc_server_listen(m->rpc, host, port, NULL);
+        uint16_t bound = port;
+        rc = rpc_server_listen(m->rpc, host, port, &bound);
         if (rc) {
             snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
             return rc;
         }
         member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u", host, port);
+        if (i == 0) {
+            /* the JSON gateway calls this member's gRPC server, as etcd's does */
+            char url[300];
+            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u",
+                     host, bound);
+            struct gateway_config gc = {.endpoint = url};
+            rc = gateway_new(&m->gw, m->rpc, m->base, &gc);
+            if (rc) {
+                snprintf(errbuf, errlen, "cannot start the gateway: %s", gateway_strerror(rc));
+                return rc;
+            }
+        }
     }
     return 0;
 }
@@ -296,6 +313,8 @@ void member_stop(member *m)
     wait_fail_all(m, MERR_STOPPED);
     reads_fail_all(m, MERR_STOPPED);
     lease_stop(m);
+    gateway_free(m->gw); /* answers its HTTP requests: before the server goes */
+    m->gw = NULL;
     rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
     watch_store_free(m->watch);

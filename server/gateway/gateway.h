@@ -1,0 +1,75 @@
+/* server/gateway/gateway.h - etcd 3.4's HTTP/JSON gateway on the client
+ * port: every v3 RPC at its grpc-gateway path under /v3/ and /v3beta/
+ * (etcd's `google.api.http` annotations, quirks included: Hash and HashKV
+ * share /v3/maintenance/hash and Hash, registered first, answers), the
+ * body read as JSON (pbjson), the answer written as JSON.
+ *
+ * Like etcd's, the gateway is a client of the member's own gRPC server:
+ * every request becomes a call over ONE HTTP/2 connection to the member's
+ * first client URL, so gateway calls share that connection's
+ * SETTINGS_MAX_CONCURRENT_STREAMS (--max-concurrent-streams) and wait for
+ * a free stream as grpc-go's do, and whatever the gRPC side answers is
+ * what the HTTP client gets:
+ *   - unary: 200 and the response's JSON, or grpc-gateway's error body
+ *     {"error":m,"message":m,"code":c} with its status for the code
+ *     (InvalidArgument 400, NotFound 404, Unavailable 503, ...);
+ *   - streams (watch, lease keep-alive, snapshot, observe): chunked 200,
+ *     one {"result":...} object and a newline per response; a bidi body
+ *     may hold several requests one after the other; the call stays open
+ *     until the server ends it or the HTTP client goes;
+ *   - a body that is not the request's JSON: 400 with Go's text and code
+ *     3 (500 and code 2 for the first request of a bidi stream, as etcd);
+ *   - an unknown path under /v3/: 404 "Not Found", a method other than
+ *     POST on a known one: 405 "Method Not Allowed" (grpc-gateway's mux);
+ *     /v3 alone: 301 to /v3/.
+ * Request headers "Authorization" and "Grpc-Metadata-<Key>" become call
+ * metadata ("authorization", "<key>"). Responses carry etcd's CORS
+ * headers; OPTIONS gets an empty 200.
+ *
+ * Bounded: a stream whose HTTP client reads slower than the server sends
+ * keeps at most GATEWAY_MAX_PENDING bytes of answers; past that the call
+ * is cancelled and the HTTP stream ended.
+ *
+ * Loop thread only. Errors are negative `enum gateway_error` values
+ * (range -4300..-4399). */
+#ifndef METCD_SERVER_GATEWAY_H
+#define METCD_SERVER_GATEWAY_H
+
+#include <stddef.h>
+
+struct event_base;
+struct rpc_server;
+struct gateway;
+
+enum gateway_error {
+    GATEWAY_OK = 0,
+    GATEWAY_ERR_NOMEM = -4300,
+    GATEWAY_ERR_INVAL = -4301,
+};
+
+#define GATEWAY_MAX_PENDING (4u << 20)
+
+struct gateway_config {
+    /* The gRPC server to forward to: "http://host:port" (copied). A
+     * wildcard host (0.0.0.0, ::) is reached through loopback. */
+    const char *endpoint;
+    /* Largest response message accepted from the server (0: 2 GiB - 1,
+     * as etcd's gateway dials with math.MaxInt32). */
+    size_t max_recv_msg_size;
+};
+
+/* Registers the gateway's routes on srv (borrowed; must outlive the
+ * gateway) and prepares its client on base (borrowed); the connection is
+ * made at the first request. Caller frees with gateway_free. */
+int gateway_new(struct gateway **out, struct rpc_server *srv, struct event_base *base,
+                const struct gateway_config *cfg);
+
+/* Ends every open request (a unary one gets 503, a stream is ended),
+ * cancels the calls, closes the connection and frees. Call it before
+ * rpc_server_free: the routes stay registered but answer 503 afterwards
+ * would need the gateway, so the server must be freed next. NULL-safe. */
+void gateway_free(struct gateway *gw);
+
+const char *gateway_strerror(int err);
+
+#endif
