@@ -121,10 +121,8 @@ static void on_defragment(struct rpc_call *call, const ProtobufCMessage *msg)
     member_logf(m, MLOG_NOTICE, "etcdserver",
                 "finished defragmenting the storage backend (%lld bytes -> %lld bytes)",
                 (long long)before, (long long)backend_size(m->be));
+    /* an empty answer, as etcd 3.4's */
     Etcdserverpb__DefragmentResponse resp = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, mvcc_current_rev(m->kv));
-    resp.header = &h;
     rpc_call_reply(call, &resp.base);
 }
 
@@ -284,10 +282,8 @@ static void on_alarm(struct rpc_call *call, const ProtobufCMessage *msg)
     member *m = rpc_call_service_data(call);
     Etcdserverpb__AlarmRequest *a = (Etcdserverpb__AlarmRequest *)msg;
     if (a->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+        /* no header, as etcd 3.4 (its applier fills none for alarms) */
         Etcdserverpb__AlarmResponse resp = ETCDSERVERPB__ALARM_RESPONSE__INIT;
-        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-        fill_header(m, &h, mvcc_current_rev(m->kv));
-        resp.header = &h;
         Etcdserverpb__AlarmMember am[16];
         Etcdserverpb__AlarmMember *ptr[16];
         size_t n = 0;
@@ -338,10 +334,8 @@ static void move_leader_reply(member *m, int err)
                 (unsigned long long)m->id, (unsigned long long)m->move_from,
                 (unsigned long long)m->move_transferee,
                 (long long)(member_now_ms() - m->move_start_ms));
+    /* an empty answer, as etcd 3.4's */
     Etcdserverpb__MoveLeaderResponse resp = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, mvcc_current_rev(m->kv));
-    resp.header = &h;
     rpc_call_reply(call, &resp.base);
 }
 
