@@ -920,7 +920,8 @@ int gj_read(const char *buf, size_t len, size_t *pos, struct gj_doc *doc, char *
         goto out;
 done:
     *pos = i;
-    qsort(doc->spans, doc->n_spans, sizeof *doc->spans, cmp_span);
+    if (doc->n_spans)
+        qsort(doc->spans, doc->n_spans, sizeof *doc->spans, cmp_span);
 out:
     if (rc == PBJSON_ERR_SYNTAX)
         snprintf(err, errlen, "%s", s.err);
@@ -936,6 +937,8 @@ out:
 static const struct gj_span *find_span(const struct gj_doc *doc, const json_t *v)
 {
     struct gj_span key = {.v = v};
+    if (!doc->n_spans)
+        return NULL;
     return bsearch(&key, doc->spans, doc->n_spans, sizeof key, cmp_span);
 }
 

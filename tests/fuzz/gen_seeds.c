@@ -1,7 +1,8 @@
 /* tests/fuzz/gen_seeds.c - writes starting inputs for the fuzz targets into
- * DIR/h2_server, DIR/sniff_http1 and DIR/deframe: real client sessions
- * serialised by nghttp2 (the h2 seeds without the preface, which the
- * target adds) and HTTP/1.1 requests. Usage: gen_seeds DIR */
+ * DIR/h2_server, DIR/sniff_http1, DIR/deframe and DIR/pbjson: real client
+ * sessions serialised by nghttp2 (the h2 seeds without the preface, which
+ * the target adds), HTTP/1.1 requests and gateway bodies ("type\nJSON").
+ * Usage: gen_seeds DIR */
 #include "echo.pb-c.h"
 
 #include <unistd.h>
@@ -225,6 +226,31 @@ int main(int argc, char **argv)
         char name[16];
         snprintf(name, sizeof name, "req%zu", i);
         save(dir, "sniff_http1", name, (const uint8_t *)http1[i], strlen(http1[i]));
+    }
+    static const char *pbjson[] = {
+        "etcdserverpb.PutRequest\n{\"key\":\"Zm9v\",\"value\":\"YmFy\",\"lease\":\"7\",\"prev_kv\":true}",
+        "etcdserverpb.RangeRequest\n{\"key\":\"YS8=\",\"range_end\":\"YTA=\",\"limit\":2,"
+        "\"sort_order\":\"DESCEND\",\"sortTarget\":\"MOD\",\"keysOnly\":true,"
+        "\"min_mod_revision\":-1,\"max_create_revision\":\"9223372036854775807\"}",
+        "etcdserverpb.TxnRequest\n{\"compare\":[{\"key\":\"Zm9v\",\"target\":\"VALUE\","
+        "\"result\":\"EQUAL\",\"value\":\"YmFy\"},{\"target\":1,\"create_revision\":null}],"
+        "\"success\":[{\"request_put\":{\"key\":[102,111,111]}},{\"requestTxn\":{\"failure\":"
+        "[{\"request_range\":{}}]}}],\"failure\":[null]}",
+        "etcdserverpb.WatchRequest\n{\"create_request\":{\"key\":\"Zm9v\",\"start_revision\":1,"
+        "\"filters\":[\"NOPUT\",1],\"prev_kv\":true}} {\"cancel_request\":{\"watch_id\":\"3\"}}"
+        "{\"progress_request\":{}} null",
+        "etcdserverpb.MemberAddRequest\n{\"peerURLs\":[\"http://\\u00e9\\ud83d\\ude00\\ud800\"],"
+        "\"isLearner\":true}",
+        "etcdserverpb.MemberRemoveRequest\n{\"ID\":18446744073709551615}",
+        "etcdserverpb.AlarmRequest\n{\"action\":\"ACTIVATE\",\"memberID\":\"1\",\"alarm\":\"NOSPACE\"}",
+        "etcdserverpb.LeaseKeepAliveRequest\n{\"ID\":1000}{\"ID\":\"1e3\"}[1,2]{\"ID\":5",
+        "authpb.Role\n{\"name\":\"cm9vdA==\",\"keyPermission\":[{\"permType\":\"READWRITE\","
+        "\"key\":\"YQ==\",\"range_end\":\"Yg==\"}]}",
+    };
+    for (size_t i = 0; i < sizeof pbjson / sizeof pbjson[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "body%zu", i);
+        save(dir, "pbjson", name, (const uint8_t *)pbjson[i], strlen(pbjson[i]));
     }
     return 0;
 }
