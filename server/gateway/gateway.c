@@ -401,10 +401,11 @@ static void on_call_message(struct rpc_ccall *c, const ProtobufCMessage *msg, vo
     r->got_message = true;
     if (rc == 0)
         rc = stream_begin(r, 200);
-    if (rc == 0)
-        rc = stream_write(r, text, len);
-    if (rc == 0)
-        rc = stream_write(r, "\n", 1);
+    if (rc == 0) {
+        /* the delimiter goes in the same chunk, as Go's flush writes it */
+        text[len] = '\n'; /* over the NUL pbjson_dump leaves */
+        rc = stream_write(r, text, len + 1);
+    }
     metcd_free(text);
     if (rc != 0)
         rpc_ccall_cancel(c); /* out of memory or a client too slow: give up */
