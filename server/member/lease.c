@@ -44,7 +44,8 @@
 struct ka_stream {
     member *m;
     struct rpc_call *call; /* NULL once the client went away */
-    int refs;
+    int refs;              /* the call's own, and one per forwarded ask waiting */
+    bool half_closed;      /* the client is done sending; end after the answers */
 };
 
 /* Client streams waiting for the leader's answer about one lease. */
@@ -99,7 +100,18 @@ static int64_t min_ttl_seconds(const member *m)
 
 static void ka_unref(struct ka_stream *k)
 {
-    if (k && --k->refs == 0)
+    if (!k)
+        return;
+    if (--k->refs == 1 && k->half_closed && k->call) {
+        /* the last answer from the leader went out: the stream ends as
+         * etcd's keep-alive loop ends, after answering what it read */
+        struct rpc_call *call = k->call;
+        k->call = NULL;
+        k->refs--;
+        rpc_call_set_data(call, NULL);
+        rpc_call_finish(call, RPC_CODE_OK, NULL);
+    }
+    if (k->refs == 0)
         metcd_free(k);
 }
 
@@ -766,6 +778,13 @@ static void ka_end(struct rpc_call *call)
 
 static void ka_half_close(struct rpc_call *call)
 {
+    struct ka_stream *k = rpc_call_get_data(call);
+    if (k && k->refs > 1) {
+        /* keep-alives forwarded to the leader are not answered yet (etcd
+         * answers each request before it reads the end): wait for them */
+        k->half_closed = true;
+        return;
+    }
     ka_end(call);
     rpc_call_finish(call, RPC_CODE_OK, NULL);
 }
