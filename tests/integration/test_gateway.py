@@ -9,7 +9,10 @@ leases/keepalive (and the kv/lease aliases), watch (the first results of
 several streams while writes happen), member list, status, alarm, hash,
 defragment, /v3beta, and the refusals: bad JSON, wrong types, unknown
 paths and methods, oversize bodies; after them the data must be
-unchanged.
+unchanged. Then, on a three-member metcd, every member's gateway answers:
+keep-alives through followers (forwarded to the leader) get their
+results before the stream ends, a watch on one member sees a put made
+through another.
 
 usage: test_gateway.py METCD_BINARY
 """
@@ -22,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from test_cluster import Cluster  # noqa: E402
 
 CURL = "/usr/bin/curl"
 MASK = {"cluster_id", "member_id", "raft_term", "raftTerm", "leader", "dbSize", "dbSizeInUse",
@@ -279,6 +283,42 @@ def script(g):
              after[0], after[1])
 
 
+class Member:
+    def __init__(self, c, i):
+        self.endpoint = c.endpoint(i)
+
+
+def three_members(metcd, g):
+    c = Cluster(metcd)
+    try:
+        for i in range(3):
+            c.start(i)
+        for i in range(3):
+            c.wait_ready(i)
+        members = [Member(c, i) for i in range(3)]
+        code, _, text = curl(members[0], "/v3/lease/grant", '{"TTL":60,"ID":77}')
+        g.report("grant through member 0", code == 200 and '"ID":"77"' in text, text, "")
+        for i, m in enumerate(members):
+            code, _, text = curl(m, "/v3/lease/keepalive", '{"ID":77}{"ID":78}', timeout=5)
+            lines = [json.loads(l)["result"] for l in text.splitlines() if l.strip()]
+            ok = (code == 200 and len(lines) == 2 and lines[0].get("TTL") == "60" and
+                  lines[0].get("ID") == "77" and "TTL" not in lines[1])
+            g.report("keepalive through member %d: both answers, then the end" % i, ok, text, "")
+        w = subprocess.Popen([CURL, "-s", "-N", "-m", "20", "-X", "POST", "--data-binary",
+                              json.dumps({"create_request": {"key": b64("k")}}),
+                              "http://%s/v3/watch" % members[2].endpoint], stdout=subprocess.PIPE)
+        time.sleep(1)
+        code, _, text = curl(members[1], "/v3/kv/put", put("k", "v"))
+        time.sleep(1)
+        w.terminate()
+        out = w.communicate(timeout=10)[0].decode()
+        events = [json.loads(l)["result"].get("events") for l in out.splitlines() if l.strip()]
+        g.report("watch on member 2 sees a put through member 1",
+                 code == 200 and events[1:] and events[1][0]["kv"]["value"] == b64("v"), out, text)
+    finally:
+        c.cleanup()
+
+
 def main():
     metcd = os.path.abspath(sys.argv[1])
     ours, ref = harness.Server(metcd), harness.Server(harness.ETCD)
@@ -290,6 +330,7 @@ def main():
     finally:
         ours.cleanup()
         ref.cleanup()
+    three_members(metcd, g)
     print("%d passed, %d failed" % (g.checks - g.failures, g.failures))
     return 1 if g.failures else 0
 
