@@ -346,6 +346,11 @@ struct rpc_ccall_ops {
                      void *data);
     /* Optional: the outbound queue drained after RPC_ERR_FULL. */
     void (*on_drain)(struct rpc_ccall *c, void *data);
+    /* Optional: when set, each response message's bytes (the packed
+     * protobuf, without the gRPC prefix; borrowed until it returns) come
+     * here instead of on_message and nothing is unpacked (a reader that
+     * decodes only a few fields of many messages, e.g. metcd-bench). */
+    void (*on_raw)(struct rpc_ccall *c, const uint8_t *msg, size_t len, void *data);
 };
 
 /* Creates a client on `base` (borrowed). Connects lazily, to endpoints in
