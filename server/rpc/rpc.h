@@ -225,6 +225,7 @@ struct rpc_server_stats {
     uint64_t calls_started, calls_succeeded, calls_failed;
     uint64_t conns_paused;    /* times a connection's reading was paused */
     uint64_t streams_refused; /* REFUSED_STREAM: answers were piling up */
+    uint64_t calls_recv_paused; /* times a handler paused a call's requests */
 };
 void rpc_server_get_stats(const struct rpc_server *srv, struct rpc_server_stats *st);
 
@@ -282,6 +283,17 @@ void *rpc_call_get_data(const struct rpc_call *call);
 int64_t rpc_call_remaining_ms(const struct rpc_call *call);
 /* Bytes queued for this stream and not yet handed to HTTP/2. */
 size_t rpc_call_queued_bytes(const struct rpc_call *call);
+
+/* Stops (pause != 0) or resumes handing this call's requests to the
+ * handler. While paused, on_message and on_half_close wait; the bytes the
+ * client sends meanwhile are held without a WINDOW_UPDATE for the stream,
+ * so HTTP/2 flow control stops the client after one stream window (1 MiB)
+ * and the member's memory for it stays bounded (RFC 9113 section 5.2); the
+ * connection's other streams are not affected. On resume, what was held is
+ * delivered from the loop, never from inside this function. For handlers
+ * whose answers pile up while the client keeps sending (a watch stream
+ * whose client does not read). RPC_ERR_CLOSED after finish. */
+int rpc_call_pause_recv(struct rpc_call *call, int pause);
 
 /* --- HTTP/1.1 router --- */
 
