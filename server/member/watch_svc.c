@@ -5,7 +5,13 @@
  * header. A full outbound queue is reported back (WATCH_SEND_FULL) so the
  * store parks the watcher as a victim; the transport's drain callback
  * retries it. As etcd's serverWatchStream, the stream ends when the client
- * closes its side. */
+ * closes its side.
+ *
+ * Requests are bounded too: while WATCH_SVC_MAX_QUEUED control responses
+ * (created / canceled / progress) wait for a full transport, the stream's
+ * requests are not read (rpc_call_pause_recv), so a client that sends
+ * creates and never reads is stopped by HTTP/2 flow control; reading
+ * resumes once the queue is down to half. */
 #include "server/member/internal.h"
 
 #include "common/mem.h"
@@ -13,11 +19,23 @@
 
 #include <string.h>
 
+#define WATCH_SVC_MAX_QUEUED 64
+
 struct watch_call {
     member *m;
     struct rpc_call *call;
     watch_stream *ws;
+    bool paused; /* requests not read: control responses pile up */
 };
+
+static void check_backpressure(struct watch_call *wc)
+{
+    size_t q = watch_stream_queued(wc->ws);
+    if (!wc->paused && q >= WATCH_SVC_MAX_QUEUED)
+        wc->paused = rpc_call_pause_recv(wc->call, 1) == 0;
+    else if (wc->paused && q <= WATCH_SVC_MAX_QUEUED / 2)
+        wc->paused = rpc_call_pause_recv(wc->call, 0) != 0;
+}
 
 static int send_response(void *arg, const watch_response *r)
 {
@@ -134,6 +152,7 @@ static void on_message(struct rpc_call *call, const ProtobufCMessage *msg)
     default:
         break; /* etcd ignores an empty request */
     }
+    check_backpressure(wc);
 }
 
 static void on_half_close(struct rpc_call *call)
@@ -157,8 +176,10 @@ static void on_cancel(struct rpc_call *call, enum rpc_code code)
 static void on_drain(struct rpc_call *call)
 {
     struct watch_call *wc = rpc_call_get_data(call);
-    if (wc)
+    if (wc) {
         watch_stream_drained(wc->ws);
+        check_backpressure(wc);
+    }
 }
 
 static const struct rpc_method watch_methods[] = {
