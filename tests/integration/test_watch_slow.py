@@ -9,9 +9,15 @@
    written, a normal watcher (metcd-bench watch, which reads) must get every
    event of its keys with low latency meanwhile, and after the non-reader
    disconnects further writes must not grow the member and it still serves.
-2. A client that sends watch creates on one stream and never reads: the
-   member stops reading that stream (HTTP/2 flow control stops the client)
-   instead of creating watchers and queueing answers without bound.
+2. A client that sends watch creates on one stream and never consumes the
+   answers (its HTTP/2 layer reads frames and obeys flow control, but gives
+   no window back for received data): the member stops reading that stream
+   (HTTP/2 flow control stops the client after one stream window) instead of
+   creating watchers and queueing answers without bound.
+
+Checked to fail when the per-stream outbound bound is lifted (RssAnon +477
+MiB) and when the Watch service's request back-pressure is off (+453 MiB,
+all 26.7 MiB of creates taken).
 
 usage: test_watch_slow.py METCD_BINARY METCD_BENCH_BINARY
 """
@@ -140,6 +146,77 @@ class RawWatch:
 
     def close(self):
         self.sock.close()
+
+
+class FloodClient(RawWatch):
+    """A client whose HTTP/2 layer works (it reads frames: SETTINGS, PING,
+    WINDOW_UPDATE, and obeys flow control) but whose application never
+    consumes the answers: received DATA is dropped without a WINDOW_UPDATE,
+    so the member can send it one 64 KiB window and no more."""
+
+    def __init__(self, endpoint):
+        self.lock = threading.Condition()
+        self.conn_win = self.stream_win = 65535
+        self.initial = 65535
+        self.reset = None
+        super().__init__(endpoint, window=65535)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _ack_server_settings(self):
+        pass  # the reader thread does it
+
+    def _read(self):
+        buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[0:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                ftype, flags, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff
+                payload, buf = buf[9:9 + n], buf[9 + n:]
+                with self.lock:
+                    if ftype == 4 and not flags & 1:  # SETTINGS
+                        for i in range(0, len(payload), 6):
+                            ident, val = struct.unpack(">HI", payload[i:i + 6])
+                            if ident == 4:
+                                self.stream_win += val - self.initial
+                                self.initial = val
+                        self.sock.sendall(frame(4, 1, 0, b""))
+                    elif ftype == 8:  # WINDOW_UPDATE
+                        inc = int.from_bytes(payload[0:4], "big") & 0x7fffffff
+                        if sid == 0:
+                            self.conn_win += inc
+                        elif sid == 1:
+                            self.stream_win += inc
+                    elif ftype == 6 and not flags & 1:  # PING
+                        self.sock.sendall(frame(6, 1, 0, payload))
+                    elif ftype in (3, 7):  # RST_STREAM, GOAWAY
+                        self.reset = (ftype, payload)
+                    self.lock.notify_all()
+
+    def send_data(self, data, deadline_s=None):
+        """Sends within the windows; stops when no window opens for
+        deadline_s. Returns bytes sent."""
+        sent = 0
+        while sent < len(data):
+            with self.lock:
+                if not self.lock.wait_for(lambda: min(self.conn_win, self.stream_win) > 0,
+                                          timeout=deadline_s):
+                    break
+                n = min(16384, self.conn_win, self.stream_win, len(data) - sent)
+                self.conn_win -= n
+                self.stream_win -= n
+                self.sock.sendall(frame(0, 0, 1, data[sent:sent + n]))
+            sent += n
+        return sent
 
 
 # ---- measuring the member ----
@@ -276,13 +353,14 @@ def main():
         base = rss_anon(pid)
         sampler = Sampler(pid)
         sampler.start()
-        flood = RawWatch(s.endpoint)
+        flood = FloodClient(s.endpoint)
         one = watch_create(b"flood")
         taken = flood.send_data(one * FLOOD_CREATES, deadline_s=3)
         time.sleep(0.5)
         peak = sampler.stop()
-        print("create flood: the socket took %.1f of %.1f MiB; RssAnon %.1f -> peak %.1f MiB" %
+        print("create flood: the member took %.1f of %.1f MiB; RssAnon %.1f -> peak %.1f MiB" %
               (taken / MIB, len(one) * FLOOD_CREATES / MIB, base / MIB, peak / MIB))
+        check(flood.reset is None, "the flood's stream was not reset (%s)" % (flood.reset,))
         check(taken < len(one) * FLOOD_CREATES,
               "the member stopped reading the creates of a client that does not read")
         check(peak - base < FLOOD_GROWTH,
