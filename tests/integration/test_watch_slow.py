@@ -261,7 +261,7 @@ def big_puts(bench, endpoint, n, first_key):
 
 
 def main():
-    metcd, bench = sys.argv[1], sys.argv[2]
+    metcd, bench = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     checks = failures = 0
 
     def check(ok, what):
