@@ -7,6 +7,7 @@
 
 #include "common/mem.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* ---- shared event copies -------------------------------------------------------- */
@@ -155,6 +156,9 @@ size_t watch_response_size(const watch_response *r)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
+/* Bytes of deliver_events' scratch kept on the stack. */
+#define SMALL_DELIVERY 1024
+
 int stream_send(watch_stream *s, const watch_response *r)
 {
     if (s->dead)
@@ -225,7 +229,13 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
     /* One block: response events, kv copies, prev_kv results, sizes. */
     size_t per = sizeof(watch_event) + sizeof(mvcc_kv) + sizeof(size_t) +
                  (w->prev_kv ? sizeof(mvcc_result) : 0);
-    uint8_t *mem = metcd_calloc(n, per);
+    /* the common case (a few events) needs no allocation */
+    union {
+        max_align_t align;
+        uint8_t bytes[SMALL_DELIVERY];
+    } small;
+    bool heap = n > SMALL_DELIVERY / per;
+    uint8_t *mem = heap ? metcd_calloc(n, per) : memset(small.bytes, 0, n * per);
     if (!mem) {
         *rcp = WATCH_ENOMEM;
         store_want_retry(ws, s);
@@ -258,7 +268,8 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
             if (prc == MVCC_ENOMEM) {
                 for (size_t k = 0; k <= i; k++)
                     mvcc_result_free(&res[k]);
-                metcd_free(mem);
+                if (heap)
+                    metcd_free(mem);
                 *rcp = WATCH_ENOMEM;
                 store_want_retry(ws, s);
                 return 0;
@@ -321,7 +332,8 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
     if (res)
         for (size_t k = 0; k < n; k++)
             mvcc_result_free(&res[k]);
-    metcd_free(mem);
+    if (heap)
+        metcd_free(mem);
     *rcp = rc;
     return i;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define WATCH_SVC_MAX_QUEUED 64
+#define SMALL_EVENTS 4
 
 struct watch_call {
     member *m;
@@ -51,9 +52,14 @@ static int send_response(void *arg, const watch_response *r)
     resp.compact_revision = r->compact_revision;
     resp.cancel_reason = (char *)(r->cancel_reason ? r->cancel_reason : "");
     resp.fragment = r->fragment;
-    Mvccpb__Event *evs = NULL, **ptrs = NULL;
-    Mvccpb__KeyValue *kvs = NULL;
-    if (r->nevents) {
+    /* Most responses hold one event (one watcher, one revision): those
+     * need no allocation. */
+    Mvccpb__Event evs_small[SMALL_EVENTS], *ptrs_small[SMALL_EVENTS];
+    Mvccpb__KeyValue kvs_small[2 * SMALL_EVENTS];
+    Mvccpb__Event *evs = evs_small, **ptrs = ptrs_small;
+    Mvccpb__KeyValue *kvs = kvs_small;
+    bool heap = r->nevents > SMALL_EVENTS;
+    if (heap) {
         evs = metcd_calloc(r->nevents, sizeof(*evs));
         ptrs = metcd_calloc(r->nevents, sizeof(*ptrs));
         kvs = metcd_calloc(2 * r->nevents, sizeof(*kvs));
@@ -63,6 +69,8 @@ static int send_response(void *arg, const watch_response *r)
             metcd_free(kvs);
             return WATCH_SEND_FULL; /* try again later: nothing was queued */
         }
+    }
+    if (r->nevents) {
         for (size_t i = 0; i < r->nevents; i++) {
             const watch_event *e = &r->events[i];
             mvccpb__event__init(&evs[i]);
@@ -80,9 +88,11 @@ static int send_response(void *arg, const watch_response *r)
         resp.n_events = r->nevents;
     }
     int rc = rpc_call_send(wc->call, &resp.base);
-    metcd_free(evs);
-    metcd_free(ptrs);
-    metcd_free(kvs);
+    if (heap) {
+        metcd_free(evs);
+        metcd_free(ptrs);
+        metcd_free(kvs);
+    }
     if (rc == RPC_ERR_FULL)
         return WATCH_SEND_FULL;
     return rc ? WATCH_ECLOSED : 0;

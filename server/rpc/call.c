@@ -347,7 +347,7 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
     struct channelz_socket_data *sd = call_sock(call);
     if (sd) {
         sd->messages_sent++;
-        sd->last_message_sent_ns = rpc_wall_ns();
+        sd->last_message_sent_ns = rpc_loop_wall_ns(call->conn->srv->base);
     }
     if (!call->headers_sent) {
         rc = submit_headers(call);

@@ -38,6 +38,9 @@ uint64_t rpc_now_ms(void);   /* monotonic */
  * Sets SIGPIPE to SIG_IGN unless the process installed its own handler. */
 void rpc_ignore_sigpipe(void);
 int64_t rpc_wall_ns(void);   /* realtime, for channelz */
+/* Realtime as of the loop iteration's start (libevent's cached time): for
+ * per-message channelz stamps, where a clock read per message costs. */
+int64_t rpc_loop_wall_ns(struct event_base *base);
 /* nghttp2 allocator through common/mem.h */
 extern nghttp2_mem rpc_nghttp2_mem;
 /* The address to use among getaddrinfo's: the first IPv4 one, else the
