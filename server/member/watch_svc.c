@@ -20,7 +20,6 @@
 #include <string.h>
 
 #define WATCH_SVC_MAX_QUEUED 64
-#define SMALL_EVENTS 4
 
 struct watch_call {
     member *m;
@@ -38,61 +37,27 @@ static void check_backpressure(struct watch_call *wc)
         wc->paused = rpc_call_pause_recv(wc->call, 0) != 0;
 }
 
+struct encoding {
+    const watch_response *r;
+    watch_header h;
+};
+
+static size_t encode_response(void *arg, uint8_t *dst)
+{
+    const struct encoding *e = arg;
+    return watch_response_encode(e->r, &e->h, dst);
+}
+
+/* The response goes straight from the store's events into the stream's
+ * outbound queue (watch_response_encode: the bytes protobuf-c would pack,
+ * without building and walking a message). */
 static int send_response(void *arg, const watch_response *r)
 {
     struct watch_call *wc = arg;
     member *m = wc->m;
-    Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, r->revision);
-    resp.header = &h;
-    resp.watch_id = r->watch_id;
-    resp.created = r->created;
-    resp.canceled = r->canceled;
-    resp.compact_revision = r->compact_revision;
-    resp.cancel_reason = (char *)(r->cancel_reason ? r->cancel_reason : "");
-    resp.fragment = r->fragment;
-    /* Most responses hold one event (one watcher, one revision): those
-     * need no allocation. */
-    Mvccpb__Event evs_small[SMALL_EVENTS], *ptrs_small[SMALL_EVENTS];
-    Mvccpb__KeyValue kvs_small[2 * SMALL_EVENTS];
-    Mvccpb__Event *evs = evs_small, **ptrs = ptrs_small;
-    Mvccpb__KeyValue *kvs = kvs_small;
-    bool heap = r->nevents > SMALL_EVENTS;
-    if (heap) {
-        evs = metcd_calloc(r->nevents, sizeof(*evs));
-        ptrs = metcd_calloc(r->nevents, sizeof(*ptrs));
-        kvs = metcd_calloc(2 * r->nevents, sizeof(*kvs));
-        if (!evs || !ptrs || !kvs) {
-            metcd_free(evs);
-            metcd_free(ptrs);
-            metcd_free(kvs);
-            return WATCH_SEND_FULL; /* try again later: nothing was queued */
-        }
-    }
-    if (r->nevents) {
-        for (size_t i = 0; i < r->nevents; i++) {
-            const watch_event *e = &r->events[i];
-            mvccpb__event__init(&evs[i]);
-            evs[i].type = e->type == MVCC_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE
-                                                       : MVCCPB__EVENT__EVENT_TYPE__PUT;
-            kv_to_pb(e->kv, &kvs[2 * i]);
-            evs[i].kv = &kvs[2 * i];
-            if (e->prev_kv) {
-                kv_to_pb(e->prev_kv, &kvs[2 * i + 1]);
-                evs[i].prev_kv = &kvs[2 * i + 1];
-            }
-            ptrs[i] = &evs[i];
-        }
-        resp.events = ptrs;
-        resp.n_events = r->nevents;
-    }
-    int rc = rpc_call_send(wc->call, &resp.base);
-    if (heap) {
-        metcd_free(evs);
-        metcd_free(ptrs);
-        metcd_free(kvs);
-    }
+    struct encoding e = {r,
+                         {.cluster_id = m->cluster_id, .member_id = m->id, .raft_term = m->term}};
+    int rc = rpc_call_send_encoded(wc->call, watch_response_size(r), encode_response, &e);
     if (rc == RPC_ERR_FULL)
         return WATCH_SEND_FULL;
     return rc ? WATCH_ECLOSED : 0;

@@ -323,26 +323,26 @@ void rpc_call_abort(struct rpc_call *call, enum rpc_code code, const char *msg)
     call_set_status(call, code, msg, true, NULL);
 }
 
-int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
+/* The checks before a send: 0, or why nothing may be queued. */
+static int send_check(struct rpc_call *call)
 {
-    if (!call || !msg)
-        return RPC_ERR_INVAL;
     if (!call->owned)
         return RPC_ERR_CLOSED;
-    const struct rpc_server_config *cfg = &call->conn->srv->cfg;
     if (!call->out) {
         call->out = evbuffer_new();
         if (!call->out)
             return RPC_ERR_NOMEM;
     }
-    if (evbuffer_get_length(call->out) >= cfg->stream_queue_bytes) {
+    if (evbuffer_get_length(call->out) >= call->conn->srv->cfg.stream_queue_bytes) {
         call->full = true;
         return RPC_ERR_FULL;
     }
-    size_t framed = 0;
-    int rc = rpc_frame_pack(call->out, msg, cfg->max_send_msg_size, &framed);
-    if (rc != 0)
-        return rc;
+    return 0;
+}
+
+/* After a message of `framed` bytes went into call->out. */
+static int send_queued(struct rpc_call *call, size_t framed)
+{
     call->conn->queued += framed;
     struct channelz_socket_data *sd = call_sock(call);
     if (sd) {
@@ -350,7 +350,7 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
         sd->last_message_sent_ns = rpc_loop_wall_ns(call->conn->srv->base);
     }
     if (!call->headers_sent) {
-        rc = submit_headers(call);
+        int rc = submit_headers(call);
         if (rc != 0)
             return rc;
         rpc_conn_schedule(call->conn);
@@ -358,6 +358,36 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
     }
     call_kick(call);
     return 0;
+}
+
+int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    if (!call || !msg)
+        return RPC_ERR_INVAL;
+    int rc = send_check(call);
+    if (rc != 0)
+        return rc;
+    size_t framed = 0;
+    rc = rpc_frame_pack(call->out, msg, call->conn->srv->cfg.max_send_msg_size, &framed);
+    if (rc != 0)
+        return rc;
+    return send_queued(call, framed);
+}
+
+int rpc_call_send_encoded(struct rpc_call *call, size_t max_len,
+                          size_t (*encode)(void *arg, uint8_t *dst), void *arg)
+{
+    if (!call || !encode)
+        return RPC_ERR_INVAL;
+    int rc = send_check(call);
+    if (rc != 0)
+        return rc;
+    size_t framed = 0;
+    rc = rpc_frame_encode(call->out, max_len, encode, arg, call->conn->srv->cfg.max_send_msg_size,
+                          &framed);
+    if (rc != 0)
+        return rc;
+    return send_queued(call, framed);
 }
 
 int rpc_call_finish(struct rpc_call *call, enum rpc_code code, const char *msg)

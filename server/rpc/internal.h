@@ -84,6 +84,9 @@ bool rpc_deframer_idle(const struct rpc_deframer *d);
 /* Appends a framed message (5-byte prefix + packed msg) to out. */
 int rpc_frame_pack(struct evbuffer *out, const ProtobufCMessage *msg, size_t max,
                    size_t *framed_len);
+/* The same for a message `encode` writes (at most max_len bytes). */
+int rpc_frame_encode(struct evbuffer *out, size_t max_len, size_t (*encode)(void *arg, uint8_t *dst),
+                     void *arg, size_t max, size_t *framed_len);
 
 /* ---- server.c ---- */
 

@@ -247,6 +247,15 @@ void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn f
  * max_send_msg_size. RPC_ERR_CLOSED after finish. */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
 
+/* rpc_call_send for a message the caller encodes itself: `encode` writes
+ * the packed message (at most max_len bytes) to dst and returns its length;
+ * it runs once, before this returns, straight into the outbound queue. For
+ * hot paths where a generic packer's two walks (size, then pack) cost more
+ * than the message. Same results as rpc_call_send (RPC_ERR_TOO_BIG when
+ * max_len passes max_send_msg_size). */
+int rpc_call_send_encoded(struct rpc_call *call, size_t max_len,
+                          size_t (*encode)(void *arg, uint8_t *dst), void *arg);
+
 /* Ends the call with a status: queued messages are sent first, then
  * trailers with grpc-status and the percent-encoded grpc-message (msg may
  * be NULL; it is copied). The call is dead to the handler afterwards.
