@@ -70,6 +70,9 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
      * (:method POST, :path, content-type), so nghttp2's HTTP messaging
      * checks are off. */
     nghttp2_option_set_no_http_messaging(srv->h2_opt, 1);
+    /* Window updates follow what the calls consume (h2conn.c), so a call
+     * whose handler paused it stops its client (rpc_call_pause_recv). */
+    nghttp2_option_set_no_auto_window_update(srv->h2_opt, 1);
     if (c->channelz) {
         rc = channelz_add(c->channelz, CHANNELZ_SERVER, NULL, srv->name, rpc_wall_ns(),
                           &srv->cz);
@@ -300,6 +303,10 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
         conn_sniff(c);
         break;
     case RPC_CONN_H2:
+        if (c->resume_pending)
+            rpc_h2_resume_calls(c);
+        if (c->dead)
+            break;
         if (c->read_pending) {
             c->read_pending = false;
             rpc_h2_on_read(c);
