@@ -119,6 +119,7 @@ enum bench_mode {
     BENCH_PUT,
     BENCH_RANGE,
     BENCH_WATCH, /* watchers on --keys keys, then puts to them (watch.c) */
+    BENCH_LEASE, /* --leases leases kept alive over --clients streams (lease.c) */
 };
 
 #define BENCH_MAX_ENDPOINTS 16
@@ -153,6 +154,11 @@ struct bench_options {
     uint32_t settle_ms;     /* wait after the creates before reading VmRSS (default 2000) */
     uint32_t drain_ms;      /* wait for events after the last put (default 10000) */
     uint64_t max_samples;   /* latency samples kept (default 20000000; later ones counted) */
+    /* lease mode: --leases leases of --ttl seconds, kept alive by --clients
+     * LeaseKeepAlive streams (one keep-alive in flight each), --total
+     * keep-alives in all */
+    uint32_t leases;        /* 1..10000000 (default 100000) */
+    int64_t ttl;            /* seconds, 1..9000000000 (default 60) */
 };
 
 /* Parses argv (argv[0] is the program, argv[1] the mode) into *o.
@@ -178,6 +184,10 @@ uint32_t bench_digits(uint64_t n);
 /* Runs the watch benchmark described by o (o->mode == BENCH_WATCH) and
  * prints its report; returns the exit status (0, 1, 130). */
 int bench_watch_main(const struct bench_options *o);
+
+/* Runs the lease benchmark (o->mode == BENCH_LEASE; lease.c) and prints
+ * its report; returns the exit status (0, 1, 130). */
+int bench_lease_main(const struct bench_options *o);
 
 /* VmRSS of process pid in KiB, from /proc/<pid>/status: 0 or a negative
  * enum bench_error (BENCH_ERR_IO when it cannot be read). */

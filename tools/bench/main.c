@@ -452,6 +452,8 @@ int main(int argc, char **argv)
         return rc;
     if (b->o.mode == BENCH_WATCH)
         return bench_watch_main(&b->o);
+    if (b->o.mode == BENCH_LEASE)
+        return bench_lease_main(&b->o);
     b->show_progress = b->o.progress && !b->o.json && isatty(STDOUT_FILENO);
     rc = 1;
     if (bench_setup(b) != 0 || warm_up(b) != 0)

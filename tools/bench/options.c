@@ -9,7 +9,7 @@
 
 void bench_usage(FILE *out)
 {
-    fputs("Usage: metcd-bench put|range|watch [flags]\n"
+    fputs("Usage: metcd-bench put|range|watch|lease [flags]\n"
           "\n"
           "Sends --total requests to an etcd v3 server, keeping --clients of them in\n"
           "flight over --conns gRPC connections, and prints a latency summary.\n"
@@ -21,6 +21,10 @@ void bench_usage(FILE *out)
           "           streams (on --conns connections), then put --total times to\n"
           "           those keys (--rate, --clients): events/s delivered, put-to-event\n"
           "           latency, and the server's VmRSS per watcher (--server-pid)\n"
+          "  lease    Grant --leases leases of --ttl s (--clients in flight), then keep\n"
+          "           them alive over --clients LeaseKeepAlive streams, one keep-alive\n"
+          "           in flight each, --total in all (--rate): keep-alives/s, latency,\n"
+          "           and the server's VmRSS (--server-pid)\n"
           "\n"
           "Flags:\n"
           "  --endpoints LIST   comma-separated host:port or http://host:port\n"
@@ -42,12 +46,14 @@ void bench_usage(FILE *out)
           "  --keys N           watch: keys watched, watcher i on key i mod N (default 1000)\n"
           "  --streams N        watch: Watch streams, stream i on connection i mod\n"
           "                     --conns (default 100); puts use one more connection\n"
-          "  --server-pid PID   watch: read the server's VmRSS and CPU time from /proc;\n"
+          "  --server-pid PID   watch, lease: read the server's VmRSS and CPU time from /proc;\n"
           "                     \"port\": the process listening on the first endpoint's\n"
           "                     port (default: none)\n"
           "  --settle-ms N      watch: wait after the creates before VmRSS (default 2000)\n"
           "  --drain-ms N       watch: wait for events after the last put (default 10000)\n"
-          "  --max-samples N    watch: latency samples kept (default 20000000)\n"
+          "  --max-samples N    watch, lease: latency samples kept (default 20000000)\n"
+          "  --leases N         lease: leases granted and kept alive (default 100000)\n"
+          "  --ttl S            lease: their TTL in seconds (default 60)\n"
           "  --json             print the summary as one JSON object\n"
           "  --no-progress      no progress bar (it is shown only on a terminal)\n"
           "  -h, --help         this text\n"
@@ -146,7 +152,7 @@ static bool takes_value(const char *name)
         "--endpoints", "--conns",       "--clients", "--total",      "--key-size", "--val-size",
         "--key-space", "--consistency", "--rate",    "--timeout-ms", "--seed",
         "--watchers",  "--keys",        "--streams", "--server-pid", "--settle-ms",
-        "--drain-ms",  "--max-samples",
+        "--drain-ms",  "--max-samples", "--leases", "--ttl",
     };
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
         if (strcmp(name, with_value[i]) == 0)
@@ -232,6 +238,14 @@ static int set_flag(struct bench_options *o, const char *name, const char *val, 
         if (parse_u64(val, 0, 600000, &v) != 0)
             return bad(err, name, val, "want milliseconds in 0..600000");
         o->drain_ms = (uint32_t)v;
+    } else if (strcmp(name, "--leases") == 0) {
+        if (parse_u64(val, 1, 10000000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..10000000");
+        o->leases = (uint32_t)v;
+    } else if (strcmp(name, "--ttl") == 0) {
+        if (parse_u64(val, 1, 9000000000ULL, &v) != 0)
+            return bad(err, name, val, "want seconds in 1..9000000000");
+        o->ttl = (int64_t)v;
     } else if (strcmp(name, "--max-samples") == 0) {
         if (parse_u64(val, 1, 1000000000, &v) != 0)
             return bad(err, name, val, "want an integer in 1..1000000000");
@@ -290,13 +304,15 @@ static void defaults(struct bench_options *o)
     o->settle_ms = 2000;
     o->drain_ms = 10000;
     o->max_samples = 20000000;
+    o->leases = 100000;
+    o->ttl = 60;
 }
 
 int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, FILE *err)
 {
     defaults(o);
     if (argc < 2) {
-        fprintf(err, "metcd-bench: missing mode: put, range or watch (see --help)\n");
+        fprintf(err, "metcd-bench: missing mode: put, range, watch or lease (see --help)\n");
         return 2;
     }
     int i = 1;
@@ -309,8 +325,11 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
         o->mode = BENCH_RANGE;
     } else if (strcmp(argv[1], "watch") == 0) {
         o->mode = BENCH_WATCH;
+    } else if (strcmp(argv[1], "lease") == 0) {
+        o->mode = BENCH_LEASE;
     } else {
-        fprintf(err, "metcd-bench: unknown mode \"%s\": want put, range or watch\n", argv[1]);
+        fprintf(err, "metcd-bench: unknown mode \"%s\": want put, range, watch or lease\n",
+                argv[1]);
         return 2;
     }
     for (i = 2; i < argc; i++) {
@@ -358,6 +377,13 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
     }
     if (o->mode == BENCH_WATCH) /* --clients are the puts, on a connection of their own */
         return check_watch(o, err);
+    if (o->mode == BENCH_LEASE) {
+        if (o->clients > o->leases || o->conns > o->clients) {
+            fprintf(err, "metcd-bench: lease needs --conns <= --clients <= --leases\n");
+            return 2;
+        }
+        return 0;
+    }
     if (o->clients < o->conns) {
         fprintf(err,
                 "metcd-bench: --clients (%" PRIu32 ") must be at least --conns (%" PRIu32 ")\n",
