@@ -63,10 +63,17 @@ typedef struct waiter {
 #define WAIT_BUCKETS 4096
 #define MAX_PENDING_PROPOSALS 65536
 
+/* An internal read barrier's completion (member_read_index): rc is 0 once
+ * the member has applied up to a confirmed read index, or an error (no
+ * leader, timeout, stopped). Runs on the loop, at most once. */
+typedef void (*member_read_fn)(member *m, void *arg, int rc);
+
 /* A linearizable read waiting for its ReadIndex round and then for apply. */
 typedef struct pending_read {
     struct rpc_call *call;
-    ProtobufCMessage *req; /* owned copy (RangeRequest or TxnRequest) */
+    member_read_fn done; /* internal barriers instead of a call; NULL once cancelled */
+    void *done_arg;
+    ProtobufCMessage *req; /* owned copy (RangeRequest or TxnRequest); NULL for barriers */
     uint64_t round;        /* the read-index round it joined */
     uint64_t index;        /* read index once known, 0 before */
     int64_t deadline_ms;
@@ -211,6 +218,15 @@ void reads_on_applied(member *m);
 void reads_fail_all(member *m, int err);
 void reads_sweep(member *m, int64_t now_ms);
 void fill_header(const member *m, Etcdserverpb__ResponseHeader *h, int64_t rev);
+/* A linearizable read barrier for internal reads (etcd's linearizableReadNotify):
+ * done(arg, 0) runs once the member has applied up to the index of a
+ * ReadIndex round started after this call, then local reads are
+ * linearizable; or done(arg, err) on no leader, timeout or stop. Sets
+ * *handle before starting the round, so done may run (and the handle is
+ * then dead) before this returns. Returns 0, or an error with done never
+ * called. member_read_cancel(handle) stops done from running. */
+int member_read_index(member *m, member_read_fn done, void *arg, pending_read **handle);
+void member_read_cancel(pending_read *r);
 /* Points a protobuf KeyValue at an mvcc_kv's memory (no copy). */
 void kv_to_pb(const mvcc_kv *kv, Mvccpb__KeyValue *out);
 /* Conversions between etcdserverpb messages and mvcc requests/results. */
