@@ -30,11 +30,18 @@ typedef enum member_error {
     MERR_LEARNER_NOT_READY = -2018,
     MERR_NOT_LEADER = -2019,
     MERR_LEADER_TRANSFER_TIMEOUT = -2020,
+    MERR_ELECTION_NOT_LEADER = -2021,
+    MERR_ELECTION_NO_LEADER = -2022,
+    MERR_ELECTION_NO_LEADER_KEY = -2023,
 } member_error;
 
 /* Finishes call with the gRPC status for err (an MVCC_E*, MERR_*, RAFT_E*
  * or backend code). */
 void member_fail_call(struct rpc_call *call, int err);
+/* As the Lock and Election services answer err: etcd runs them on an
+ * in-process client, which turns every server error into a plain error, so
+ * the status is UNKNOWN with etcd's text. */
+void member_fail_call_relayed(struct rpc_call *call, int err);
 /* The gRPC code and etcd message for err. */
 void member_error_status(int err, enum rpc_code *code, const char **msg);
 
@@ -162,6 +169,9 @@ struct member {
     uint64_t snap_index;
     bool removed;
 
+    /* Lock and Election calls and their clean-ups (lock.c, election.c) */
+    size_t n_conc_ops;
+
     /* metrics */
     uint64_t proposals_applied, proposals_failed;
     uint64_t leader_changes;
@@ -267,6 +277,9 @@ int cluster_register(member *m);
 int http_register(member *m);
 /* watch_svc.c */
 int watch_register(member *m);
+/* lock.c, election.c */
+int lock_register(member *m);
+int election_register(member *m);
 
 /* metrics.c */
 int metrics_register(member *m);
