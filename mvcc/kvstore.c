@@ -50,6 +50,10 @@ const char *mvcc_strerror(int code)
         return "mvcc: database space exceeded";
     case MVCC_ECORRUPT:
         return "mvcc: stored data is corrupt";
+    case MVCC_ELEASE_EXISTS:
+        return "etcdserver: lease already exists";
+    case MVCC_ELEASE_TTL_TOO_LARGE:
+        return "etcdserver: too large lease TTL";
     default:
         return "mvcc: unknown error";
     }
@@ -517,7 +521,7 @@ int store_put(mvcc_store *s, const mvcc_put_req *req, struct mvcc_arena *a, mvcc
         s->index_item_bytes += ki_bytes(ki);
     mvcc_kv prev = {0};
     int have_prev = 0;
-    if (!fresh && (req->prev_kv || req->ignore_value || req->ignore_lease || s->lease.lease_attach)) {
+    if (!fresh && (req->prev_kv || req->ignore_value || req->ignore_lease)) {
         have_prev = head_kv(s, ki, a, &prev);
         if (have_prev < 0) {
             rc = have_prev;
@@ -564,11 +568,8 @@ int store_put(mvcc_store *s, const mvcc_put_req *req, struct mvcc_arena *a, mvcc
     rc = record_event(s, MVCC_EVENT_PUT, rev, s->scratch, enc_len);
     if (rc)
         return rc;
-    if (s->lease.lease_attach) {
-        int64_t old = have_prev ? prev.lease : 0;
-        if (old != lease)
-            s->lease.lease_attach(s->lease.arg, req->key, req->key_len, old, lease);
-    }
+    if (s->lease.lease_attach)
+        s->lease.lease_attach(s->lease.arg, req->key, req->key_len, lease);
     out->type = MVCC_OP_PUT;
     out->revision = rev.main;
     out->u.put.prev_kv = NULL;
@@ -633,7 +634,7 @@ int store_delete(mvcc_store *s, const mvcc_delete_req *req, struct mvcc_arena *a
     out->u.del.prev_kvs = NULL;
     out->u.del.nprev_kvs = 0;
     int rc = 0;
-    bool want_prev = req->prev_kv || s->lease.lease_attach;
+    bool want_prev = req->prev_kv;
     mvcc_kv *prevs = NULL;
     if (want_prev && c.n) {
         prevs = arena_alloc(a, c.n * sizeof(*prevs));
@@ -675,8 +676,8 @@ int store_delete(mvcc_store *s, const mvcc_delete_req *req, struct mvcc_arena *a
         rc = record_event(s, MVCC_EVENT_DELETE, rev, s->scratch, enc_len);
         if (rc)
             goto out;
-        if (s->lease.lease_attach && prevs[i].lease)
-            s->lease.lease_attach(s->lease.arg, ki->key, ki->keylen, prevs[i].lease, 0);
+        if (s->lease.lease_attach)
+            s->lease.lease_attach(s->lease.arg, ki->key, ki->keylen, 0);
     }
     if (req->prev_kv) {
         out->u.del.prev_kvs = prevs;

@@ -21,6 +21,7 @@
 
 #include "backend/backend.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ enum mvcc_error {
     MVCC_ELEASE_NOT_FOUND = -1112, /* etcdserver: requested lease not found */
     MVCC_ENOSPACE = -1113,      /* mvcc: database space exceeded */
     MVCC_ECORRUPT = -1114,      /* stored data cannot be decoded */
+    MVCC_ELEASE_EXISTS = -1115, /* etcdserver: lease already exists */
+    MVCC_ELEASE_TTL_TOO_LARGE = -1116, /* etcdserver: too large lease TTL */
 };
 
 const char *mvcc_strerror(int code);
@@ -234,13 +237,14 @@ typedef struct mvcc_event {
  * with its events in order (borrowed for the call) and its revision. */
 typedef void (*mvcc_observer_fn)(void *arg, const mvcc_event *events, size_t n, int64_t rev);
 
-/* Lessor hooks (optional): lease_exists decides whether a Put may attach a
- * lease (0 -> MVCC_ELEASE_NOT_FOUND); lease_attach is told when a key moves
- * from one lease to another (0 = none) so the lessor can track its keys. */
+/* Lessor hooks (optional; the lessor below sets its own): lease_exists
+ * decides whether a Put may attach a lease (0 -> MVCC_ELEASE_NOT_FOUND);
+ * lease_attach is told, for every key a write puts or deletes, which lease
+ * the key now belongs to (0 = none, also on delete), so the lessor can
+ * track its keys without the store reading previous values. */
 typedef struct mvcc_lease_hooks {
     int (*lease_exists)(void *arg, int64_t lease);
-    void (*lease_attach)(void *arg, const uint8_t *key, size_t key_len, int64_t old_lease,
-                         int64_t new_lease);
+    void (*lease_attach)(void *arg, const uint8_t *key, size_t key_len, int64_t lease);
     void *arg;
 } mvcc_lease_hooks;
 
@@ -318,5 +322,100 @@ void mvcc_get_stats(const mvcc_store *s, mvcc_stats *out);
 
 /* Memory held by the key index in bytes (B-tree nodes + key indexes). */
 size_t mvcc_index_bytes(const mvcc_store *s);
+
+/* ---- the lessor ------------------------------------------------------------------ */
+
+/* Leases (etcd 3.4's lease/lessor.go, with lease checkpointing always on).
+ *
+ * Replicated state (changed only by the apply calls, identically on every
+ * member): each lease's id, granted TTL, checkpointed remaining TTL and the
+ * keys attached to it. It lives in the backend's "lease" bucket (8-byte
+ * big-endian id -> leasepb.Lease: ID 1, TTL 2, RemainingTTL 3), written in
+ * the same batch as the writes it belongs to; attached keys are found from
+ * the store at open. The lessor installs the store's lease hooks, so Puts
+ * that name a missing lease fail and every put and delete keeps the
+ * attachments current.
+ *
+ * Timing state exists only on the primary (the raft leader): each lease's
+ * expiry and its next checkpoint. Time is passed in (monotonic ms), never
+ * read here, so tests drive it. Promotion gives every lease its checkpointed
+ * remaining TTL (or its full TTL) plus `extend`, so a new leader never
+ * expires a lease sooner than a fresh election timeout.
+ *
+ * Checkpoints: a lease whose remaining TTL fell below half of what was last
+ * recorded for it (its TTL after a grant or renew) is due for a checkpoint,
+ * so a lease kept alive on clientv3's schedule (every TTL/3) costs none,
+ * while an abandoned one is recorded at TTL/2, TTL/4, ... down to a second,
+ * and a leader change cannot give it its full TTL back. A renew after a
+ * checkpoint clears it (remaining 0 = the full TTL) with one more.
+ *
+ * Threading: the store's thread. */
+#define MVCC_LEASE_MAX_TTL 9000000000LL /* seconds (etcd's MaxLeaseTTL) */
+
+typedef struct mvcc_lessor mvcc_lessor;
+
+/* Opens the lessor over an open store (borrowed; outlives the lessor):
+ * loads the lease bucket and the keys attached to each lease, and installs
+ * the store's lease hooks. Grants below min_ttl seconds are raised to it. */
+int mvcc_lessor_open(mvcc_lessor **out, mvcc_store *kv, int64_t min_ttl);
+/* Removes the hooks and frees the lessor. NULL is a no-op. */
+void mvcc_lessor_close(mvcc_lessor *l);
+
+/* -- apply (replicated) -- */
+
+/* Grants lease id (nonzero) for ttl seconds (raised to min_ttl); *granted
+ * gets the TTL granted. MVCC_ELEASE_EXISTS, MVCC_ELEASE_TTL_TOO_LARGE. On
+ * the primary the lease expires at now_ms + TTL. */
+int mvcc_lease_grant(mvcc_lessor *l, int64_t id, int64_t ttl, int64_t now_ms, int64_t *granted);
+/* Revokes a lease: its keys are deleted in one write transaction (one
+ * revision, events to the observer), then the lease. res (may be NULL)
+ * gets the revision in resp.revision. MVCC_ELEASE_NOT_FOUND. */
+int mvcc_lease_revoke(mvcc_lessor *l, int64_t id, mvcc_result *res);
+/* Records a checkpoint (remaining seconds; 0 = none). Unknown ids are
+ * ignored (the lease was revoked meanwhile). */
+int mvcc_lease_checkpoint(mvcc_lessor *l, int64_t id, int64_t remaining_ttl);
+
+/* -- queries -- */
+
+typedef struct mvcc_lease_info {
+    int64_t id;
+    int64_t ttl;           /* granted, seconds */
+    int64_t remaining_ttl; /* last checkpoint, seconds (0: none) */
+    int64_t expiry_ms;     /* primary: when it expires; INT64_MAX elsewhere */
+    size_t nkeys;
+} mvcc_lease_info;
+
+int mvcc_lease_get(const mvcc_lessor *l, int64_t id, mvcc_lease_info *out);
+/* Visits the keys of lease id in no particular order (borrowed for the
+ * call); fn returns nonzero to stop. MVCC_ELEASE_NOT_FOUND. */
+int mvcc_lease_keys(const mvcc_lessor *l, int64_t id,
+                    int (*fn)(void *arg, const uint8_t *key, size_t len), void *arg);
+size_t mvcc_lease_count(const mvcc_lessor *l);
+/* Copies up to max lease ids into ids; returns how many. */
+size_t mvcc_lease_list(const mvcc_lessor *l, int64_t *ids, size_t max);
+
+/* -- the primary -- */
+
+void mvcc_lessor_promote(mvcc_lessor *l, int64_t now_ms, int64_t extend_ms);
+void mvcc_lessor_demote(mvcc_lessor *l);
+bool mvcc_lessor_is_primary(const mvcc_lessor *l);
+/* Renews a lease on the primary: it expires TTL seconds from now; *ttl
+ * gets the TTL. MVCC_ELEASE_NOT_FOUND for a missing lease or one already
+ * expired (its revoke is on its way), MVCC_EINVALID when not primary. */
+int mvcc_lease_renew(mvcc_lessor *l, int64_t id, int64_t now_ms, int64_t *ttl);
+/* Up to max leases expired at now_ms, soonest first, into ids. Each is
+ * re-armed to expire again at now_ms + retry_ms, so a revoke that does not
+ * go through is proposed again. */
+size_t mvcc_lessor_expired(mvcc_lessor *l, int64_t now_ms, int64_t retry_ms, int64_t *ids,
+                           size_t max);
+typedef struct mvcc_lease_cp {
+    int64_t id;
+    int64_t remaining_ttl; /* seconds; 0 clears */
+} mvcc_lease_cp;
+/* Up to max checkpoints due at now_ms. */
+size_t mvcc_lessor_checkpoints(mvcc_lessor *l, int64_t now_ms, mvcc_lease_cp *out, size_t max);
+/* Moves every expiry and checkpoint later by delta_ms (the primary was
+ * stalled and could not serve renewals meanwhile). */
+void mvcc_lessor_shift(mvcc_lessor *l, int64_t delta_ms);
 
 #endif

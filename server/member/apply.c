@@ -509,6 +509,11 @@ void apply_entry(member *m, const raft_entry *e)
         metcd_free(w);
         break;
     }
+    case MEMBERPB__REQUEST__OP_LEASE_GRANT:
+    case MEMBERPB__REQUEST__OP_LEASE_REVOKE:
+    case MEMBERPB__REQUEST__OP_LEASE_CHECKPOINT:
+        lease_apply(m, req, w, nospace);
+        break;
     case MEMBERPB__REQUEST__OP_PUBLISH:
         apply_publish(m, req->publish);
         finish(m, w, 0, NULL, MVCC_OP_NONE);

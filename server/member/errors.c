@@ -30,6 +30,8 @@ static const struct status_entry table[] = {
     {MERR_NO_SPACE, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
     {BACKEND_ENOSPC, RPC_CODE_RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"},
     {MVCC_ELEASE_NOT_FOUND, RPC_CODE_NOT_FOUND, "etcdserver: requested lease not found"},
+    {MVCC_ELEASE_EXISTS, RPC_CODE_FAILED_PRECONDITION, "etcdserver: lease already exists"},
+    {MVCC_ELEASE_TTL_TOO_LARGE, RPC_CODE_OUT_OF_RANGE, "etcdserver: too large lease TTL"},
     {RAFT_ENOLEADER, RPC_CODE_UNAVAILABLE, "etcdserver: no leader"},
     {MERR_TIMEOUT, RPC_CODE_UNAVAILABLE, "etcdserver: request timed out"},
     {MERR_STOPPED, RPC_CODE_UNAVAILABLE, "etcdserver: server stopped"},

@@ -151,6 +151,11 @@ struct member {
 
     struct compactor *compactor;
 
+    /* leases (lease.c) */
+    mvcc_lessor *lessor;
+    struct lease_state *lease;
+    uint64_t leases_granted, leases_revoked, leases_renewed, leases_expired;
+
     struct channelz *cz; /* client connections and peer links */
     struct watch_store *watch; /* watch/: the watchable store over kv */
 
@@ -205,6 +210,9 @@ void wait_fail(member *m, waiter *w, int err);
  * never called. */
 int member_propose(member *m, Memberpb__Request *req, waiter_kind kind, bool check_quota,
                    member_done_fn done, void *arg);
+/* The same for a client's call: answered when applied, failed otherwise. */
+void member_propose_call(member *m, struct rpc_call *call, waiter_kind kind,
+                         Memberpb__Request *req, bool check_quota);
 
 /* apply.c */
 void apply_entry(member *m, const raft_entry *e);
@@ -280,6 +288,16 @@ int watch_register(member *m);
 /* lock.c, election.c */
 int lock_register(member *m);
 int election_register(member *m);
+
+/* lease.c */
+int lease_start(member *m); /* registers the Lease service, starts the timer */
+void lease_stop(member *m);
+int lease_store_open(member *m, char *errbuf, size_t errlen); /* after mvcc_open */
+void lease_store_close(member *m);                            /* before mvcc_close */
+void lease_apply(member *m, const Memberpb__Request *req, waiter *w, bool nospace);
+void lease_on_state(member *m);                  /* raft state or leader changed */
+bool lease_is_ctx(uint64_t ctx);                 /* a ReadIndex ctx of lease.c's */
+void lease_on_read_state(member *m, uint64_t ctx);
 
 /* metrics.c */
 int metrics_register(member *m);

@@ -697,6 +697,12 @@ static void propose_call(member *m, struct rpc_call *call, waiter_kind kind,
         member_fail_call(call, rc);
 }
 
+void member_propose_call(member *m, struct rpc_call *call, waiter_kind kind,
+                         Memberpb__Request *req, bool check_quota)
+{
+    propose_call(m, call, kind, req, check_quota, false);
+}
+
 /* ---- handlers ------------------------------------------------------------------------ */
 
 static void on_cancel(struct rpc_call *call, enum rpc_code code)

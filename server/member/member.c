@@ -101,15 +101,6 @@ static int parse_listen_url(const char *url, char *host, size_t hostlen, uint16_
     return 0;
 }
 
-/* No lessor yet (the lease work adds it): no lease exists, so a Put that
- * names one fails with etcd's "requested lease not found". */
-static int no_lease_exists(void *arg, int64_t lease)
-{
-    (void)arg;
-    (void)lease;
-    return 0;
-}
-
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -143,6 +134,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         rc = cluster_register(m);
     if (rc == 0)
         rc = watch_register(m);
+    if (rc == 0)
+        rc = lease_start(m);
     if (rc == 0)
         rc = lock_register(m);
     if (rc == 0)
@@ -216,9 +209,7 @@ int member_open_store(member *m, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
         return -1;
     }
-    mvcc_lease_hooks lh = {.lease_exists = no_lease_exists};
-    mvcc_set_lease_hooks(m->kv, &lh);
-    return 0;
+    return lease_store_open(m, errbuf, errlen);
 }
 
 int member_start(member **out, struct event_base *base, const member_options *opt,
@@ -308,6 +299,7 @@ void member_stop(member *m)
     }
     wait_fail_all(m, MERR_STOPPED);
     reads_fail_all(m, MERR_STOPPED);
+    lease_stop(m);
     rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
     watch_store_free(m->watch);
@@ -316,6 +308,7 @@ void member_stop(member *m)
         raftnode_stop(m);
     peers_stop(m);
     channelz_free(m->cz);
+    lease_store_close(m);
     mvcc_close(m->kv);
     backend_close(m->be);
     member_free_meta(m);

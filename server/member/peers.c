@@ -290,6 +290,7 @@ int peers_install_snapshot(member *m, const raft_snapshot *snap, char *errbuf, s
     close(m->snap_fd);
     m->snap_fd = -1;
     /* swap: close the store, rename over the database, reopen */
+    lease_store_close(m);
     mvcc_close(m->kv);
     m->kv = NULL;
     backend_close(m->be);

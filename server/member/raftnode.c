@@ -259,6 +259,7 @@ static void on_soft_state(member *m, const raft_soft_state *ss)
     }
     if (m->lead != RAFT_NONE && (lead_changed || m->state == RAFT_LEADER))
         after_leader_known(m);
+    lease_on_state(m);
     if (lead_changed)
         move_leader_check(m, member_now_ms());
 }
@@ -369,8 +370,12 @@ static void process_ready(member *m)
             m->committed = e->index > m->committed ? e->index : m->committed;
             raft_applied(m->raft, e->index);
         }
-        for (size_t i = 0; i < rd.n_read_states; i++)
-            reads_on_read_state(m, rd.read_states[i].ctx, rd.read_states[i].index);
+        for (size_t i = 0; i < rd.n_read_states; i++) {
+            if (lease_is_ctx(rd.read_states[i].ctx))
+                lease_on_read_state(m, rd.read_states[i].ctx);
+            else
+                reads_on_read_state(m, rd.read_states[i].ctx, rd.read_states[i].index);
+        }
         bool applied_some = rd.n_committed > 0; /* raft_advance zeroes rd */
         raft_advance(m->raft, &rd);
         if (applied_some) {
