@@ -20,6 +20,11 @@
  * calls fail with "etcdserver: too many requests". */
 #define CONC_MAX_OPS 65536
 
+/* The TTL of a lease the services grant for a call with lease 0, in seconds
+ * (concurrency.NewSession's defaultSessionTTL; the services orphan the
+ * session at once, so the lease simply runs out unless someone renews it). */
+#define CONC_SESSION_TTL 60
+
 /* A recipe's key prefix "name/" and its range end (clientv3.WithPrefix). */
 typedef struct conc_prefix {
     uint8_t *key; /* name + "/" */

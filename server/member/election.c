@@ -51,6 +51,7 @@ static void answer_header(struct rpc_call *call, const member *m, ProtobufCMessa
 /* ---- Campaign ------------------------------------------------------------------ */
 
 typedef enum campaign_stage {
+    CAMP_SESSION,  /* lease 0: granting the session's lease */
     CAMP_TXN,      /* the create-if-absent txn is proposed */
     CAMP_PROCLAIM, /* our key existed with another value: proclaiming ours */
     CAMP_WAIT,     /* waiting for the candidates created before us */
@@ -222,6 +223,39 @@ static void on_campaign_txn_done(member *m, void *arg, int rc, const mvcc_op_res
         campaign_resign(c, rc);
 }
 
+/* Election.Campaign's first txn: if create_revision(key) == 0 then
+ * put(key, value, lease) else get(key). */
+static int propose_campaign(campaign *c)
+{
+    c->key = conc_key(c->name, c->name_len, c->lease, &c->key_len);
+    if (!c->key)
+        return MERR_INTERNAL;
+    conc_op put = {.type = MVCC_OP_PUT,
+                   .key = c->key,
+                   .key_len = c->key_len,
+                   .value = c->value,
+                   .value_len = c->value_len,
+                   .lease = c->lease};
+    conc_op get = {.type = MVCC_OP_RANGE, .key = c->key, .key_len = c->key_len};
+    c->stage = CAMP_TXN;
+    return conc_propose_txn(c->m, c->key, c->key_len, 0, &put, 1, &get, 1, on_campaign_txn_done, c);
+}
+
+static void on_campaign_session(member *m, void *arg, int rc, const mvcc_op_resp *r)
+{
+    (void)m;
+    (void)r;
+    campaign *c = arg;
+    if (rc == 0 && !c->call)
+        rc = MERR_STOPPED; /* the client left: the new lease just runs out */
+    if (rc == 0)
+        rc = propose_campaign(c);
+    if (rc) {
+        campaign_fail(c, rc);
+        campaign_free(c);
+    }
+}
+
 static void on_campaign(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
@@ -240,22 +274,17 @@ static void on_campaign(struct rpc_call *call, const ProtobufCMessage *msg)
     c->value_len = req->value.len;
     c->name = metcd_memdup(req->name.data, req->name.len);
     c->value = metcd_memdup(req->value.data, req->value.len);
-    c->key = conc_key(req->name.data, req->name.len, c->lease, &c->key_len);
     int rc = 0;
-    if (!c->name || !c->value || !c->key)
+    if (!c->name || !c->value)
         rc = MERR_INTERNAL;
     if (rc == 0)
         rc = conc_prefix_init(&c->pfx, req->name.data, req->name.len);
-    if (rc == 0) {
-        /* if create_revision(key) == 0 then put(key, value, lease) else get(key) */
-        conc_op put = {.type = MVCC_OP_PUT,
-                       .key = c->key,
-                       .key_len = c->key_len,
-                       .value = c->value,
-                       .value_len = c->value_len,
-                       .lease = c->lease};
-        conc_op get = {.type = MVCC_OP_RANGE, .key = c->key, .key_len = c->key_len};
-        rc = conc_propose_txn(m, c->key, c->key_len, 0, &put, 1, &get, 1, on_campaign_txn_done, c);
+    if (rc == 0 && c->lease == 0) {
+        /* concurrency.NewSession without a lease grants one */
+        c->stage = CAMP_SESSION;
+        rc = member_lease_grant(m, CONC_SESSION_TTL, &c->lease, on_campaign_session, c);
+    } else if (rc == 0) {
+        rc = propose_campaign(c);
     }
     if (rc) {
         member_fail_call_relayed(call, rc);
@@ -263,7 +292,6 @@ static void on_campaign(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     }
     c->call = call;
-    c->stage = CAMP_TXN;
     rpc_call_set_data(call, c);
 }
 
@@ -284,15 +312,23 @@ static void on_campaign_cancel(struct rpc_call *call, enum rpc_code code)
 
 /* ---- Proclaim and Resign --------------------------------------------------------- */
 
-/* A unary call answered by one proposal. */
+/* Proclaim or Resign: one txn guarded by the leader key's create revision
+ * (ResumeElection + Proclaim / Resign). */
 typedef struct leader_op {
     member *m;
     struct rpc_call *call; /* NULL once the client went away */
     bool proclaim;
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value;
+    size_t value_len;
+    int64_t rev, lease;
 } leader_op;
 
 static void leader_op_free(leader_op *op)
 {
+    metcd_free(op->key);
+    metcd_free(op->value);
     op->m->n_conc_ops--;
     metcd_free(op);
 }
@@ -317,8 +353,35 @@ static void on_leader_op_done(member *m, void *arg, int rc, const mvcc_op_resp *
     leader_op_free(op);
 }
 
-/* Proclaim (put value) or Resign (delete) guarded by the leader key's create
- * revision (ResumeElection + Proclaim / Resign). */
+/* if create_revision(key) == rev then put(key, value, lease) / delete(key) */
+static int propose_leader_op(leader_op *op)
+{
+    conc_op o = {.type = op->proclaim ? MVCC_OP_PUT : MVCC_OP_DELETE,
+                 .key = op->key,
+                 .key_len = op->key_len,
+                 .value = op->value,
+                 .value_len = op->value_len,
+                 .lease = op->lease};
+    return conc_propose_txn(op->m, op->key, op->key_len, op->rev, &o, 1, NULL, 0, on_leader_op_done,
+                            op);
+}
+
+static void on_leader_op_session(member *m, void *arg, int rc, const mvcc_op_resp *r)
+{
+    (void)m;
+    (void)r;
+    leader_op *op = arg;
+    if (rc == 0 && !op->call)
+        rc = MERR_STOPPED; /* the client left: the new lease just runs out */
+    if (rc == 0)
+        rc = propose_leader_op(op);
+    if (rc) {
+        if (op->call)
+            member_fail_call_relayed(op->call, rc);
+        leader_op_free(op);
+    }
+}
+
 static void start_leader_op(struct rpc_call *call, const V3electionpb__LeaderKey *lk, bool proclaim,
                             const ProtobufCBinaryData *value)
 {
@@ -335,16 +398,23 @@ static void start_leader_op(struct rpc_call *call, const V3electionpb__LeaderKey
         return;
     }
     op->m = m;
-    op->proclaim = proclaim;
     m->n_conc_ops++;
-    conc_op o = {.type = proclaim ? MVCC_OP_PUT : MVCC_OP_DELETE,
-                 .key = lk->key.data,
-                 .key_len = lk->key.len,
-                 .value = proclaim ? value->data : NULL,
-                 .value_len = proclaim ? value->len : 0,
-                 .lease = lk->lease};
-    int rc = conc_propose_txn(m, lk->key.data, lk->key.len, lk->rev, &o, 1, NULL, 0,
-                              on_leader_op_done, op);
+    op->proclaim = proclaim;
+    op->rev = lk->rev;
+    op->lease = lk->lease;
+    op->key_len = lk->key.len;
+    op->key = metcd_memdup(lk->key.data, lk->key.len);
+    op->value_len = proclaim ? value->len : 0;
+    op->value = proclaim ? metcd_memdup(value->data, value->len) : NULL;
+    int rc = 0;
+    if (!op->key || (proclaim && !op->value))
+        rc = MERR_INTERNAL;
+    else if (proclaim && op->lease == 0)
+        /* etcd's session for a LeaderKey without a lease grants one, and
+         * Proclaim puts the value with it */
+        rc = member_lease_grant(m, CONC_SESSION_TTL, &op->lease, on_leader_op_session, op);
+    else
+        rc = propose_leader_op(op);
     if (rc) {
         member_fail_call_relayed(call, rc);
         leader_op_free(op);

@@ -298,6 +298,10 @@ void lease_apply(member *m, const Memberpb__Request *req, waiter *w, bool nospac
 void lease_on_state(member *m);                  /* raft state or leader changed */
 bool lease_is_ctx(uint64_t ctx);                 /* a ReadIndex ctx of lease.c's */
 void lease_on_read_state(member *m, uint64_t ctx);
+/* Grants a new lease of ttl seconds with a fresh id (*id, set when this
+ * returns 0) through raft, as the Lease service's Grant; done as in
+ * member_propose. Returns 0, or an error with done never called. */
+int member_lease_grant(member *m, int64_t ttl, int64_t *id, member_done_fn done, void *arg);
 
 /* metrics.c */
 int metrics_register(member *m);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 typedef enum lock_stage {
+    LOCK_SESSION, /* lease 0: granting the session's lease */
     LOCK_TXN,     /* the create-if-absent txn is proposed */
     LOCK_WAIT,    /* waiting for the keys created before ours */
     LOCK_RELEASE, /* deleting our key after a cancel or a failure */
@@ -150,6 +151,36 @@ static void on_txn_done(member *m, void *arg, int rc, const mvcc_op_resp *r)
         release(op, rc);
 }
 
+/* Mutex.Lock's first txn: if create_revision(key) == 0 then put(key, lease),
+ * get first-created(prefix) else get(key), get first-created(prefix). */
+static int propose_lock(lock_op *op)
+{
+    op->key = conc_key(op->pfx.key, op->pfx.len - 1, op->lease, &op->key_len);
+    if (!op->key)
+        return MERR_INTERNAL;
+    conc_op put = {.type = MVCC_OP_PUT, .key = op->key, .key_len = op->key_len, .lease = op->lease};
+    conc_op get = {.type = MVCC_OP_RANGE, .key = op->key, .key_len = op->key_len};
+    conc_op owner = {.type = MVCC_OP_RANGE, .pfx = &op->pfx};
+    conc_op then[2] = {put, owner}, els[2] = {get, owner};
+    op->stage = LOCK_TXN;
+    return conc_propose_txn(op->m, op->key, op->key_len, 0, then, 2, els, 2, on_txn_done, op);
+}
+
+static void on_session_done(member *m, void *arg, int rc, const mvcc_op_resp *r)
+{
+    (void)m;
+    (void)r;
+    lock_op *op = arg;
+    if (rc == 0 && !op->call)
+        rc = MERR_STOPPED; /* the client left: the new lease just runs out */
+    if (rc == 0)
+        rc = propose_lock(op);
+    if (rc) {
+        fail_lock(op, rc);
+        lock_op_free(op);
+    }
+}
+
 static void on_lock(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
@@ -167,20 +198,12 @@ static void on_lock(struct rpc_call *call, const ProtobufCMessage *msg)
     m->n_conc_ops++;
     op->lease = req->lease;
     int rc = conc_prefix_init(&op->pfx, req->name.data, req->name.len);
-    if (rc == 0) {
-        op->key = conc_key(req->name.data, req->name.len, op->lease, &op->key_len);
-        if (!op->key)
-            rc = MERR_INTERNAL;
-    }
-    if (rc == 0) {
-        /* Mutex.Lock: if create_revision(key) == 0 then put(key, lease),
-         * get first-created(prefix) else get(key), get first-created(prefix) */
-        conc_op put = {
-            .type = MVCC_OP_PUT, .key = op->key, .key_len = op->key_len, .lease = op->lease};
-        conc_op get = {.type = MVCC_OP_RANGE, .key = op->key, .key_len = op->key_len};
-        conc_op owner = {.type = MVCC_OP_RANGE, .pfx = &op->pfx};
-        conc_op then[2] = {put, owner}, els[2] = {get, owner};
-        rc = conc_propose_txn(m, op->key, op->key_len, 0, then, 2, els, 2, on_txn_done, op);
+    if (rc == 0 && op->lease == 0) {
+        /* concurrency.NewSession without a lease grants one */
+        op->stage = LOCK_SESSION;
+        rc = member_lease_grant(m, CONC_SESSION_TTL, &op->lease, on_session_done, op);
+    } else if (rc == 0) {
+        rc = propose_lock(op);
     }
     if (rc) {
         member_fail_call_relayed(call, rc);
@@ -188,7 +211,6 @@ static void on_lock(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     }
     op->call = call;
-    op->stage = LOCK_TXN;
     rpc_call_set_data(call, op);
 }
 
@@ -204,7 +226,7 @@ static void on_lock_cancel(struct rpc_call *call, enum rpc_code code)
         op->wd = NULL;
         release(op, 0);
     }
-    /* LOCK_TXN and LOCK_RELEASE finish in their proposal's callback */
+    /* the other stages finish in their proposal's callback */
 }
 
 /* ---- Unlock -------------------------------------------------------------------- */
