@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import test_cluster  # noqa: E402
 
 os.environ["no_proxy"] = "*"
 os.environ.pop("http_proxy", None)
@@ -98,23 +99,28 @@ def norm(names, msg):
 
 
 class Client:
-    def __init__(self, server, transcript):
-        self.ch = grpc.insecure_channel(server.endpoint)
+    def __init__(self, endpoint, transcript, names=None):
+        self.ch = grpc.insecure_channel(endpoint)
         self.kv = RG.KVStub(self.ch)
         self.lease = RG.LeaseStub(self.ch)
         self.lock = LG.LockStub(self.ch)
         self.elect = EG.ElectionStub(self.ch)
-        self.names = Names()
+        self.names = names or Names()
         self.t = transcript
 
     def note(self, label, what):
         self.t.append("%s: %s" % (label, what))
 
+    def error(self, label, e):
+        # a deadline's text depends on which side noticed it first
+        details = "" if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED else e.details()
+        self.note(label, "%s %s" % (e.code().name, details))
+
     def call(self, label, fn, req, timeout=10):
         try:
             r = fn(req, timeout=timeout)
         except grpc.RpcError as e:
-            self.note(label, "%s %s" % (e.code().name, e.details()))
+            self.error(label, e)
             return None
         self.note(label, norm(self.names, r))
         return r
@@ -126,7 +132,7 @@ class Client:
         try:
             r = fut.result(timeout=10)
         except grpc.RpcError as e:
-            self.note(label, "%s %s" % (e.code().name, e.details()))
+            self.error(label, e)
             return None
         except grpc.FutureTimeoutError:
             self.note(label, "no answer")
@@ -265,12 +271,60 @@ def election_scenario(c):
 
 def grpc_transcript(server):
     t = []
-    c = Client(server, t)
+    c = Client(server.endpoint, t)
     try:
         lock_scenario(c)
         election_scenario(c)
     finally:
         c.close()
+    return t
+
+
+def cluster_scenario(c0, c1, c2):
+    """Three members: each call through another one, so proposals travel to
+    the leader and waits, barriers and watches run on followers too."""
+    l1, l2 = c0.grant(), c1.grant()
+    early = Observer(c2, b"ce")
+    a = c0.call("lock A via member 0", c0.lock.Lock, L.LockRequest(name=b"cl", lease=l1))
+    b = c1.future(c1.lock.Lock, L.LockRequest(name=b"cl", lease=l2))
+    time.sleep(SETTLE)
+    c1.note("lock B via member 1 waits", not b.done())
+    if a is not None:
+        c2.call("unlock A via member 2", c2.lock.Unlock, L.UnlockRequest(key=a.key))
+    c1.result("lock B acquires", b)
+    won = c1.call("campaign via member 1", c1.elect.Campaign,
+                  E.CampaignRequest(name=b"ce", lease=l1, value=b"x"))
+    c2.call("leader via member 2", c2.elect.Leader, E.LeaderRequest(name=b"ce"))
+    if won is not None:
+        c0.call("proclaim via member 0", c0.elect.Proclaim,
+                E.ProclaimRequest(leader=won.leader, value=b"y"))
+        c2.call("resign via member 2", c2.elect.Resign, E.ResignRequest(leader=won.leader))
+    c0.call("leader via member 0", c0.elect.Leader, E.LeaderRequest(name=b"ce"))
+    c1.call("revoke B's lease via member 1", c1.lease.LeaseRevoke,
+            R.LeaseRevokeRequest(ID=l2))
+    c2.keys("lock keys via member 2", b"cl/")
+    time.sleep(SETTLE)
+    early.stop("observe via member 2")
+
+
+def cluster_transcript(binary):
+    cl = test_cluster.Cluster(binary)
+    t = []
+    names = Names()
+    clients = []
+    try:
+        for i in range(3):
+            cl.start(i)
+        for i in range(3):
+            cl.wait_ready(i)
+        if test_cluster.wait_for(lambda: cl.leader(range(3))) is None:
+            return ["no leader"]
+        clients = [Client(cl.endpoint(i), t, names) for i in range(3)]
+        cluster_scenario(*clients)
+    finally:
+        for c in clients:
+            c.close()
+        cl.cleanup()
     return t
 
 
@@ -364,6 +418,38 @@ def etcdctl_transcript(server):
     return t
 
 
+def shutdown_with_calls_in_flight(server):
+    """metcd alone: SIGTERM while locks and campaigns wait, observers follow
+    and a lease-0 lock is being granted its session: a clean exit, and under
+    the sanitizers no leak or error report."""
+    c = Client(server.endpoint, [])
+    l1, l2 = c.grant(), c.grant()
+    c.lock.Lock(L.LockRequest(name=b"s", lease=l1), timeout=10)
+    c.elect.Campaign(E.CampaignRequest(name=b"se", lease=l1, value=b"a"), timeout=10)
+    futs = [c.future(c.lock.Lock, L.LockRequest(name=b"s", lease=l2)),
+            c.future(c.elect.Campaign, E.CampaignRequest(name=b"se", lease=l2, value=b"b"))]
+    observers = [Observer(c, b"se"), Observer(c, b"empty")]
+    time.sleep(SETTLE)
+    futs += [c.future(c.lock.Lock, L.LockRequest(name=b"s")),
+             c.future(c.elect.Leader, E.LeaderRequest(name=b"se"))]
+    server.kill(signal.SIGTERM)
+    for f in futs:
+        try:
+            f.result(timeout=10)
+        except (grpc.RpcError, grpc.FutureTimeoutError):
+            pass
+    for o in observers:
+        o.stop("observer")
+    c.close()
+    log = server.read_log()
+    problems = []
+    if server.proc.returncode != 0:
+        problems.append("exit status %s" % server.proc.returncode)
+    if "Sanitizer" in log or "runtime error" in log:
+        problems.append("sanitizer report")
+    return problems, log
+
+
 def main():
     metcd = os.path.abspath(sys.argv[1])
     ours, ref = harness.Server(metcd), harness.Server(harness.ETCD)
@@ -371,8 +457,10 @@ def main():
     try:
         ours.start()
         ref.start()
-        for label, fn in (("gRPC", grpc_transcript), ("etcdctl", etcdctl_transcript)):
-            a, b = fn(ours), fn(ref)
+        runs = [("gRPC", grpc_transcript(ours), grpc_transcript(ref)),
+                ("etcdctl", etcdctl_transcript(ours), etcdctl_transcript(ref)),
+                ("three members", cluster_transcript(metcd), cluster_transcript(harness.ETCD))]
+        for label, a, b in runs:
             for i in range(max(len(a), len(b))):
                 checks += 1
                 x = a[i] if i < len(a) else None
@@ -382,6 +470,13 @@ def main():
                     print("FAIL %s step %d:\n  metcd: %s\n  etcd:  %s" % (label, i, x, y))
                 else:
                     print("ok   %s %s" % (label, x))
+        checks += 1
+        problems, log = shutdown_with_calls_in_flight(ours)
+        if problems:
+            failures += 1
+            print("FAIL SIGTERM with calls in flight: %s\n%s" % (", ".join(problems), log[-5000:]))
+        else:
+            print("ok   SIGTERM with locks, campaigns and observers in flight: clean exit")
     finally:
         ours.cleanup()
         ref.cleanup()
