@@ -664,14 +664,18 @@ static int observe_watch(observer *o, const uint8_t *key, size_t key_len, const 
     return 0;
 }
 
-/* Sends the pending response, then follows its key from the revision after
- * it. Returns 0 (sent and following, or parked until the stream drains) or
- * an error that ends the stream. */
+/* Sends the pending response (unless it was sent before), then follows its
+ * key from the revision after it. Returns 0 (sent and following, or parked
+ * until the stream drains) or an error that ends the stream. */
 static int observe_emit(observer *o)
 {
     watch_stream_free(o->ws);
     o->ws = NULL;
-    int rc = send_leader(o, &o->next, o->next_rev);
+    /* After a watch was compacted away the leader may still be the key we
+     * followed, with nothing new since the last put we sent. */
+    bool sent = o->key && o->key_len == o->next.key_len &&
+                !memcmp(o->key, o->next.key, o->key_len) && o->next.mod_revision <= o->last_mod;
+    int rc = sent ? 0 : send_leader(o, &o->next, o->next_rev);
     if (rc == RPC_ERR_FULL) {
         o->stage = OBS_PARKED;
         return 0;
@@ -683,7 +687,8 @@ static int observe_emit(observer *o)
     o->key = o->next_buf; /* next.key is at its start */
     o->key_len = o->next.key_len;
     o->next_buf = NULL;
-    o->last_mod = o->next.mod_revision;
+    if (!sent)
+        o->last_mod = o->next.mod_revision;
     o->stage = OBS_FOLLOW;
     o->restart = false;
     return observe_watch(o, o->key, o->key_len, NULL, 0, o->next_rev + 1);

@@ -269,12 +269,42 @@ def election_scenario(c):
     early.stop("observe from before the first candidate")
 
 
+def slow_observer(c, endpoint):
+    """An observer that does not read while 60 values of 200 kB are
+    proclaimed (far past the stream's outbound bound): once it reads, it gets
+    every value, in order, once."""
+    ch = grpc.insecure_channel(endpoint, options=[("grpc.http2.bdp_probe", 0)])
+    try:
+        l1 = c.grant()
+        won = c.elect.Campaign(E.CampaignRequest(name=b"slow", lease=l1, value=b"0:"),
+                               timeout=10)
+        obs = EG.ElectionStub(ch).Observe(E.LeaderRequest(name=b"slow"), timeout=60)
+        next(obs)
+        n, big = 60, b"x" * 200000
+        for i in range(1, n + 1):
+            c.elect.Proclaim(E.ProclaimRequest(leader=won.leader, value=b"%d:" % i + big),
+                             timeout=10)
+        time.sleep(SETTLE)
+        got = []
+        for m in obs:
+            got.append(int(m.kv.value.split(b":")[0]))
+            if got[-1] >= n or len(got) > n:
+                break
+        obs.cancel()
+        c.note("slow observer got every value once, in order", got == list(range(1, n + 1)))
+    except grpc.RpcError as e:
+        c.error("slow observer", e)
+    finally:
+        ch.close()
+
+
 def grpc_transcript(server):
     t = []
     c = Client(server.endpoint, t)
     try:
         lock_scenario(c)
         election_scenario(c)
+        slow_observer(c, server.endpoint)
     finally:
         c.close()
     return t
