@@ -40,6 +40,8 @@ static const char *const implemented[] = {
     "auto-compaction-mode", "auto-compaction-retention",
     "peer-auto-tls", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
     "peer-client-cert-auth",
+    /* metcd always checkpoints lease TTLs and persists them (lease.c) */
+    "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
     NULL,
 };
 

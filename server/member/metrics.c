@@ -230,6 +230,15 @@ static void http_metrics(struct rpc_http_req *req, void *data)
     counter(&b, "etcd_mvcc_range_total", "Total number of ranges seen by this member.",
             st.ranges);
     counter(&b, "etcd_mvcc_txn_total", "Total number of txns seen by this member.", st.txns);
+    /* leases, with etcd's names (lease/metrics.go, etcdserver/metrics.go) */
+    counter(&b, "etcd_debugging_lease_granted_total", "The total number of granted leases.",
+            m->leases_granted);
+    counter(&b, "etcd_debugging_lease_revoked_total", "The total number of revoked leases.",
+            m->leases_revoked);
+    counter(&b, "etcd_debugging_lease_renewed_total",
+            "The number of renewed leases seen by the leader.", m->leases_renewed);
+    counter(&b, "etcd_debugging_server_lease_expired_total",
+            "The total number of expired leases.", m->leases_expired);
     /* gRPC, as etcd's go-grpc-prometheus registers it: every method, every code */
     struct grpc_pass g = {&b, false};
     head(&b, "grpc_server_started_total", "counter", "Total number of RPCs started on the server.");
