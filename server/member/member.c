@@ -137,6 +137,10 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (rc == 0)
         rc = lease_start(m);
     if (rc == 0)
+        rc = lock_register(m);
+    if (rc == 0)
+        rc = election_register(m);
+    if (rc == 0)
         rc = http_register(m);
     if (rc == 0)
         rc = metrics_register(m);
