@@ -178,6 +178,8 @@ struct member {
     size_t n_conc_ops;
 
     /* metrics */
+    struct rpc_server *metrics_rpc; /* --listen-metrics-urls: /metrics and /health only */
+    uint64_t health_success, health_failures;
     uint64_t proposals_applied, proposals_failed;
     uint64_t leader_changes;
 };
@@ -303,8 +305,11 @@ void lease_on_read_state(member *m, uint64_t ctx);
  * member_propose. Returns 0, or an error with done never called. */
 int member_lease_grant(member *m, int64_t ttl, int64_t *id, member_done_fn done, void *arg);
 
-/* metrics.c */
-int metrics_register(member *m);
+/* metrics.c: /metrics on srv (the client server or the metrics one) */
+int metrics_register(member *m, struct rpc_server *srv);
+/* observe.c: /health on srv, and /debug/channelz when debug */
+int observe_register(member *m, struct rpc_server *srv, bool debug);
+void observe_stop(member *m); /* answers health checks in flight */
 /* maintenance.c: a MoveLeader waiting for the transfer */
 void move_leader_check(member *m, int64_t now_ms);
 bool member_has_leader(const member *m);

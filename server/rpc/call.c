@@ -157,8 +157,17 @@ static void count_status(struct rpc_call *call, enum rpc_code code)
     if (!call->started)
         return;
     struct channelz_calls *cc = srv->cz ? channelz_calls_of(srv->cz) : NULL;
-    if (call->rm && (unsigned)code < RPC_CODE_COUNT)
-        ((struct rpc_reg_method *)call->rm)->handled[code]++;
+    if (call->rm && (unsigned)code < RPC_CODE_COUNT) {
+        struct rpc_reg_method *rm = (struct rpc_reg_method *)call->rm;
+        rm->handled[code]++;
+        int64_t d = rpc_loop_wall_ns(srv->base) - call->start_ns;
+        double s = d > 0 ? (double)d / 1e9 : 0;
+        size_t b = 0;
+        while (b < RPC_LATENCY_BUCKETS && s > rpc_latency_bounds[b])
+            b++;
+        rm->lat_hist[b]++;
+        rm->lat_sum_s += s;
+    }
     if (code == RPC_CODE_OK) {
         srv->stats.calls_succeeded++;
         if (cc)
@@ -516,6 +525,7 @@ void rpc_call_on_headers_done(struct rpc_call *call)
         return;
     }
     call->started = true;
+    call->start_ns = rpc_loop_wall_ns(srv->base);
     srv->stats.calls_started++;
     srv->stats.calls_open++;
     if (srv->cz) {

@@ -96,6 +96,9 @@ struct rpc_reg_method {
     /* calls of this method started, and finished by status code */
     uint64_t started;
     uint64_t handled[RPC_CODE_COUNT];
+    /* handling time of finished calls (rpc_server_method_latency) */
+    uint64_t lat_hist[RPC_LATENCY_BUCKETS + 1];
+    double lat_sum_s;
 };
 
 struct rpc_route {
@@ -210,6 +213,7 @@ struct rpc_call {
     bool bad_method, bad_te;
     char *content_type;
     bool started;      /* request headers done and routed */
+    int64_t start_ns;  /* when, on the loop's cached wall clock */
     bool owned;        /* the handler holds it */
     bool got_msg;      /* unary / server-stream: request received */
     bool headers_sent;

@@ -237,6 +237,19 @@ typedef void (*rpc_method_stats_fn)(void *arg, const char *path, enum rpc_kind k
                                     uint64_t started, const uint64_t *handled);
 void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn fn, void *arg);
 
+/* Per registered method: how long its finished calls took, from routing
+ * to the status (the loop's cached clock, so calls answered within one
+ * loop pass count as 0), over go-grpc-prometheus's default buckets (upper
+ * bounds in seconds, rpc_latency_bounds); buckets[RPC_LATENCY_BUCKETS] is
+ * the +Inf one. Counts per bucket, not cumulative. For
+ * grpc_server_handling_seconds (etcd --metrics extensive). */
+#define RPC_LATENCY_BUCKETS 11
+extern const double rpc_latency_bounds[RPC_LATENCY_BUCKETS];
+typedef void (*rpc_method_latency_fn)(void *arg, const char *path, enum rpc_kind kind,
+                                      const uint64_t *buckets, uint64_t count, double sum_s);
+void rpc_server_method_latency(const struct rpc_server *srv, rpc_method_latency_fn fn,
+                               void *arg);
+
 /* --- Calls (server side) --- */
 
 /* Queues one response message (packed at once: msg is borrowed for the

@@ -134,6 +134,21 @@ void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn f
            srv->methods[i].handled);
 }
 
+const double rpc_latency_bounds[RPC_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                         0.5,   1,    2.5,   5,    10};
+
+void rpc_server_method_latency(const struct rpc_server *srv, rpc_method_latency_fn fn,
+                               void *arg)
+{
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        const struct rpc_reg_method *rm = &srv->methods[i];
+        uint64_t n = 0;
+        for (size_t b = 0; b <= RPC_LATENCY_BUCKETS; b++)
+            n += rm->lat_hist[b];
+        fn(arg, rm->m->path, rm->m->kind, rm->lat_hist, n, rm->lat_sum_s);
+    }
+}
+
 const struct rpc_reg_method *rpc_server_lookup(const struct rpc_server *srv, const char *path)
 {
     size_t lo = 0, hi = srv->n_methods;
