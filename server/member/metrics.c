@@ -393,6 +393,12 @@ static void http_metrics(struct rpc_http_req *req, void *data)
     gauge(&b, "etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.",
           (double)(m->opt.quota_backend_bytes > 0 ? m->opt.quota_backend_bytes
                                                   : (int64_t)2 << 30));
+    struct rpc_server_stats rs;
+    rpc_server_get_stats(m->rpc, &rs);
+    counter(&b, "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.", rs.msg_bytes_received);
+    counter(&b, "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.", rs.msg_bytes_sent);
     watch_metrics(&b, m);
     network_metrics(&b, m);
     process_metrics(&b);

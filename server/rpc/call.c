@@ -353,6 +353,7 @@ static int send_check(struct rpc_call *call)
 static int send_queued(struct rpc_call *call, size_t framed)
 {
     call->conn->queued += framed;
+    call->conn->srv->stats.msg_bytes_sent += framed >= 5 ? framed - 5 : 0;
     struct channelz_socket_data *sd = call_sock(call);
     if (sd) {
         sd->messages_sent++;
@@ -603,6 +604,7 @@ static void call_message(struct rpc_call *call, uint8_t *buf, size_t len, int co
     }
     ProtobufCMessage *msg = protobuf_c_message_unpack(m->request, &metcd_pb_allocator, len, buf);
     metcd_free(buf);
+    call->conn->srv->stats.msg_bytes_received += len;
     if (!msg) {
         rpc_call_abort(call, RPC_CODE_INTERNAL,
                        "grpc: error unmarshalling request: proto: cannot parse invalid "

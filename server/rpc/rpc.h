@@ -226,6 +226,9 @@ struct rpc_server_stats {
     uint64_t conns_paused;    /* times a connection's reading was paused */
     uint64_t streams_refused; /* REFUSED_STREAM: answers were piling up */
     uint64_t calls_recv_paused; /* times a handler paused a call's requests */
+    /* gRPC message bytes (payloads, without the 5-byte prefix) received and
+     * queued for sending (etcd_network_client_grpc_{received,sent}_bytes_total) */
+    uint64_t msg_bytes_received, msg_bytes_sent;
 };
 void rpc_server_get_stats(const struct rpc_server *srv, struct rpc_server_stats *st);
 

@@ -93,7 +93,8 @@ def metcd_alone(metcd):
                 "etcd_debugging_mvcc_watcher_total": "gauge",
                 "etcd_server_health_success": "counter",
                 "process_cpu_seconds": "counter",
-                "process_start_time_seconds": "gauge"}
+                "process_start_time_seconds": "gauge",
+                "etcd_network_client_grpc_received_bytes": "counter"}
         for name, typ in want.items():
             f = fams.get(name)
             check(f is not None and f.type == typ, "%s is a %s" % (name, typ))
@@ -101,6 +102,9 @@ def metcd_alone(metcd):
         put_count = [x.value for x in h.samples if x.name.endswith("_count")
                      and x.labels.get("grpc_method") == "Put"] if h else []
         check(put_count == [1.0], "--metrics extensive: one Put in grpc_server_handling_seconds")
+        rx = [x.value for x in fams["etcd_network_client_grpc_received_bytes"].samples] \
+            if "etcd_network_client_grpc_received_bytes" in fams else []
+        check(rx and rx[0] > 0, "client gRPC bytes are counted (%s received)" % rx)
         check(fetch(s, "/health", endpoint=mep) == (200, '{"health":"true"}'),
               "--listen-metrics-urls serves /health")
         check(fetch(s, "/version", endpoint=mep)[0] == 404,
