@@ -11,6 +11,7 @@
 #include "watch/watch.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <stdarg.h>
@@ -258,6 +259,18 @@ static void process_metrics(struct sb *b)
         fds--; /* the directory's own descriptor */
     }
     gauge(b, "process_open_fds", "Number of open file descriptors.", fds);
+    /* the Go runtime's heap figures, from glibc's allocator (dashboards that
+     * plot go_memstats_* keep a meaning: bytes in use, bytes held) */
+    struct mallinfo2 mi = mallinfo2();
+    gauge(b, "go_memstats_heap_alloc_bytes",
+          "Number of heap bytes allocated and still in use (glibc malloc: in-use chunks).",
+          (double)(mi.uordblks + mi.hblkhd));
+    gauge(b, "go_memstats_heap_sys_bytes",
+          "Number of heap bytes obtained from system (glibc malloc: arenas and mmapped chunks).",
+          (double)(mi.arena + mi.hblkhd));
+    gauge(b, "go_memstats_heap_idle_bytes",
+          "Number of heap bytes waiting to be used (glibc malloc: free chunks).",
+          (double)mi.fordblks);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         gauge(b, "process_max_fds", "Maximum number of open file descriptors.",
