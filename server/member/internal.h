@@ -180,6 +180,7 @@ struct member {
     /* metrics */
     struct rpc_server *metrics_rpc; /* --listen-metrics-urls: /metrics and /health only */
     uint64_t health_success, health_failures;
+    int64_t nospace_proposed_ms; /* last NOSPACE alarm proposal (kv.c quota) */
     uint64_t proposals_applied, proposals_failed;
     uint64_t leader_changes;
 };

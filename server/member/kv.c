@@ -645,6 +645,12 @@ static bool quota_ok(member *m, size_t cost)
      * before freed pages come back into use */
     if (backend_size_in_use(m->be) + (int64_t)cost <= quota)
         return true;
+    /* one alarm proposal per second at most: the refused writes that come
+     * before it is applied need not propose it again */
+    int64_t now = member_now_ms();
+    if (m->nospace_proposed_ms && now - m->nospace_proposed_ms < 1000)
+        return false;
+    m->nospace_proposed_ms = now;
     Memberpb__Request req = MEMBERPB__REQUEST__INIT;
     Etcdserverpb__AlarmRequest a = ETCDSERVERPB__ALARM_REQUEST__INIT;
     a.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
