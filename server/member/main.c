@@ -42,6 +42,7 @@ static const char *const implemented[] = {
     "peer-client-cert-auth",
     /* metcd always checkpoints lease TTLs and persists them (lease.c) */
     "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
+    "listen-metrics-urls", "metrics",
     NULL,
 };
 
@@ -340,6 +341,9 @@ int main(int argc, char **argv)
         .grpc_keepalive_interval_ms = ns_to_ms(cfg.grpc_keepalive_interval_ns),
         .grpc_keepalive_timeout_ms = ns_to_ms(cfg.grpc_keepalive_timeout_ns),
         .initial_corrupt_check = cfg.experimental_initial_corrupt_check,
+        .listen_metrics_urls = cfg.listen_metrics_urls.v,
+        .n_listen_metrics_urls = cfg.listen_metrics_urls.n,
+        .metrics_extensive = cfg.metrics && strcmp(cfg.metrics, "extensive") == 0,
         .auto_compaction_mode = ac_mode,
         .auto_compaction_retention = ac_retention,
         .log = log_adapter,

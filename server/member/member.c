@@ -141,9 +141,13 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (rc == 0)
         rc = lease_start(m);
     if (rc == 0)
+        rc = lock_register(m);
+    if (rc == 0)
+        rc = election_register(m);
+    if (rc == 0)
         rc = http_register(m);
     if (rc == 0)
-        rc = metrics_register(m);
+        rc = metrics_register(m, m->rpc);
     if (rc == 0)
         rc = rpc_server_add_channelz(m->rpc, m->cz);
     if (rc) {
@@ -180,6 +184,38 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
                 return rc;
             }
         }
+    }
+    /* --listen-metrics-urls: a server of its own with /metrics and /health */
+    for (size_t i = 0; i < m->opt.n_listen_metrics_urls; i++) {
+        const char *u = m->opt.listen_metrics_urls[i];
+        char host[256];
+        uint16_t port;
+        int prc = parse_listen_url(u, host, sizeof(host), &port);
+        if (prc) {
+            snprintf(errbuf, errlen, "%s: %s", u,
+                     prc == -2 ? "https listeners are not supported yet"
+                               : "not an http://host:port URL");
+            return RPC_ERR_INVAL;
+        }
+        if (!m->metrics_rpc) {
+            struct rpc_server_config mc = {.name = "metrics"};
+            rc = rpc_server_new(&m->metrics_rpc, m->base, &mc);
+            if (rc == 0)
+                rc = metrics_register(m, m->metrics_rpc);
+            if (rc == 0)
+                rc = observe_register(m, m->metrics_rpc, false);
+            if (rc) {
+                snprintf(errbuf, errlen, "cannot set up the metrics listener: %s",
+                         rpc_strerror(rc));
+                return rc;
+            }
+        }
+        rc = rpc_server_listen(m->metrics_rpc, host, port, NULL);
+        if (rc) {
+            snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
+            return rc;
+        }
+        member_logf(m, MLOG_INFO, "embed", "listening for metrics on %s", u);
     }
     return 0;
 }
@@ -315,6 +351,9 @@ void member_stop(member *m)
     lease_stop(m);
     gateway_free(m->gw); /* answers its HTTP requests: before the server goes */
     m->gw = NULL;
+    observe_stop(m);
+    rpc_server_free(m->metrics_rpc);
+    m->metrics_rpc = NULL;
     rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
     watch_store_free(m->watch);

@@ -83,6 +83,12 @@ typedef struct member_options {
     uint32_t grpc_keepalive_interval_ms;
     uint32_t grpc_keepalive_timeout_ms;
     bool initial_corrupt_check;
+    /* observability: extra listeners for /metrics and /health only
+     * ("http://host:port"), and --metrics extensive (per-method gRPC
+     * handling-time histograms) */
+    char *const *listen_metrics_urls;
+    size_t n_listen_metrics_urls;
+    bool metrics_extensive;
     /* --auto-compaction-mode / -retention: retention in ms (periodic) or
      * revisions (revision); 0 disables */
     int auto_compaction_mode;

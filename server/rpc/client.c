@@ -347,16 +347,22 @@ static int on_c_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stre
                        "grpc: compressed flag set with identity or empty encoding");
             break;
         }
+        if (c->conn && c->conn->cz) {
+            struct channelz_socket_data *sd = channelz_socket_of(c->conn->cz);
+            sd->messages_received++;
+            sd->last_message_received_ns = rpc_wall_ns();
+        }
+        if (c->ops->on_raw) {
+            c->ops->on_raw(c, msg, mlen, c->data);
+            metcd_free(msg);
+            c = nghttp2_session_get_stream_user_data(session, stream_id);
+            continue;
+        }
         ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, &metcd_pb_allocator, mlen, msg);
         metcd_free(msg);
         if (!m) {
             call_abort(c, RPC_CODE_INTERNAL, "grpc: failed to unmarshal the received message");
             break;
-        }
-        if (c->conn && c->conn->cz) {
-            struct channelz_socket_data *sd = channelz_socket_of(c->conn->cz);
-            sd->messages_received++;
-            sd->last_message_received_ns = rpc_wall_ns();
         }
         if (c->ops->on_message)
             c->ops->on_message(c, m, c->data);

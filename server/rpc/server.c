@@ -72,6 +72,9 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
      * (:method POST, :path, content-type), so nghttp2's HTTP messaging
      * checks are off. */
     nghttp2_option_set_no_http_messaging(srv->h2_opt, 1);
+    /* Window updates follow what the calls consume (h2conn.c), so a call
+     * whose handler paused it stops its client (rpc_call_pause_recv). */
+    nghttp2_option_set_no_auto_window_update(srv->h2_opt, 1);
     if (c->channelz) {
         rc = channelz_add(c->channelz, CHANNELZ_SERVER, NULL, srv->name, rpc_wall_ns(),
                           &srv->cz);
@@ -131,6 +134,21 @@ void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn f
     for (size_t i = 0; i < srv->n_methods; i++)
         fn(arg, srv->methods[i].m->path, srv->methods[i].m->kind, srv->methods[i].started,
            srv->methods[i].handled);
+}
+
+const double rpc_latency_bounds[RPC_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                         0.5,   1,    2.5,   5,    10};
+
+void rpc_server_method_latency(const struct rpc_server *srv, rpc_method_latency_fn fn,
+                               void *arg)
+{
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        const struct rpc_reg_method *rm = &srv->methods[i];
+        uint64_t n = 0;
+        for (size_t b = 0; b <= RPC_LATENCY_BUCKETS; b++)
+            n += rm->lat_hist[b];
+        fn(arg, rm->m->path, rm->m->kind, rm->lat_hist, n, rm->lat_sum_s);
+    }
 }
 
 const struct rpc_reg_method *rpc_server_lookup(const struct rpc_server *srv, const char *path)
@@ -302,6 +320,10 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
         conn_sniff(c);
         break;
     case RPC_CONN_H2:
+        if (c->resume_pending)
+            rpc_h2_resume_calls(c);
+        if (c->dead)
+            break;
         if (c->read_pending) {
             c->read_pending = false;
             rpc_h2_on_read(c);
