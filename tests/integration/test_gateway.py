@@ -6,7 +6,9 @@ that legitimately differ between two clusters are masked (ids, terms,
 sizes, raft indexes, hashes, URLs, remaining TTLs). Covers put, range with
 every option, delete, txn, compaction, lease grant/revoke/timetolive/
 leases/keepalive (and the kv/lease aliases), watch (the first results of
-several streams while writes happen), member list, status, alarm, hash,
+several streams while writes happen), lock/unlock, election campaign/
+leader/proclaim/observe/resign (and etcd's e2e refusals of a missing
+leader key), member list, status, alarm, hash,
 defragment, /v3beta, and the refusals: bad JSON, wrong types, unknown
 paths and methods, oversize bodies; after them the data must be
 unchanged. Then, on a three-member metcd, every member's gateway answers:
@@ -228,6 +230,29 @@ def script(g):
     g.step("/v3/lease/revoke", '{"ID":1000}')
     g.step("/v3/kv/lease/revoke", '{"ID":1000}', name="revoke again (etcd's e2e)")
     g.step("/v3/kv/range", rng("l/", "l0"), name="keys of the revoked lease gone")
+    # --- lock and election (their keys carry the lease id: chosen, so equal) ---
+    g.step("/v3/lease/grant", '{"TTL":60,"ID":2000}')
+    lock = json.dumps({"name": b64("lk"), "lease": 2000})
+    g.step("/v3/lock/lock", lock)
+    g.step("/v3/lock/unlock", json.dumps({"key": b64("lk/7d0")}))
+    g.step("/v3/lock/lock", json.dumps({"name": b64("lk"), "lease": 4242}),
+           name="lock with an unknown lease")
+    g.step("/v3/election/leader", json.dumps({"name": b64("el")}), name="leader of no election")
+    camp = json.dumps({"name": b64("el"), "value": b64("v1"), "lease": 2000})
+    g.step("/v3/election/campaign", camp)
+    leader = {"name": b64("el"), "key": b64("el/7d0"), "rev": None, "lease": "2000"}
+    def observed():
+        g.step("/v3/election/proclaim", json.dumps({"leader": dict(leader, rev=camp_rev[0]),
+                                                    "value": b64("v2")}))
+    res = g.step("/v3/election/leader", json.dumps({"name": b64("el")}))
+    camp_rev = [int(res[1][2]["kv"]["create_revision"])] if res[1][0] == 200 else [0]
+    g.stream("/v3/election/observe", json.dumps({"name": b64("el")}), observed,
+             name="observe, then a proclaim")
+    g.step("/v3/election/proclaim", json.dumps({"value": b64("v3")}),
+           name="proclaim without a leader (etcd's e2e)")
+    g.step("/v3/election/resign", "{}", name="resign without a leader (etcd's e2e)")
+    g.step("/v3/election/resign", json.dumps({"leader": dict(leader, rev=camp_rev[0])}))
+    g.step("/v3/lease/revoke", '{"ID":2000}')
     # --- compaction ---
     g.step("/v3/kv/compaction", '{"revision":5}')
     g.step("/v3/kv/compaction", '{"revision":5,"physical":true}', name="compact again")
