@@ -338,6 +338,10 @@ static int stream_write(struct gw_req *r, const char *data, size_t len)
         return -1;
     if (!r->pending && !(r->pending = evbuffer_new()))
         return -1;
+    /* the HTTP client is behind: stop the server through HTTP/2 flow
+     * control until it catches up (etcd's gateway blocks in Write) */
+    if (r->call)
+        rpc_ccall_pause_recv(r->call, 1);
     return evbuffer_add(r->pending, data, len) == 0 ? 0 : -1;
 }
 
@@ -350,8 +354,11 @@ static void on_http_drain(struct rpc_http_req *h, void *data)
         return;
     unsigned char *p = evbuffer_pullup(r->pending, -1);
     int rc = p ? rpc_http_stream_write(r->http, p, n) : RPC_ERR_NOMEM;
-    if (rc == 0)
+    if (rc == 0) {
         evbuffer_drain(r->pending, n);
+        if (r->call)
+            rpc_ccall_pause_recv(r->call, 0);
+    }
     if (rc != 0 && rc != RPC_ERR_FULL && r->call) {
         rpc_ccall_cancel(r->call); /* ends the HTTP stream through on_call_close */
         return;

@@ -22,13 +22,16 @@
  *   - an unknown path under /v3/: 404 "Not Found", a method other than
  *     POST on a known one: 405 "Method Not Allowed" (grpc-gateway's mux);
  *     /v3 alone: 301 to /v3/.
- * Request headers "Authorization" and "Grpc-Metadata-<Key>" become call
- * metadata ("authorization", "<key>"). Responses carry etcd's CORS
+ * Request headers "Authorization", "Grpc-Metadata-Token" and
+ * "Grpc-Metadata-Hasleader" become call metadata ("authorization",
+ * "token", "hasleader": what etcd's server reads). Responses carry etcd's CORS
  * headers; OPTIONS gets an empty 200.
  *
- * Bounded: a stream whose HTTP client reads slower than the server sends
- * keeps at most GATEWAY_MAX_PENDING bytes of answers; past that the call
- * is cancelled and the HTTP stream ended.
+ * Bounded: while a stream's HTTP client reads slower than the server
+ * sends, the call stops giving the server HTTP/2 window (as etcd's gateway
+ * blocks in its Write), so the server waits; answers held meanwhile are
+ * bounded by GATEWAY_MAX_PENDING, past which the call is cancelled and
+ * the HTTP stream ended.
  *
  * Loop thread only. Errors are negative `enum gateway_error` values
  * (range -4300..-4399). */
@@ -65,9 +68,9 @@ int gateway_new(struct gateway **out, struct rpc_server *srv, struct event_base 
                 const struct gateway_config *cfg);
 
 /* Ends every open request (a unary one gets 503, a stream is ended),
- * cancels the calls, closes the connection and frees. Call it before
- * rpc_server_free: the routes stay registered but answer 503 afterwards
- * would need the gateway, so the server must be freed next. NULL-safe. */
+ * cancels the calls, closes the connection and frees. The routes stay
+ * registered with the freed gateway as their data: free the rpc server
+ * right after, before the loop runs again. NULL-safe. */
 void gateway_free(struct gateway *gw);
 
 const char *gateway_strerror(int err);

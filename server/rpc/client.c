@@ -40,6 +40,8 @@ struct rpc_ccall {
     uint64_t msgs_waiting;           /* sent while pending (channelz) */
     char *grpc_message;
     bool send_closed, deferred, full, closing;
+    bool recv_paused;                /* stream window withheld (rpc_ccall_pause_recv) */
+    size_t unconsumed;               /* bytes received and not given back meanwhile */
     bool aborted;                    /* ended by us (cancel, deadline, error) */
     struct rpc_ccall *prev, *next;   /* client's call list */
     struct rpc_ccall *pnext;         /* pending queue */
@@ -78,6 +80,7 @@ struct rpc_client {
     struct rpc_ccall *pending, *pending_tail;
     size_t n_pending;
     nghttp2_session_callbacks *cbs;
+    nghttp2_option *h2_opt;          /* window updates follow rpc_ccall_pause_recv */
     struct event *kick_ev;           /* dials from the loop, never inline */
     struct channelz_node *cz;        /* channel */
     char *target;
@@ -322,6 +325,11 @@ static int on_c_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stre
 {
     (void)flags;
     (void)ud;
+    /* No automatic window updates: the connection's window is given back
+     * at once, a stream's unless its call is paused (rpc_ccall_pause_recv). */
+    size_t total = len;
+    if (nghttp2_session_consume_connection(session, total) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     struct rpc_ccall *c = nghttp2_session_get_stream_user_data(session, stream_id);
     while (c && len > 0) {
         uint8_t *msg = NULL;
@@ -370,6 +378,11 @@ static int on_c_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stre
         /* The callback may have cancelled the call. */
         c = nghttp2_session_get_stream_user_data(session, stream_id);
     }
+    c = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (c && c->recv_paused)
+        c->unconsumed += total;
+    else
+        nghttp2_session_consume_stream(session, stream_id, total); /* a closed stream: no-op */
     return 0;
 }
 
@@ -577,7 +590,8 @@ static void on_cconn_written(struct bufferevent *bev, void *arg)
 
 static int cconn_start_h2(struct rpc_cconn *cc)
 {
-    if (nghttp2_session_client_new3(&cc->h2, cc->cl->cbs, cc, NULL, &rpc_nghttp2_mem) != 0)
+    if (nghttp2_session_client_new3(&cc->h2, cc->cl->cbs, cc, cc->cl->h2_opt,
+                                    &rpc_nghttp2_mem) != 0)
         return RPC_ERR_NOMEM;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -785,6 +799,9 @@ int rpc_client_new(struct rpc_client **out, struct event_base *base,
     cl->cfg.target = cl->target;
     if (rpc_h2_client_callbacks(&cl->cbs) != 0)
         goto err;
+    if (nghttp2_option_new(&cl->h2_opt) != 0)
+        goto err;
+    nghttp2_option_set_no_auto_window_update(cl->h2_opt, 1);
     cl->kick_ev = event_new(base, -1, 0, on_client_kick, cl);
     if (!cl->kick_ev)
         goto err;
@@ -828,6 +845,8 @@ void rpc_client_free(struct rpc_client *cl)
     }
     if (cl->cbs)
         nghttp2_session_callbacks_del(cl->cbs);
+    if (cl->h2_opt)
+        nghttp2_option_del(cl->h2_opt);
     if (cl->kick_ev)
         event_free(cl->kick_ev);
     for (size_t i = 0; cl->eps && i < cl->n_eps; i++) {
@@ -994,6 +1013,28 @@ void rpc_ccall_cancel(struct rpc_ccall *c)
 {
     if (c && !c->closing)
         call_abort(c, RPC_CODE_CANCELLED, "context canceled");
+}
+
+int rpc_ccall_pause_recv(struct rpc_ccall *c, int pause)
+{
+    if (!c)
+        return RPC_ERR_INVAL;
+    if (c->closing)
+        return RPC_ERR_CLOSED;
+    if (pause) {
+        c->recv_paused = true;
+        return 0;
+    }
+    if (!c->recv_paused)
+        return 0;
+    c->recv_paused = false;
+    size_t n = c->unconsumed;
+    c->unconsumed = 0;
+    if (n && c->conn && c->stream_id > 0 && c->conn->h2 && !c->conn->dead) {
+        nghttp2_session_consume_stream(c->conn->h2, c->stream_id, n);
+        cconn_schedule(c->conn); /* the WINDOW_UPDATE goes out from the loop */
+    }
+    return 0;
 }
 
 /* ---- async unary ---- */

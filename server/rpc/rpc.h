@@ -437,6 +437,14 @@ int rpc_ccall_close_send(struct rpc_ccall *c);
 /* Cancels: RST_STREAM(CANCEL); on_close(CANCELLED, "context canceled")
  * runs before this returns. */
 void rpc_ccall_cancel(struct rpc_ccall *c);
+/* Stops (pause != 0) or resumes giving the server window for this call's
+ * answers: while paused, what has arrived is still handed to on_message,
+ * but no WINDOW_UPDATE goes out for the stream, so HTTP/2 flow control
+ * stops the server after at most one stream window (1 MiB) more; the
+ * connection's other calls go on. For a caller whose own output is
+ * blocked (the JSON gateway's slow HTTP client). RPC_ERR_CLOSED once the
+ * call is ending. */
+int rpc_ccall_pause_recv(struct rpc_ccall *c, int pause);
 
 /* Async unary: start + send + close_send. `done` gets the response
  * (borrowed until it returns; NULL unless code is OK). */

@@ -192,6 +192,40 @@ START_TEST(server_stream_and_cancel)
 }
 END_TEST
 
+/* A paused call holds the server back by flow control; the connection's
+ * other calls go on; resuming lets the stream finish. */
+START_TEST(pause_recv_holds_the_server_back)
+{
+    Metcd__Test__EchoRequest req = METCD__TEST__ECHO_REQUEST__INIT;
+    static uint8_t payload[16384];
+    req.payload = (ProtobufCBinaryData){sizeof payload, payload};
+    req.count = 1000; /* 16 MiB in all */
+    struct result r = {0};
+    struct rpc_ccall *c;
+    ck_assert_int_eq(rpc_ccall_start(cl, "/metcd.test.Echo/ServerStream",
+                                     &metcd__test__echo_response__descriptor, NULL, 0, 0,
+                                     &stream_ops, &r, &c), 0);
+    ck_assert_int_eq(rpc_ccall_pause_recv(c, 1), 0);
+    rpc_ccall_send(c, &req.base);
+    rpc_ccall_close_send(c);
+    run_for(f.base, 300);
+    int held = r.n_msgs;
+    run_for(f.base, 200);
+    ck_assert_int_eq(r.n_msgs, held); /* stopped after one stream window */
+    ck_assert_int_lt(held, 200);
+    ck_assert(!r.done);
+    struct result u;
+    ck_assert_int_eq(unary(cl, "meanwhile", 0, 0, 2000, &u), 0);
+    ck_assert(run_until(f.base, &u.done, 2000));
+    ck_assert_int_eq(u.code, RPC_CODE_OK);
+    ck_assert_int_eq(rpc_ccall_pause_recv(c, 0), 0);
+    ck_assert(run_until(f.base, &r.done, 5000));
+    ck_assert_int_eq(r.code, RPC_CODE_OK);
+    ck_assert_int_eq(r.n_msgs, 1000);
+    ck_assert_int_eq(rpc_ccall_pause_recv(NULL, 1), RPC_ERR_INVAL);
+}
+END_TEST
+
 struct raw_result {
     struct result r;
     int n_raw;
@@ -472,6 +506,7 @@ int main(void)
     tcase_add_test(tc, status_and_message_decoded);
     tcase_add_test(tc, deadline);
     tcase_add_test(tc, server_stream_and_cancel);
+    tcase_add_test(tc, pause_recv_holds_the_server_back);
     tcase_add_test(tc, raw_messages);
     tcase_add_test(tc, bidi_and_client_stream);
     tcase_add_test(tc, failover_to_next_endpoint);
