@@ -730,6 +730,7 @@ int gateway_new(struct gateway **out, struct rpc_server *srv, struct event_base 
         .n_endpoints = 1,
         .max_recv_msg_size = cfg->max_recv_msg_size ? cfg->max_recv_msg_size : 0x7fffffff,
         .max_pending_calls = 65536,
+        .channelz = cfg->channelz,
         .target = ep,
     };
     int rc = rpc_client_new(&gw->cl, base, &cc);

@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 
+struct channelz;
 struct event_base;
 struct rpc_server;
 struct gateway;
@@ -59,6 +60,9 @@ struct gateway_config {
     /* Largest response message accepted from the server (0: 2 GiB - 1,
      * as etcd's gateway dials with math.MaxInt32). */
     size_t max_recv_msg_size;
+    /* Optional (borrowed, must outlive the gateway): the client connection
+     * is registered as a channel, as grpc-go registers etcd's gateway's. */
+    struct channelz *channelz;
 };
 
 /* Registers the gateway's routes on srv (borrowed; must outlive the

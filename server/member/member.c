@@ -177,7 +177,7 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
             char url[300];
             snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u",
                      host, bound);
-            struct gateway_config gc = {.endpoint = url};
+            struct gateway_config gc = {.endpoint = url, .channelz = m->cz};
             rc = gateway_new(&m->gw, m->rpc, m->base, &gc);
             if (rc) {
                 snprintf(errbuf, errlen, "cannot start the gateway: %s", gateway_strerror(rc));
