@@ -304,11 +304,12 @@ static int stream_begin(struct gw_req *r, int status)
 {
     if (r->began)
         return 0;
-    r->began = true;
     add_cors(r->http);
     if (status == 200)
         rpc_http_add_header(r->http, "Grpc-Metadata-Content-Type", "application/grpc");
-    return rpc_http_stream_begin(r->http, status, "application/json");
+    int rc = rpc_http_stream_begin(r->http, status, "application/json");
+    r->began = rc == 0;
+    return rc;
 }
 
 /* Ends the streamed answer (pending chunks dropped: the client is gone
@@ -380,8 +381,7 @@ static void on_call_message(struct rpc_ccall *c, const ProtobufCMessage *msg, vo
     if (!r->http)
         return;
     if (r->route->kind == GW_UNARY) {
-        /* keep nothing: the unary answer is written at close */
-        (void)c;
+        /* the answer is written at close, when the status is known */
         char *text;
         size_t len;
         if (r->got_message || pbjson_encode_text(msg, &text, &len) != 0)
@@ -474,7 +474,7 @@ static void on_call_close(struct rpc_ccall *c, enum rpc_code code, const char *m
         metcd_free(text);
     } else if (stream_begin(r, 200) != 0) {
         req_detach_http(r);
-        rpc_http_stream_end(h);
+        respond_error(h, RPC_CODE_INTERNAL, "out of memory");
         req_free(r);
         return;
     }
@@ -505,6 +505,10 @@ static void send_requests(struct gw_req *r)
         if (!r->held) {
             char err[8];
             int rc = pbjson_read(&r->body, r->route->req, &r->held, err, sizeof err);
+            if (rc == PBJSON_ERR_NOMEM) {
+                rpc_ccall_cancel(r->call); /* not the client's fault: say so */
+                return;
+            }
             if (rc != 0) {
                 r->sending = false;
                 rpc_ccall_close_send(r->call);

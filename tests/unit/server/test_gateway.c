@@ -399,12 +399,53 @@ START_TEST(free_answers_open_requests)
 }
 END_TEST
 
+/* Each allocation from the request on fails once in turn, for a unary
+ * call and a watch: every request ends (answered, or its connection
+ * closed) and nothing leaks (ASan build). */
+START_TEST(allocation_failures)
+{
+    static const char *const reqs[][2] = {
+        {"/v3/kv/range", "{\"key\":\"YQ==\",\"limit\":3,\"x\":[1,{\"y\":\"z\"}]}"},
+        {"/v3/watch", "{\"create_request\":{\"key\":\"YQ==\"}}{\"create_request\":{}}"},
+    };
+    /* warm the gateway's connection up first */
+    answer("POST", "/v3/kv/range", "{}", NULL, "}");
+    for (size_t k = 0; k < 2; k++) {
+        bool clean = false;
+        for (long i = 0; i < 400 && !clean; i++) {
+            int fd = sock_adopted(&f);
+            char req[512];
+            int n = snprintf(req, sizeof req,
+                             "POST %s HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s", reqs[k][0],
+                             strlen(reqs[k][1]), reqs[k][1]);
+            long before = metcd_mem_count();
+            metcd_mem_fail_after(i);
+            sock_write(fd, req, (size_t)n);
+            bool eof = false;
+            const char *until = k == 0 ? "}" : "\"watch_id\":\"2\"";
+            /* an answer (an error's body ends in '}'), or the connection
+             * closed; a watch that started goes on to its second result */
+            size_t len = sock_read_until(&f, fd, buf, sizeof buf, "}", 2000, &eof);
+            if (!eof && k == 1 && strncmp(buf, "HTTP/1.1 200", 12) == 0 && !strstr(buf, until))
+                sock_read_until(&f, fd, buf + len, sizeof buf - len, until, 300, &eof);
+            metcd_mem_fail_after(-1);
+            ck_assert_msg(eof || strstr(buf, "HTTP/1.1 "), "request %zu, failure %ld: no end",
+                          k, i);
+            clean = metcd_mem_count() - before <= i && strstr(buf, until);
+            close(fd);
+            run_for(f.base, 5);
+        }
+        ck_assert(clean);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server/gateway");
     TCase *tc = tcase_create("gateway");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, unary_answers);
     tcase_add_test(tc, paths_and_methods);
     tcase_add_test(tc, leaving_client_cancels);
@@ -413,6 +454,7 @@ int main(void)
     tcase_add_test(tc, slow_client_holds_the_server_back);
     tcase_add_test(tc, streams_wait_for_room);
     tcase_add_test(tc, free_answers_open_requests);
+    tcase_add_test(tc, allocation_failures);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
