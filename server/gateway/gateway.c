@@ -201,6 +201,7 @@ struct gateway {
     struct rpc_server *srv;
     struct rpc_client *cl;
     struct gw_req *reqs; /* every open request */
+    unsigned n_paused;   /* streams whose server is held back (<= GATEWAY_MAX_PAUSED) */
     bool closing;
 };
 
@@ -214,6 +215,7 @@ struct gw_req {
     bool sending;               /* bidi: requests still to send */
     bool began;                 /* HTTP answer begun (streams) */
     bool got_message;           /* a response arrived */
+    bool paused;                /* the call's server is held back (counted in n_paused) */
     struct evbuffer *pending;   /* stream chunks waiting for the HTTP client */
     struct gw_req *prev, *next;
 };
@@ -281,8 +283,24 @@ static void req_unlink(struct gw_req *r)
         r->next->prev = r->prev;
 }
 
+static void set_paused(struct gw_req *r, bool pause)
+{
+    if (pause == r->paused)
+        return;
+    if (pause && r->gw->n_paused >= GATEWAY_MAX_PAUSED)
+        return; /* read on and buffer: GATEWAY_MAX_PENDING bounds it */
+    if (r->call)
+        rpc_ccall_pause_recv(r->call, pause);
+    r->paused = pause;
+    if (pause)
+        r->gw->n_paused++;
+    else
+        r->gw->n_paused--;
+}
+
 static void req_free(struct gw_req *r)
 {
+    set_paused(r, false);
     req_unlink(r);
     if (r->held)
         protobuf_c_message_free_unpacked(r->held, &metcd_pb_allocator);
@@ -341,8 +359,7 @@ static int stream_write(struct gw_req *r, const char *data, size_t len)
         return -1;
     /* the HTTP client is behind: stop the server through HTTP/2 flow
      * control until it catches up (etcd's gateway blocks in Write) */
-    if (r->call)
-        rpc_ccall_pause_recv(r->call, 1);
+    set_paused(r, true);
     return evbuffer_add(r->pending, data, len) == 0 ? 0 : -1;
 }
 
@@ -357,8 +374,7 @@ static void on_http_drain(struct rpc_http_req *h, void *data)
     int rc = p ? rpc_http_stream_write(r->http, p, n) : RPC_ERR_NOMEM;
     if (rc == 0) {
         evbuffer_drain(r->pending, n);
-        if (r->call)
-            rpc_ccall_pause_recv(r->call, 0);
+        set_paused(r, false);
     }
     if (rc != 0 && rc != RPC_ERR_FULL && r->call) {
         rpc_ccall_cancel(r->call); /* ends the HTTP stream through on_call_close */
@@ -422,6 +438,7 @@ static void on_call_close(struct rpc_ccall *c, enum rpc_code code, const char *m
 {
     (void)c;
     struct gw_req *r = data;
+    set_paused(r, false);
     r->call = NULL;
     if (!r->http) {
         req_free(r);

@@ -29,7 +29,12 @@
  *
  * Bounded: while a stream's HTTP client reads slower than the server
  * sends, the call stops giving the server HTTP/2 window (as etcd's gateway
- * blocks in its Write), so the server waits; answers held meanwhile are
+ * blocks in its Write), so the server waits. At most GATEWAY_MAX_PAUSED
+ * streams are held back that way at once: each can leave up to the
+ * server's stream_queue_bytes (256 KiB) waiting on the shared connection,
+ * and the server refuses new streams on a connection holding
+ * conn_queue_bytes (1 MiB) of them, which would stop every gateway call.
+ * A further slow stream is read on; what its client has not taken is
  * bounded by GATEWAY_MAX_PENDING, past which the call is cancelled and
  * the HTTP stream ended.
  *
@@ -52,6 +57,7 @@ enum gateway_error {
 };
 
 #define GATEWAY_MAX_PENDING (4u << 20)
+#define GATEWAY_MAX_PAUSED 2
 
 struct gateway_config {
     /* The gRPC server to forward to: "http://host:port" (copied). A

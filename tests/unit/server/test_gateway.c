@@ -350,6 +350,30 @@ START_TEST(slow_client_holds_the_server_back)
 }
 END_TEST
 
+/* Past GATEWAY_MAX_PAUSED slow streams, the others are read on and cut
+ * off at their bound instead: held-back answers never reach the server's
+ * per-connection bound, which would refuse every new gateway stream. */
+START_TEST(many_slow_clients_do_not_stop_the_gateway)
+{
+    memset(blob, 'q', sizeof blob);
+    int fds[5];
+    for (int i = 0; i < 5; i++)
+        fds[i] = request("POST", "/v3/watch", "{\"create_request\":{\"key\":\"Zmxvb2Q=\"}}", NULL);
+    WAIT_UNTIL(f.base, watch_cancels == 5 - GATEWAY_MAX_PAUSED, 20000);
+    run_for(f.base, 300); /* the paused ones settle */
+    answer("POST", "/v3/kv/range", "{\"limit\":4}", NULL, "}");
+    ck_assert_str_eq(body_of(buf), "{\"count\":\"4\"}");
+    struct rpc_server_stats st;
+    rpc_server_get_stats(f.srv, &st);
+    ck_assert_uint_eq(st.streams_refused, 0);
+    ck_assert_int_eq(watch_cancels, 5 - GATEWAY_MAX_PAUSED);
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    WAIT_UNTIL(f.base, watch_cancels == 5, 3000);
+    ck_assert_int_eq(watch_cancels, 5);
+}
+END_TEST
+
 START_TEST(streams_wait_for_room)
 {
     teardown();
@@ -452,6 +476,7 @@ int main(void)
     tcase_add_test(tc, watch_stream);
     tcase_add_test(tc, server_stream);
     tcase_add_test(tc, slow_client_holds_the_server_back);
+    tcase_add_test(tc, many_slow_clients_do_not_stop_the_gateway);
     tcase_add_test(tc, streams_wait_for_room);
     tcase_add_test(tc, free_answers_open_requests);
     tcase_add_test(tc, allocation_failures);
