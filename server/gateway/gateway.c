@@ -348,6 +348,7 @@ static int stream_write(struct gw_req *r, const char *data, size_t len)
     if (r->pending && evbuffer_get_length(r->pending)) {
         if (evbuffer_get_length(r->pending) + len > GATEWAY_MAX_PENDING)
             return -1;
+        set_paused(r, true); /* a pause slot may have freed up meanwhile */
         return evbuffer_add(r->pending, data, len) == 0 ? 0 : -1;
     }
     int rc = rpc_http_stream_write(r->http, data, len);
