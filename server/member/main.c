@@ -42,6 +42,7 @@ static const char *const implemented[] = {
     "peer-client-cert-auth",
     "cert-file", "key-file", "trusted-ca-file", "client-cert-auth", "client-crl-file",
     "client-cert-allowed-hostname", "auto-tls", "cipher-suites",
+    "peer-crl-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
     /* metcd always checkpoints lease TTLs and persists them (lease.c) */
     "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
     "listen-metrics-urls", "metrics",
@@ -339,6 +340,9 @@ int main(int argc, char **argv)
                                     ? cfg.peer_trusted_ca_file
                                     : NULL,
         .peer_client_cert_auth = cfg.peer_client_cert_auth,
+        .peer_crl_file = nonempty(cfg.peer_crl_file),
+        .peer_cert_allowed_cn = nonempty(cfg.peer_cert_allowed_cn),
+        .peer_cert_allowed_hostname = nonempty(cfg.peer_cert_allowed_hostname),
         .peer_auto_tls = cfg.peer_auto_tls,
         .cert_file = nonempty(cfg.cert_file),
         .key_file = nonempty(cfg.key_file),

@@ -70,6 +70,8 @@ typedef struct member_options {
      * certificate made at start, as etcd's --peer-auto-tls */
     const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
     bool peer_client_cert_auth;
+    /* --peer-crl-file, --peer-cert-allowed-cn, --peer-cert-allowed-hostname */
+    const char *peer_crl_file, *peer_cert_allowed_cn, *peer_cert_allowed_hostname;
     bool peer_auto_tls;
     /* client TLS (https listen-client-urls), etcd's --cert-file,
      * --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file,

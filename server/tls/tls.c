@@ -37,6 +37,7 @@ const char *tls_strerror(int err)
  * checks. Owned by the SSL_CTX (freed with it through the ex_data hook). */
 struct ctx_data {
     STACK_OF(X509_CRL) *crls;
+    char *allowed_cn;
     bool accept_any; /* auto TLS without a CA: a certificate is enough */
 };
 
@@ -55,6 +56,7 @@ static void on_ctx_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int id
     if (!d)
         return;
     sk_X509_CRL_pop_free(d->crls, X509_CRL_free);
+    metcd_free(d->allowed_cn);
     metcd_free(d);
 }
 
@@ -249,6 +251,18 @@ static int on_verify(int ok, X509_STORE_CTX *sctx)
             }
         }
     }
+    if (ok && d->allowed_cn && X509_STORE_CTX_get_error_depth(sctx) == 0) {
+        /* etcd: the leaf's subject CommonName must be the allowed one;
+         * rejected as a bad certificate (the alert Go's server sends) */
+        X509 *cert = X509_STORE_CTX_get_current_cert(sctx);
+        char cn[256] = "";
+        X509_NAME *subj = cert ? X509_get_subject_name(cert) : NULL;
+        if (!subj || X509_NAME_get_text_by_NID(subj, NID_commonName, cn, sizeof cn) < 0 ||
+            strcmp(cn, d->allowed_cn) != 0) {
+            X509_STORE_CTX_set_error(sctx, X509_V_ERR_CERT_REJECTED);
+            return 0;
+        }
+    }
     return ok;
 }
 
@@ -316,6 +330,11 @@ int tls_server_ctx_new(SSL_CTX **out, const struct tls_options *o, char *errbuf,
         X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), o->allowed_hostname, 0) != 1) {
         set_err(errbuf, errlen, "allowed hostname", o->allowed_hostname);
         rc = TLS_ERR_CRYPTO;
+        goto err;
+    }
+    if (o->allowed_cn && !(d->allowed_cn = metcd_strdup(o->allowed_cn))) {
+        rc = TLS_ERR_NOMEM;
+        snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
     d->accept_any = o->auto_tls && !o->ca_file;
@@ -417,7 +436,14 @@ void tls_error_text(const SSL *ssl, unsigned long code, char *buf, size_t len,
             text = "tls: no cipher suite supported by both client and server";
             break;
         case SSL_R_CERTIFICATE_VERIFY_FAILED:
-            if (ssl && SSL_get_verify_result(ssl) != X509_V_OK) {
+            /* etcd's own refusals (pkg/transport's verify hooks) */
+            if (ssl && SSL_get_verify_result(ssl) == X509_V_ERR_HOSTNAME_MISMATCH) {
+                text = "client certificate authentication failed";
+            } else if (ssl && SSL_get_verify_result(ssl) == X509_V_ERR_CERT_REJECTED) {
+                text = "CommonName authentication failed";
+            } else if (ssl && SSL_get_verify_result(ssl) == X509_V_ERR_CERT_REVOKED) {
+                text = "transport: certificate revoked";
+            } else if (ssl && SSL_get_verify_result(ssl) != X509_V_OK) {
                 snprintf(tmp, sizeof tmp, "tls: failed to verify certificate: %s",
                          X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
                 text = tmp;

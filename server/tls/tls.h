@@ -45,6 +45,9 @@ struct tls_options {
     /* server: the client certificate must be valid for this DNS name or IP
      * (--client-cert-allowed-hostname / --peer-cert-allowed-hostname) */
     const char *allowed_hostname;
+    /* server: the client certificate's subject CN must equal this
+     * (--peer-cert-allowed-cn) */
+    const char *allowed_cn;
     /* OpenSSL names of the TLS 1.2 cipher suites allowed (config.h's
      * config_cipher_openssl_name maps Go's); none: OpenSSL's defaults */
     const char *const *ciphers;
