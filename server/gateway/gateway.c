@@ -720,16 +720,15 @@ static void on_http_abort(struct rpc_http_req *h, void *data)
  * reached through loopback. */
 static int client_endpoint(const char *url, char *buf, size_t n)
 {
-    const char *hp = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
-    const char *host = hp;
+    const char *scheme = strncmp(url, "https://", 8) == 0 ? "https://" : "http://";
+    const char *hp = strstr(url, "://") ? strstr(url, "://") + 3 : url;
+    const char *host = NULL;
     if (strncmp(hp, "0.0.0.0:", 8) == 0)
         host = "127.0.0.1";
     else if (strncmp(hp, "[::]:", 5) == 0)
         host = "[::1]";
-    else
-        host = NULL;
-    int w = host ? snprintf(buf, n, "http://%s%s", host, strchr(hp + (hp[0] == '[' ? 3 : 0), ':'))
-                 : snprintf(buf, n, "%s", url);
+    int w = host ? snprintf(buf, n, "%s%s%s", scheme, host, strchr(hp + (hp[0] == '[' ? 3 : 0), ':'))
+                 : snprintf(buf, n, "%s%s", scheme, hp);
     return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
@@ -753,6 +752,7 @@ int gateway_new(struct gateway **out, struct rpc_server *srv, struct event_base 
         .max_recv_msg_size = cfg->max_recv_msg_size ? cfg->max_recv_msg_size : 0x7fffffff,
         .max_pending_calls = 65536,
         .channelz = cfg->channelz,
+        .tls = cfg->tls,
         .target = ep,
     };
     int rc = rpc_client_new(&gw->cl, base, &cc);

@@ -47,6 +47,7 @@
 
 struct channelz;
 struct event_base;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct rpc_server;
 struct gateway;
 
@@ -60,9 +61,13 @@ enum gateway_error {
 #define GATEWAY_MAX_PAUSED 2
 
 struct gateway_config {
-    /* The gRPC server to forward to: "http://host:port" (copied). A
-     * wildcard host (0.0.0.0, ::) is reached through loopback. */
+    /* The gRPC server to forward to: "http://host:port" or
+     * "https://host:port" (copied). A wildcard host (0.0.0.0, ::) is
+     * reached through loopback. */
     const char *endpoint;
+    /* For https: the TLS client context to dial with (borrowed; the
+     * gateway's client takes its own reference). */
+    struct ssl_ctx_st *tls;
     /* Largest response message accepted from the server (0: 2 GiB - 1,
      * as etcd's gateway dials with math.MaxInt32). */
     size_t max_recv_msg_size;

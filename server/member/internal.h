@@ -117,6 +117,8 @@ struct member {
     raft_mem_storage *ms;
     struct rpc_server *rpc;
     struct gateway *gw; /* the JSON gateway on the client port */
+    struct ssl_ctx_st *client_tls;      /* https client listeners (owned) */
+    struct ssl_ctx_st *client_dial_tls; /* the member's own clients (owned) */
 
     uint64_t id, cluster_id;
     uint64_t term, lead;

@@ -10,6 +10,7 @@
 #include "common/mem.h"
 #include "server/channelz/channelz.h"
 #include "server/gateway/gateway.h"
+#include "server/tls/tls.h"
 #include "watch/watch.h"
 
 #include <errno.h>
@@ -71,14 +72,14 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-/* Splits "http://host:port" into host and port. */
+/* Splits "http://host:port" or "https://host:port" into host and port:
+ * 0 for http, 1 for https, -1 when it is neither. */
 static int parse_listen_url(const char *url, char *host, size_t hostlen, uint16_t *port)
 {
     const char *p = strstr(url, "://");
     if (!p || strncmp(url, "http", 4) != 0)
         return -1;
-    if (!strncmp(url, "https", 5))
-        return -2; /* TLS arrives with the security work */
+    int tls = !strncmp(url, "https://", 8);
     p += 3;
     const char *colon = strrchr(p, ':');
     if (!colon)
@@ -99,6 +100,66 @@ static int parse_listen_url(const char *url, char *host, size_t hostlen, uint16_
     if (e == colon + 1 || (*e && e != end) || v < 0 || v > 65535)
         return -1;
     *port = (uint16_t)v;
+    return tls;
+}
+
+static void on_rpc_warn(void *arg, const char *msg)
+{
+    member_logf(arg, MLOG_WARN, "embed", "%s", msg);
+}
+
+static void tls_options_of(const member *m, struct tls_options *o)
+{
+    const member_options *opt = &m->opt;
+    *o = (struct tls_options){
+        .cert_file = opt->cert_file,
+        .key_file = opt->key_file,
+        .ca_file = opt->trusted_ca_file,
+        .crl_file = opt->client_crl_file,
+        .client_cert_auth = opt->client_cert_auth,
+        .auto_tls = opt->auto_tls && !(opt->cert_file && opt->key_file),
+        .allowed_hostname = opt->client_cert_allowed_hostname,
+        .ciphers = opt->cipher_suites,
+        .n_ciphers = opt->n_cipher_suites,
+        .cn_hint = "metcd",
+    };
+}
+
+/* The contexts of https client listeners and of the member's own clients,
+ * made once, when a client URL is https or client TLS flags are set. */
+static int client_tls_setup(member *m, bool need_server, char *errbuf, size_t errlen)
+{
+    const member_options *opt = &m->opt;
+    struct tls_options o;
+    tls_options_of(m, &o);
+    char why[400];
+    if (need_server && !m->client_tls) {
+        int rc = tls_server_ctx_new(&m->client_tls, &o, why, sizeof why);
+        if (rc) {
+            snprintf(errbuf, errlen, "client TLS: %s", why);
+            return rc;
+        }
+        if (opt->auto_tls && !(opt->cert_file && opt->key_file))
+            member_logf(m, MLOG_INFO, "embed",
+                        "client TLS: using a self-signed certificate (--auto-tls)");
+        member_logf(m, MLOG_INFO, "embed",
+                    "ClientTLS: cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, "
+                    "crl-file = %s",
+                    opt->cert_file ? opt->cert_file : "", opt->key_file ? opt->key_file : "",
+                    opt->trusted_ca_file ? opt->trusted_ca_file : "",
+                    opt->client_cert_auth ? "true" : "false",
+                    opt->client_crl_file ? opt->client_crl_file : "");
+    }
+    if (!m->client_dial_tls && (need_server || opt->cert_file || opt->auto_tls || opt->trusted_ca_file)) {
+        o.crl_file = NULL;
+        o.allowed_hostname = NULL;
+        o.insecure_skip_verify = !opt->trusted_ca_file;
+        int rc = tls_client_ctx_new(&m->client_dial_tls, &o, why, sizeof why);
+        if (rc) {
+            snprintf(errbuf, errlen, "client TLS (dialing): %s", why);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -111,6 +172,37 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     wait_sweep(m, now);
     reads_sweep(m, now);
     move_leader_check(m, now);
+}
+
+/* The JSON gateway: a client of this member's gRPC server on its first
+ * client URL, as etcd's (over TLS for https, the server's certificate not
+ * checked, as etcd's gateway dials with InsecureSkipVerify). */
+static int gateway_start(member *m, const char *host, uint16_t port, bool tls, char *errbuf,
+                         size_t errlen)
+{
+    char url[300];
+    snprintf(url, sizeof url, strchr(host, ':') ? "%s://[%s]:%u" : "%s://%s:%u",
+             tls ? "https" : "http", host, port);
+    struct gateway_config gc = {.endpoint = url, .channelz = m->cz};
+    if (tls) {
+        struct tls_options o;
+        tls_options_of(m, &o);
+        o.crl_file = NULL;
+        o.allowed_hostname = NULL;
+        o.insecure_skip_verify = true;
+        char why[400];
+        if (tls_client_ctx_new(&gc.tls, &o, why, sizeof why) != 0) {
+            snprintf(errbuf, errlen, "cannot start the gateway: client TLS: %s", why);
+            return -1;
+        }
+    }
+    int rc = gateway_new(&m->gw, m->rpc, m->base, &gc);
+    SSL_CTX_free(gc.tls); /* the gateway's client keeps its own reference */
+    if (rc) {
+        snprintf(errbuf, errlen, "cannot start the gateway: %s", gateway_strerror(rc));
+        return -1;
+    }
+    return 0;
 }
 
 static int start_rpc(member *m, char *errbuf, size_t errlen)
@@ -128,6 +220,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
                               512 * 1024),
         .name = m->opt.name,
         .channelz = m->cz,
+        .log_warn = on_rpc_warn,
+        .log_arg = m,
     };
     int rc = rpc_server_new(&m->rpc, m->base, &rc_cfg);
     if (rc == 0)
@@ -154,36 +248,30 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot set up the client services: %s", rpc_strerror(rc));
         return rc;
     }
+    if (client_tls_setup(m, false, errbuf, errlen) != 0)
+        return RPC_ERR_INVAL;
     for (size_t i = 0; i < m->opt.n_listen_client_urls; i++) {
         const char *u = m->opt.listen_client_urls[i];
         char host[256];
         uint16_t port;
         int prc = parse_listen_url(u, host, sizeof(host), &port);
-        if (prc) {
-            snprintf(errbuf, errlen, "%s: %s", u,
-                     prc == -2 ? "https listeners are not supported yet"
-                               : "not an http://host:port URL");
+        if (prc < 0) {
+            snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
             return RPC_ERR_INVAL;
         }
+        if (prc == 1 && client_tls_setup(m, true, errbuf, errlen) != 0)
+            return RPC_ERR_INVAL;
         uint16_t bound = port;
-        rc = rpc_server_listen(m->rpc, host, port, &bound);
+        rc = prc == 1 ? rpc_server_listen_tls(m->rpc, host, port, m->client_tls, &bound)
+                      : rpc_server_listen(m->rpc, host, port, &bound);
         if (rc) {
             snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
             return rc;
         }
-        member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u", host, port);
-        if (i == 0) {
-            /* the JSON gateway calls this member's gRPC server, as etcd's does */
-            char url[300];
-            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u",
-                     host, bound);
-            struct gateway_config gc = {.endpoint = url, .channelz = m->cz};
-            rc = gateway_new(&m->gw, m->rpc, m->base, &gc);
-            if (rc) {
-                snprintf(errbuf, errlen, "cannot start the gateway: %s", gateway_strerror(rc));
-                return rc;
-            }
-        }
+        member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u%s", host, port,
+                    prc == 1 ? " (TLS)" : "");
+        if (i == 0 && gateway_start(m, host, bound, prc == 1, errbuf, errlen) != 0)
+            return RPC_ERR_INVAL;
     }
     /* --listen-metrics-urls: a server of its own with /metrics and /health */
     for (size_t i = 0; i < m->opt.n_listen_metrics_urls; i++) {
@@ -191,14 +279,15 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         char host[256];
         uint16_t port;
         int prc = parse_listen_url(u, host, sizeof(host), &port);
-        if (prc) {
-            snprintf(errbuf, errlen, "%s: %s", u,
-                     prc == -2 ? "https listeners are not supported yet"
-                               : "not an http://host:port URL");
+        if (prc < 0) {
+            snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
             return RPC_ERR_INVAL;
         }
+        if (prc == 1 && client_tls_setup(m, true, errbuf, errlen) != 0)
+            return RPC_ERR_INVAL;
         if (!m->metrics_rpc) {
-            struct rpc_server_config mc = {.name = "metrics"};
+            struct rpc_server_config mc = {
+                .name = "metrics", .log_warn = on_rpc_warn, .log_arg = m};
             rc = rpc_server_new(&m->metrics_rpc, m->base, &mc);
             if (rc == 0)
                 rc = metrics_register(m, m->metrics_rpc);
@@ -210,7 +299,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
                 return rc;
             }
         }
-        rc = rpc_server_listen(m->metrics_rpc, host, port, NULL);
+        rc = prc == 1 ? rpc_server_listen_tls(m->metrics_rpc, host, port, m->client_tls, NULL)
+                      : rpc_server_listen(m->metrics_rpc, host, port, NULL);
         if (rc) {
             snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
             return rc;
@@ -356,6 +446,9 @@ void member_stop(member *m)
     m->metrics_rpc = NULL;
     rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
+    SSL_CTX_free(m->client_tls);
+    SSL_CTX_free(m->client_dial_tls);
+    m->client_tls = m->client_dial_tls = NULL;
     watch_store_free(m->watch);
     m->watch = NULL;
     if (m->wal)

@@ -114,6 +114,7 @@ struct rpc_listener {
     struct rpc_server *srv;
     struct evconnlistener *ev;
     struct channelz_node *cz;
+    struct ssl_ctx_st *tls; /* https listener: owned reference */
     struct rpc_listener *next;
 };
 
@@ -164,6 +165,7 @@ struct rpc_server {
     size_t n_routes;
     struct rpc_listener *listeners;
     struct rpc_conn *conns;
+    struct rpc_tls_conn *tls_conns; /* tls_front.c: handshakes and relays */
     struct rpc_server_stats stats;
     struct channelz_node *cz;
     nghttp2_session_callbacks *h2_cbs;
@@ -187,6 +189,23 @@ void rpc_conn_kill(struct rpc_conn *c);
 /* Frees a connection: the one place its resources go. */
 void rpc_conn_free(struct rpc_conn *c);
 void rpc_server_conn_gone(struct rpc_server *srv);
+/* rpc_server_adopt with the connection's peer address ("ip:port", copied)
+ * and the channelz listen socket it came through (may be NULL). */
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer,
+                          struct channelz_node *listen_cz);
+/* Logs through cfg.log_warn (printf-style), if set. */
+void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- tls_front.c: the TLS front end of https listeners ---- */
+
+struct rpc_tls_conn;
+/* Takes an accepted socket of a TLS listener (fd owned, closed on error). */
+void rpc_tls_accept(struct rpc_listener *li, int fd);
+/* Shutdown: drop the connections still in their handshake. */
+void rpc_tls_shutdown(struct rpc_server *srv);
+/* Frees every TLS connection (handshaking or relaying). */
+void rpc_tls_free_all(struct rpc_server *srv);
 
 /* ---- call.c: a server-side call (one HTTP/2 stream) ---- */
 

@@ -46,6 +46,7 @@
 
 struct event_base;
 struct channelz;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX (server/tls builds them) */
 
 /* ------------------------------------------------------------------------ */
 /* Errors and status codes                                                  */
@@ -181,6 +182,13 @@ struct rpc_server_config {
      * server, its listen sockets and connections are registered in it. */
     struct channelz *channelz;
     const char *name; /* channelz reference name (copied); may be NULL */
+    /* Optional: warnings about connections refused before any request
+     * (failed TLS handshakes, TLS sent to a plaintext port), one line each,
+     * e.g. `rejected connection from "127.0.0.1:5000" (error "remote
+     * error: tls: bad certificate", ServerName "")` (etcd's wording).
+     * msg is borrowed until the call returns. */
+    void (*log_warn)(void *arg, const char *msg);
+    void *log_arg;
 };
 
 /* Creates a server on `base` (borrowed; must outlive the server). Sets
@@ -202,6 +210,16 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_method *methods
  * listener sniffs: HTTP/2 preface -> gRPC, anything else -> HTTP/1.1. */
 int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
                       uint16_t *bound_port);
+
+/* rpc_server_listen for https: every connection first completes a TLS
+ * handshake with `ctx` (a server context from server/tls; the listener
+ * takes a reference) within handshake_timeout_ms, then its decrypted
+ * stream is served as any other (ALPN picks h2 or http/1.1; the sniffer
+ * decides either way). Failed handshakes are logged through log_warn and
+ * closed. The relay between the TLS socket and the connection is bounded
+ * (conn_queue_bytes each way). */
+int rpc_server_listen_tls(struct rpc_server *srv, const char *host, uint16_t port,
+                          struct ssl_ctx_st *ctx, uint16_t *bound_port);
 
 /* Hands the server an already-connected stream socket; the server owns fd
  * from now on (closes it even on error). The same sniffing applies. Used by
@@ -390,6 +408,12 @@ struct rpc_client_config {
     size_t stream_queue_bytes;      /* per-call outbound bound (0: 256 KiB) */
     struct channelz *channelz;      /* optional, borrowed */
     const char *target;             /* channelz name (copied), may be NULL */
+    /* Optional TLS client context (server/tls tls_client_ctx_new; the
+     * client takes a reference). With it, "https://" and bare "host:port"
+     * endpoints are dialed over TLS (the server's name checked unless the
+     * context skips verification); "http://" stays plaintext. Without it,
+     * "https://" endpoints are refused (RPC_ERR_INVAL). */
+    struct ssl_ctx_st *tls;
 };
 
 /* Callbacks of a client call, run on the loop. on_message gets each
