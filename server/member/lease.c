@@ -255,6 +255,8 @@ static void forward_keepalive(member *m, struct ka_stream *k, int64_t id)
     } else if (now - w->sent_ms > FWD_STALE_MS) {
         send = true; /* the first ask got no answer: ask again */
     }
+    if (!k)
+        goto sent; /* an in-process renewal: nobody waits for the answer */
     for (size_t i = 0; i < w->n; i++)
         if (w->v[i] == k)
             goto sent;
@@ -550,6 +552,34 @@ static void on_unary_cancel(struct rpc_call *call, enum rpc_code code)
                 t->call = NULL;
 }
 
+/* etcd: the member's request-id generator, made positive */
+static int64_t new_lease_id(member *m)
+{
+    struct lease_state *ls = m->lease;
+    uint64_t id;
+    do {
+        id = (((m->id & 0xffff) << 48) | ((uint64_t)ls->id_seq++ & 0xffffffffffffULL)) &
+             (uint64_t)INT64_MAX;
+    } while (id == 0);
+    return (int64_t)id;
+}
+
+int member_lease_grant(member *m, int64_t ttl, int64_t *id, member_done_fn done, void *arg)
+{
+    if (!m->lease)
+        return MERR_STOPPED;
+    Etcdserverpb__LeaseGrantRequest r = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    r.ttl = ttl;
+    r.id = new_lease_id(m);
+    Memberpb__Request req = MEMBERPB__REQUEST__INIT;
+    req.op_case = MEMBERPB__REQUEST__OP_LEASE_GRANT;
+    req.lease_grant = &r;
+    int rc = member_propose(m, &req, WAIT_LEASE, true, done, arg);
+    if (rc == 0)
+        *id = r.id;
+    return rc;
+}
+
 static void on_grant(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
@@ -558,16 +588,8 @@ static void on_grant(struct rpc_call *call, const ProtobufCMessage *msg)
         member_fail_call(call, MVCC_ELEASE_TTL_TOO_LARGE);
         return;
     }
-    if (r.id == 0) {
-        /* etcd: the member's request-id generator, made positive */
-        struct lease_state *ls = m->lease;
-        uint64_t id;
-        do {
-            id = (((m->id & 0xffff) << 48) | ((uint64_t)ls->id_seq++ & 0xffffffffffffULL)) &
-                 (uint64_t)INT64_MAX;
-        } while (id == 0);
-        r.id = (int64_t)id;
-    }
+    if (r.id == 0)
+        r.id = new_lease_id(m);
     Memberpb__Request req = MEMBERPB__REQUEST__INIT;
     req.op_case = MEMBERPB__REQUEST__OP_LEASE_GRANT;
     req.lease_grant = &r;
@@ -752,6 +774,24 @@ static void ka_message(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     }
     forward_keepalive(m, k, id);
+}
+
+int member_lease_keepalive(member *m, int64_t id, int64_t *ttl)
+{
+    if (!m->lessor || !m->lease)
+        return MERR_STOPPED;
+    if (mvcc_lessor_is_primary(m->lessor)) {
+        int rc = mvcc_lease_renew(m->lessor, id, member_now_ms(), ttl);
+        if (rc == 0)
+            m->leases_renewed++;
+        return rc;
+    }
+    mvcc_lease_info in;
+    if (mvcc_lease_get(m->lessor, id, &in) != 0)
+        return MVCC_ELEASE_NOT_FOUND;
+    forward_keepalive(m, NULL, id);
+    *ttl = in.ttl;
+    return 0;
 }
 
 static void ka_end(struct rpc_call *call)
