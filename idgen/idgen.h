@@ -364,6 +364,8 @@ typedef struct idgen_segs_config {
     int64_t retry_ms;       /* after a failed load or watch; 0: 500 */
     size_t max_tags;        /* 0: 100000 */
     uint32_t max_conflicts; /* CAS retries within one load; 0: 16 */
+    int64_t stall_ms;       /* a load out this long with both buffers dry is overtaken by
+                             * a new one; 0: 1000 */
 } idgen_segs_config;
 
 typedef struct idgen_segs idgen_segs;

@@ -17,7 +17,14 @@
  * found even if the watch has not delivered it yet.
  *
  * Stored state only moves forward: a value is taken from a txn result or an
- * event only when its mod revision is newer than the one held. */
+ * event only when its mod revision is newer than the one held.
+ *
+ * A load stuck in the store (a proposal lost with its leader waits for the
+ * request timeout) is overtaken once the buffers are dry and it has been
+ * out for stall_ms: a new claim goes out, and only the newest load's answer
+ * counts. Two claims made from the same stored revision cannot both
+ * succeed; a stale one that did is a segment nobody uses (a gap, never a
+ * duplicate). */
 #include "idgen/internal.h"
 
 #include "common/mem.h"
@@ -33,6 +40,8 @@
 #define DEFAULT_MAX_TAGS 100000
 #define DEFAULT_MAX_CONFLICTS 16
 #define TAKE_ROUNDS 4
+#define DEFAULT_STALL_MS 1000
+#define MAX_LOADS 4 /* in flight per tag, stale ones included */
 
 struct seg {
     uint64_t start, end, pos;
@@ -55,15 +64,16 @@ struct tag {
     bool next_ready;
     bool loaded; /* a segment was claimed at least once */
 
-    bool loading, probing;
-    uint64_t load_base;
-    int64_t load_step, load_now;
-    int64_t last_load_ms; /* Leaf's updateTimestamp */
-    int64_t next_step;    /* Leaf's buffer step */
+    bool loading;          /* the newest load is in flight */
+    int inflight;          /* loads in flight, stale ones included */
+    uint64_t load_seq;     /* of the newest load */
+    int64_t load_start_ms; /* when it went out */
+    int64_t last_load_ms;  /* Leaf's updateTimestamp */
+    int64_t next_step;     /* Leaf's buffer step */
     uint32_t conflicts;
     int last_err;
     int64_t retry_at;
-    bool dropped; /* out of the table while a load was in flight */
+    bool dropped; /* out of the table while loads were in flight */
 };
 
 struct idgen_segs {
@@ -186,7 +196,7 @@ static void drop(idgen_segs *s, struct tag *t)
     if (*pp == t)
         *pp = t->hnext;
     s->ntags--;
-    if (t->loading)
+    if (t->inflight)
         t->dropped = true;
     else
         tag_free(t);
@@ -331,39 +341,53 @@ static void load_failed(idgen_segs *s, struct tag *t, int err)
     notify(s, t->name, err);
 }
 
+/* One claim (or probe) in flight. */
+struct load {
+    struct tag *t;
+    uint64_t seq;
+    bool probe;
+    uint64_t base;
+    int64_t step, now;
+};
+
 static void on_load(void *arg, int rc, const idgen_txn_result *r)
 {
-    struct tag *t = arg;
+    struct load *ld = arg;
+    struct tag *t = ld->t;
     idgen_segs *s = t->s;
     s->pending--;
-    t->loading = false;
+    t->inflight--;
+    bool stale = ld->seq != t->load_seq;
+    struct load l = *ld;
+    metcd_free(ld);
     if (s->dead || t->dropped) {
-        if (t->dropped)
+        if (t->dropped && t->inflight == 0)
             tag_free(t);
         if (s->dead && s->pending == 0)
             segs_destroy(s);
         return;
     }
-    bool probe = t->probing;
-    t->probing = false;
+    if (stale)
+        return; /* overtaken by a newer load: only its answer counts */
+    t->loading = false;
     if (rc != 0) {
         load_failed(s, t, IDGEN_ESEGMENTS);
         return;
     }
-    if (probe && r->succeeded) { /* absent */
+    if (l.probe && r->succeeded) { /* absent */
         drop_notify(s, t);
         return;
     }
-    if (!probe && r->succeeded) {
-        uint64_t end = t->load_base + (uint64_t)t->load_step;
-        install(t, t->load_base, end, t->load_step);
+    if (!l.probe && r->succeeded) {
+        uint64_t end = l.base + (uint64_t)l.step;
+        install(t, l.base, end, l.step);
         if (r->revision > t->mod_rev) {
             t->v.max_id = end;
-            t->v.update_time_ms = t->load_now;
+            t->v.update_time_ms = l.now;
             t->mod_rev = r->revision;
         }
         t->last_load_ms = now_ms(s);
-        t->next_step = t->load_step;
+        t->next_step = l.step;
         t->last_err = 0;
         t->conflicts = 0;
         notify(s, t->name, 0);
@@ -379,7 +403,7 @@ static void on_load(void *arg, int rc, const idgen_txn_result *r)
         load_failed(s, t, arc);
         return;
     }
-    if (!probe && ++t->conflicts > s->cfg.max_conflicts) {
+    if (!l.probe && ++t->conflicts > s->cfg.max_conflicts) {
         load_failed(s, t, IDGEN_ESEGMENTS);
         return;
     }
@@ -396,8 +420,9 @@ static void start_load(idgen_segs *s, struct tag *t)
     idgen_op put = {.type = IDGEN_OP_PUT};
     idgen_op get = {.type = IDGEN_OP_GET};
     idgen_txn txn = {.cmp = &cmp, .ncmp = 1, .failure = &get, .nfailure = 1};
-    int rc = 0;
-    if (t->known) {
+    struct load *ld = metcd_calloc(1, sizeof(*ld));
+    int rc = ld ? 0 : IDGEN_ENOMEM;
+    if (rc == 0 && t->known) {
         int64_t st = choose_step(s, t, now);
         if (t->v.max_id > (uint64_t)INT64_MAX - (uint64_t)st) {
             rc = IDGEN_ESEGMENTS; /* the tag's 63 bits are used up */
@@ -406,9 +431,9 @@ static void start_load(idgen_segs *s, struct tag *t)
             nv.max_id = t->v.max_id + (uint64_t)st;
             nv.update_time_ms = now;
             idgen_tag_encode(&val, &nv);
-            t->load_base = t->v.max_id;
-            t->load_step = st;
-            t->load_now = now;
+            ld->base = t->v.max_id;
+            ld->step = st;
+            ld->now = now;
             put.value = val.p;
             put.value_len = val.len;
             txn.success = &put;
@@ -420,16 +445,24 @@ static void start_load(idgen_segs *s, struct tag *t)
     if (rc == 0) {
         cmp.key = put.key = get.key = key.p;
         cmp.key_len = put.key_len = get.key_len = key.len;
+        ld->t = t;
+        ld->seq = ++t->load_seq;
+        ld->probe = !t->known;
         t->loading = true;
-        t->probing = !t->known;
+        t->load_start_ms = now;
+        t->inflight++;
         s->pending++;
-        rc = s->kv.ops->txn(s->kv.data, &txn, on_load, t);
-        if (rc != 0) {
+        rc = s->kv.ops->txn(s->kv.data, &txn, on_load, ld);
+        if (rc == 0) {
+            ld = NULL;
+        } else {
             s->pending--;
-            t->loading = t->probing = false;
+            t->inflight--;
+            t->loading = false;
             rc = IDGEN_ESEGMENTS;
         }
     }
+    metcd_free(ld);
     idgen_buf_free(&key);
     idgen_buf_free(&val);
     if (rc != 0)
@@ -441,6 +474,12 @@ static void start_load(idgen_segs *s, struct tag *t)
 static bool may_load(const struct tag *t, int64_t now)
 {
     return !t->loading && !(t->last_err && now < t->retry_at);
+}
+
+/* The newest load has been out for stall_ms: overtake it. */
+static bool stalled(const idgen_segs *s, const struct tag *t, int64_t now)
+{
+    return t->loading && t->inflight < MAX_LOADS && now - t->load_start_ms >= s->cfg.stall_ms;
 }
 
 int idgen_segs_take(idgen_segs *s, const char *tag, uint64_t count, idgen_range *out,
@@ -465,9 +504,9 @@ int idgen_segs_take(idgen_segs *s, const char *tag, uint64_t count, idgen_range 
                 return IDGEN_ENOMEM;
         }
         if (!t->known) {
-            if (t->loading)
+            if (t->loading && !stalled(s, t, now))
                 return IDGEN_EPENDING;
-            if (!may_load(t, now))
+            if (!t->loading && !may_load(t, now))
                 return t->last_err;
             start_load(s, t);
             continue;
@@ -494,7 +533,7 @@ int idgen_segs_take(idgen_segs *s, const char *tag, uint64_t count, idgen_range 
         uint64_t size = c->end - c->start, used = c->pos - c->start;
         bool dry = c->pos == c->end;
         bool due = dry || used * 100 >= (uint64_t)s->cfg.prefetch_pct * size;
-        if (!t->next_ready && due && may_load(t, now)) {
+        if (!t->next_ready && due && (may_load(t, now) || (dry && stalled(s, t, now)))) {
             start_load(s, t);
             if (left > 0 && dry)
                 continue; /* the load may have answered at once */
@@ -579,7 +618,7 @@ static void on_list(void *arg, int rc, const idgen_kv_pair *kvs, size_t n, int64
         struct tag *t = s->buckets[b];
         while (t) {
             struct tag *next = t->hnext;
-            if (t->known && t->list_gen != gen && t->mod_rev <= revision && !t->loading)
+            if (t->known && t->list_gen != gen && t->mod_rev <= revision && !t->inflight)
                 drop_notify(s, t);
             t = next;
         }
@@ -627,7 +666,7 @@ int idgen_segs_new(idgen_segs **out, const idgen_kv *kv, const idgen_clock *cloc
     *out = NULL;
     idgen_segs_config c = cfg ? *cfg : (idgen_segs_config){0};
     if (!kv || !kv->ops || !clock || !clock->now_ms || c.max_step < 0 || c.prefetch_pct > 100 ||
-        c.fast_ms < 0 || c.slow_ms < 0 || c.retry_ms < 0)
+        c.fast_ms < 0 || c.slow_ms < 0 || c.retry_ms < 0 || c.stall_ms < 0)
         return IDGEN_EINVAL;
     if (!c.max_step)
         c.max_step = DEFAULT_MAX_STEP;
@@ -643,6 +682,8 @@ int idgen_segs_new(idgen_segs **out, const idgen_kv *kv, const idgen_clock *cloc
         c.max_tags = DEFAULT_MAX_TAGS;
     if (!c.max_conflicts)
         c.max_conflicts = DEFAULT_MAX_CONFLICTS;
+    if (!c.stall_ms)
+        c.stall_ms = DEFAULT_STALL_MS;
     if (c.slow_ms < c.fast_ms)
         return IDGEN_EINVAL;
     idgen_segs *s = metcd_calloc(1, sizeof(*s));

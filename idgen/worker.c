@@ -12,8 +12,12 @@
  *             upload_interval_ms (sooner when less than half of
  *             reserve_ms is left) store max(bound, now + reserve_ms) in
  *             ts/<id> and owners/<owner>, guarded by the registration's
- *             create revision. The lease is kept alive every TTL/3.
- *             A lost registration (lease gone, guard failed) stops issuing
+ *             create revision and by ts/<id>'s mod revision as this worker
+ *             last wrote it: an upload stuck in the store (a proposal lost
+ *             with a leader) may be overtaken by a newer one, and if it
+ *             lands later it fails instead of lowering the bound. The
+ *             lease is kept alive every TTL/3. A lost registration (lease
+ *             gone, guard failed with another registration) stops issuing
  *             at once and claims again.
  *   STOPPING  a clean stop lowers the stored bound to the last timestamp
  *             issued (a restart waits less), then revokes the lease (which
@@ -23,7 +27,8 @@
  * store stops at its bound, and whoever takes its id later waits for the
  * clock to pass that bound. Every step is driven by advance(), which runs
  * after each completion and on each tick and starts whatever is due; at
- * most one claim, one upload and one keep-alive are in flight. */
+ * most one claim, one keep-alive and MAX_UPLOADS uploads (a new one only
+ * when the last has been out for half an upload interval) are in flight. */
 #include "idgen/internal.h"
 
 #include "common/mem.h"
@@ -38,6 +43,7 @@
 #define DEFAULT_BLOCK_MS 1000
 #define DEFAULT_ERROR_MS 5000
 #define DEFAULT_RETRY_MS 500
+#define MAX_UPLOADS 4
 
 struct idgen_worker {
     idgen_kv kv;
@@ -58,10 +64,12 @@ struct idgen_worker {
     int last_err;
     uint64_t epoch; /* bumped when a registration is lost: late answers are ignored */
 
-    bool claim_busy, upload_busy, ka_busy, revoke_busy;
-    uint64_t claim_epoch, upload_epoch;
+    bool claim_busy, ka_busy, revoke_busy;
+    uint64_t claim_epoch;
     int64_t ka_lease;
-    int64_t upload_value;
+    int uploads;             /* in flight */
+    int64_t upload_start_ms; /* of the newest in flight */
+    int64_t ts_mod;          /* mod revision of ts/<id> as last written or read */
 
     /* stopping */
     int stop_reason;
@@ -304,6 +312,7 @@ static void on_claim(void *arg, int rc, const idgen_txn_result *r)
     } else {
         w->id = (int32_t)w->candidate;
         w->create_rev = r->revision;
+        w->ts_mod = r->nops > 1 && r->ops[1].n ? r->ops[1].kvs[0].mod_rev : 0;
         int64_t floor = max64(w->floor, idgen_gen_last_ts(&w->gen));
         floor = max64(floor, stored_bound(r->nops > 1 ? &r->ops[1] : NULL));
         floor = max64(floor, stored_bound(r->nops > 2 ? &r->ops[2] : NULL));
@@ -386,27 +395,41 @@ static void start_grant(idgen_worker *w)
 
 /* ---- the stored bound ------------------------------------------------------------------ */
 
+struct upload {
+    idgen_worker *w;
+    uint64_t epoch;
+    int64_t value;
+    bool lowering;
+};
+
 static void on_upload(void *arg, int rc, const idgen_txn_result *r)
 {
-    idgen_worker *w = arg;
-    if (op_done(w))
+    struct upload *u = arg;
+    idgen_worker *w = u->w;
+    if (op_done(w)) {
+        metcd_free(u);
         return;
-    w->upload_busy = false;
+    }
+    w->uploads--;
     int64_t now = now_ms(w);
-    if (w->state == IDGEN_WORKER_STOPPING) {
-        if (w->lowering)
-            w->lowered = true; /* done or failed: a bound left higher is still safe */
+    if (u->lowering) {
+        w->lowered = true; /* done or failed: a bound left higher is still safe */
         w->lowering = false;
-    } else if (w->upload_epoch != w->epoch) {
-        /* for a registration lost meanwhile */
+    } else if (u->epoch != w->epoch || w->state == IDGEN_WORKER_STOPPING) {
+        /* for a registration lost meanwhile, or a stop began */
     } else if (rc != 0) {
         w->retry_at = now + w->cfg.retry_ms;
         if (w->state == IDGEN_WORKER_WAITING)
             w->last_err = IDGEN_EKV;
     } else if (!r->succeeded) {
-        lose(w, IDGEN_ELOST, true);
+        /* the failure branch read our registration: still ours means a
+         * newer upload of ours overtook this one */
+        const idgen_kvs *g = r->nops > 0 ? &r->ops[0] : NULL;
+        if (!g || g->n == 0 || g->kvs[0].create_rev != w->create_rev)
+            lose(w, IDGEN_ELOST, true);
     } else {
-        w->bound = max64(w->bound, w->upload_value);
+        w->ts_mod = r->revision;
+        w->bound = max64(w->bound, u->value);
         w->gen.limit_ts = w->bound;
         w->next_upload = now + w->cfg.upload_interval_ms;
         if (w->state == IDGEN_WORKER_WAITING) {
@@ -415,11 +438,12 @@ static void on_upload(void *arg, int rc, const idgen_txn_result *r)
             notify(w, IDGEN_EVENT_READY, 0);
         }
     }
+    metcd_free(u);
     advance(w);
 }
 
 /* Stores `value` as the bound of this worker id (and owner). */
-static void start_upload(idgen_worker *w, int64_t value)
+static void start_upload(idgen_worker *w, int64_t value, bool lowering)
 {
     idgen_buf kw = {0}, kt = {0}, ko = {0}, val = {0};
     key_of(&kw, w, IDGEN_WORKERS_DIR, w->id);
@@ -427,10 +451,14 @@ static void start_upload(idgen_worker *w, int64_t value)
     if (w->owner)
         idgen_buf_printf(&ko, "%s%s%s", w->prefix, IDGEN_OWNERS_DIR, w->owner);
     idgen_buf_printf(&val, "%lld", (long long)value);
+    struct upload *u = metcd_malloc(sizeof(*u));
     int rc = IDGEN_ENOMEM;
-    if (!kw.oom && !kt.oom && !ko.oom && !val.oom) {
-        idgen_cmp cmp = {
-            .target = IDGEN_CMP_CREATE, .key = kw.p, .key_len = kw.len, .rev = w->create_rev};
+    if (u && !kw.oom && !kt.oom && !ko.oom && !val.oom) {
+        *u = (struct upload){.w = w, .epoch = w->epoch, .value = value, .lowering = lowering};
+        idgen_cmp cmp[2] = {
+            {.target = IDGEN_CMP_CREATE, .key = kw.p, .key_len = kw.len, .rev = w->create_rev},
+            {.target = IDGEN_CMP_MOD, .key = kt.p, .key_len = kt.len, .rev = w->ts_mod},
+        };
         idgen_op succ[2] = {
             {.type = IDGEN_OP_PUT,
              .key = kt.p,
@@ -443,22 +471,32 @@ static void start_upload(idgen_worker *w, int64_t value)
              .value = val.p,
              .value_len = val.len},
         };
-        idgen_txn t = {.cmp = &cmp, .ncmp = 1, .success = succ, .nsuccess = w->owner ? 2 : 1};
-        w->upload_busy = true;
-        w->upload_epoch = w->epoch;
-        w->upload_value = value;
+        idgen_op fail = {.type = IDGEN_OP_GET, .key = kw.p, .key_len = kw.len};
+        idgen_txn t = {.cmp = cmp,
+                       .ncmp = 2,
+                       .success = succ,
+                       .nsuccess = w->owner ? 2 : 1,
+                       .failure = &fail,
+                       .nfailure = 1};
+        w->uploads++;
+        w->upload_start_ms = now_ms(w);
+        if (lowering)
+            w->lowering = true;
         w->pending++;
-        rc = w->kv.ops->txn(w->kv.data, &t, on_upload, w);
-        if (rc != 0) {
+        rc = w->kv.ops->txn(w->kv.data, &t, on_upload, u);
+        if (rc == 0) {
+            u = NULL;
+        } else {
             w->pending--;
-            w->upload_busy = false;
+            w->uploads--;
+            w->lowering = false;
         }
     }
+    metcd_free(u);
     if (rc != 0) {
         w->retry_at = now_ms(w) + w->cfg.retry_ms;
-        if (w->state == IDGEN_WORKER_STOPPING) {
+        if (lowering) {
             w->lowered = true; /* give up lowering: the bound stays higher, still safe */
-            w->lowering = false;
             w->again = true;
         }
     }
@@ -466,6 +504,14 @@ static void start_upload(idgen_worker *w, int64_t value)
     idgen_buf_free(&kt);
     idgen_buf_free(&ko);
     idgen_buf_free(&val);
+}
+
+/* Another upload may start: none in flight, or the newest has been out for
+ * half an upload interval (stuck behind a lost proposal, say). */
+static bool upload_room(const idgen_worker *w, int64_t now)
+{
+    return w->uploads == 0 ||
+           (w->uploads < MAX_UPLOADS && now - w->upload_start_ms >= w->cfg.upload_interval_ms / 2);
 }
 
 /* ---- the state machine ---------------------------------------------------------------- */
@@ -486,20 +532,19 @@ static void step(idgen_worker *w)
             start_claim_txn(w);
         break;
     case IDGEN_WORKER_WAITING:
-        if (!w->upload_busy && now > w->floor && now >= w->retry_at)
-            start_upload(w, max64(w->bound, now + w->cfg.reserve_ms));
+        if (upload_room(w, now) && now > w->floor && now >= w->retry_at)
+            start_upload(w, max64(w->bound, now + w->cfg.reserve_ms), false);
         break;
     case IDGEN_WORKER_READY:
-        if (!w->upload_busy && now >= w->retry_at &&
+        if (upload_room(w, now) && now >= w->retry_at &&
             (now >= w->next_upload || w->bound - now < w->cfg.reserve_ms / 2))
-            start_upload(w, max64(w->bound, now + w->cfg.reserve_ms));
+            start_upload(w, max64(w->bound, now + w->cfg.reserve_ms), false);
         break;
     case IDGEN_WORKER_STOPPING:
-        if (w->claim_busy || w->upload_busy || w->revoke_busy)
+        if (w->claim_busy || w->uploads || w->revoke_busy)
             break;
         if (w->stop_lower && !w->lowered && w->id >= 0) {
-            w->lowering = true;
-            start_upload(w, max64(idgen_gen_last_ts(&w->gen), w->floor));
+            start_upload(w, max64(idgen_gen_last_ts(&w->gen), w->floor), true);
             break;
         }
         if (w->lease) {

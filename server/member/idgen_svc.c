@@ -509,6 +509,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     idgen_worker_tick(h->worker);
     idgen_segs_tick(h->segs);
+    /* parked requests take again: a load stuck in the store is overtaken */
+    if (h->seg_head)
+        retry_list(h, PEND_NEXT, NULL);
     sweep(h, &h->seg_head, IDGEN_ESEGMENTS);
     sweep(h, &h->sf_head, IDGEN_ENOT_READY);
 }

@@ -646,6 +646,14 @@ bool fake_step(fake_kv *f)
     return true;
 }
 
+bool fake_step_last(fake_kv *f)
+{
+    if (!f->nq)
+        return false;
+    deliver(f, f->q[--f->nq]);
+    return true;
+}
+
 size_t fake_drain(fake_kv *f)
 {
     size_t n = 0;

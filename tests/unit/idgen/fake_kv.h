@@ -37,6 +37,8 @@ void fake_set_random(fake_kv *f, uint64_t seed);
 size_t fake_queued(const fake_kv *f);
 /* Applies and answers one queued op; false when none. */
 bool fake_step(fake_kv *f);
+/* The same for the newest queued op (one that overtakes the others). */
+bool fake_step_last(fake_kv *f);
 /* Steps until the queue is empty (ops queued by answers too). */
 size_t fake_drain(fake_kv *f);
 

@@ -447,6 +447,41 @@ START_TEST(test_conflicts)
 }
 END_TEST
 
+/* A load stuck in the store is overtaken once the buffers are dry and it
+ * has been out for stall_ms; the late answer of the stuck one is ignored. */
+START_TEST(test_stalled_load)
+{
+    fake_kv *f = fake_new(T0);
+    ck_assert_int_eq(create(f, "st", 1, 10), 0);
+    fake_set_deferred(f, true);
+    struct al a;
+    idgen_segs_config cfg = {.max_step = 10};
+    al_new(&a, f, &cfg);
+    fake_drain(f);
+    uint64_t id;
+    ck_assert_int_eq(take1(&a, "st", &id), IDGEN_EPENDING);
+    ck_assert_uint_eq(fake_queued(f), 1);
+    fake_advance(f, 500);
+    ck_assert_int_eq(take1(&a, "st", &id), IDGEN_EPENDING);
+    ck_assert_uint_eq(fake_queued(f), 1); /* not stalled yet */
+    fake_advance(f, 600);
+    ck_assert_int_eq(take1(&a, "st", &id), IDGEN_EPENDING);
+    ck_assert_uint_eq(fake_queued(f), 2); /* overtaken */
+    fake_step_last(f);
+    ck_assert_int_eq(a.last_err, 0);
+    ck_assert_uint_eq(must1(&a, "st"), 1);
+    fake_step(f);                         /* the stuck one: a conflict nobody retries */
+    ck_assert_uint_eq(fake_queued(f), 1); /* only the prefetch of the next */
+    fake_drain(f);
+    for (uint64_t i = 2; i < 40; i++) {
+        ck_assert_uint_eq(must1(&a, "st"), i);
+        fake_drain(f);
+    }
+    idgen_segs_free(a.s);
+    fake_free(f);
+}
+END_TEST
+
 START_TEST(test_free_in_flight)
 {
     fake_kv *f = fake_new(T0);
@@ -543,6 +578,7 @@ int main(void)
     tcase_add_test(tc, test_watch_and_probe);
     tcase_add_test(tc, test_unreachable);
     tcase_add_test(tc, test_conflicts);
+    tcase_add_test(tc, test_stalled_load);
     tcase_add_test(tc, test_free_in_flight);
     tcase_add_test(tc, test_too_many_tags);
     tcase_add_test(tc, test_alloc_failures);

@@ -413,6 +413,49 @@ START_TEST(test_registration_deleted)
 }
 END_TEST
 
+/* An upload stuck in the store (a proposal lost with its leader) is
+ * overtaken by a newer one; when it lands late it fails its guard and
+ * neither lowers the stored bound nor loses the registration. */
+START_TEST(test_upload_overtaken)
+{
+    fake_kv *f = fake_new(T0);
+    struct wk k;
+    wk_new(&k, f, NULL);
+    ck_assert_int_eq(info(&k).state, IDGEN_WORKER_READY);
+    fake_set_deferred(f, true);
+    fake_advance(f, 2000);
+    idgen_worker_tick(k.w);
+    ck_assert_uint_eq(fake_queued(f), 1); /* the upload, stuck */
+    fake_advance(f, 500);
+    idgen_worker_tick(k.w);
+    ck_assert_uint_eq(fake_queued(f), 1); /* not yet half an interval */
+    fake_advance(f, 600);
+    idgen_worker_tick(k.w);
+    ck_assert_uint_eq(fake_queued(f), 2); /* a second one overtakes */
+    fake_step_last(f);
+    int64_t stored = ts_of(f, "/metcd/idgen/ts/0000");
+    ck_assert_int_eq(stored, T0 + 3100 + 4000);
+    ck_assert_int_eq(info(&k).bound_ts, stored);
+    fake_step(f); /* the stuck one lands: its guard fails */
+    ck_assert_int_eq(ts_of(f, "/metcd/idgen/ts/0000"), stored);
+    ck_assert_int_eq(info(&k).state, IDGEN_WORKER_READY);
+    ck_assert_int_eq(info(&k).worker_id, 0);
+    ck_assert_int_eq(k.not_ready, 0);
+    /* at most four in flight */
+    for (int i = 0; i < 10; i++) {
+        fake_advance(f, 1100);
+        idgen_worker_tick(k.w);
+    }
+    ck_assert_uint_le(fake_queued(f), 4 + 4); /* uploads and keep-alives */
+    fake_drain(f);
+    run(f, &k, 1, 3000);
+    ck_assert_int_eq(info(&k).state, IDGEN_WORKER_READY);
+    ck_assert_int_eq(info(&k).worker_id, 0);
+    idgen_worker_free(k.w);
+    fake_free(f);
+}
+END_TEST
+
 /* Freed with calls in flight: their answers land in a husk (ASan). */
 START_TEST(test_free_in_flight)
 {
@@ -557,6 +600,7 @@ int main(void)
     tcase_add_test(tc, test_drift_at_worker);
     tcase_add_test(tc, test_unreachable_and_lost);
     tcase_add_test(tc, test_registration_deleted);
+    tcase_add_test(tc, test_upload_overtaken);
     tcase_add_test(tc, test_free_in_flight);
     tcase_add_test(tc, test_stop_while_claiming);
     tcase_add_test(tc, test_listing);
