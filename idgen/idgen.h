@@ -308,8 +308,10 @@ void idgen_worker_tick(idgen_worker *w);
 /* Issues up to count consecutive IDs (one millisecond) into *out. Errors as
  * idgen_gen_next, plus IDGEN_ENOT_READY while not READY (or the bound was
  * not renewed in time), IDGEN_ESTOPPED after a stop. IDGEN_EDRIFT_LEAVE
- * also makes the worker leave: it stops issuing, gives up its lease and
- * notifies IDGEN_EVENT_STOPPED. */
+ * also makes the worker leave: it stops issuing at once; on the next tick
+ * it gives up its lease, then notifies IDGEN_EVENT_STOPPED. Never calls
+ * into the KV nor notifies, so a host may call it from other threads under
+ * the lock that serialises its ticks and KV completions. */
 int idgen_worker_next(idgen_worker *w, uint64_t count, idgen_range *out, int64_t *wait_ms);
 /* Leaves: stops issuing at once, lowers the stored bound to what was
  * issued, revokes the lease, then notifies IDGEN_EVENT_STOPPED (err 0). */

@@ -654,10 +654,8 @@ int idgen_worker_next(idgen_worker *w, uint64_t count, idgen_range *out, int64_t
     if (w->state != IDGEN_WORKER_READY)
         return IDGEN_ENOT_READY;
     int rc = idgen_gen_next(&w->gen, now_ms(w), count, out, wait_ms);
-    if (rc == IDGEN_EDRIFT_LEAVE) {
-        start_stop(w, IDGEN_EDRIFT_LEAVE, false);
-        advance(w);
-    }
+    if (rc == IDGEN_EDRIFT_LEAVE)
+        start_stop(w, IDGEN_EDRIFT_LEAVE, false); /* the KV work follows on the next tick */
     return rc;
 }
 

@@ -315,6 +315,9 @@ START_TEST(test_drift_at_worker)
     int64_t bound = ts_of(f, "/metcd/idgen/ts/0000");
     fake_set_now(f, fake_now(f) - 6000);
     ck_assert_int_eq(idgen_worker_next(k.w, 1, &r, &wait), IDGEN_EDRIFT_LEAVE);
+    ck_assert_int_eq(idgen_worker_next(k.w, 1, &r, &wait), IDGEN_ESTOPPED); /* at once */
+    ck_assert_int_eq(k.stopped, 0);
+    idgen_worker_tick(k.w); /* the lease goes on the tick */
     ck_assert_int_eq(k.stopped, 1);
     ck_assert_int_eq(k.stop_err, IDGEN_EDRIFT_LEAVE);
     ck_assert_int_eq(info(&k).state, IDGEN_WORKER_STOPPED);
