@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,10 @@ struct pend {
     struct rpc_http_req *http;
     char tag[IDGEN_MAX_TAG_LEN + 1];
     uint64_t want, got;
-    idgen_range *ranges;
+    idgen_range *ranges; /* inl, or allocated once more are needed */
     size_t n, cap;
+    idgen_range inl[4];
+    bool heap; /* parked: allocated (a request answered at once lives on the stack) */
     int64_t deadline_ms;
 };
 
@@ -194,6 +197,14 @@ static void http_fail(struct rpc_http_req *req, int err)
     rpc_http_respond(req, http_status(err), "text/plain; charset=utf-8", msg, strlen(msg));
 }
 
+static void pend_free(struct pend *p)
+{
+    if (p->ranges != p->inl)
+        metcd_free(p->ranges);
+    if (p->heap)
+        metcd_free(p);
+}
+
 /* Answers p with what it holds (or err), and frees it (unlinked before). */
 static void pend_answer(struct pend *p, int err)
 {
@@ -203,8 +214,10 @@ static void pend_answer(struct pend *p, int err)
         if (err) {
             member_fail_call(p->call, err); /* what it took is left unused */
         } else {
-            Idgenpb__IdRange *rv = metcd_calloc(p->n + 1, sizeof(*rv));
-            Idgenpb__IdRange **pv = metcd_calloc(p->n + 1, sizeof(*pv));
+            Idgenpb__IdRange rv_inl[4], *pv_inl[4];
+            bool small = p->n <= 4;
+            Idgenpb__IdRange *rv = small ? rv_inl : metcd_calloc(p->n, sizeof(*rv));
+            Idgenpb__IdRange **pv = small ? pv_inl : metcd_calloc(p->n, sizeof(*pv));
             if (!rv || !pv) {
                 member_fail_call(p->call, MERR_INTERNAL);
             } else {
@@ -231,8 +244,10 @@ static void pend_answer(struct pend *p, int err)
                     rpc_call_reply(p->call, &r.base);
                 }
             }
-            metcd_free(rv);
-            metcd_free(pv);
+            if (!small) {
+                metcd_free(rv);
+                metcd_free(pv);
+            }
         }
     } else if (p->http) {
         if (err) {
@@ -243,8 +258,7 @@ static void pend_answer(struct pend *p, int err)
             rpc_http_respond(p->http, 200, "text/plain; charset=utf-8", body, (size_t)n);
         }
     }
-    metcd_free(p->ranges);
-    metcd_free(p);
+    pend_free(p);
 }
 
 static int pend_add_range(struct pend *p, const idgen_range *r)
@@ -253,10 +267,13 @@ static int pend_add_range(struct pend *p, const idgen_range *r)
         p->ranges[p->n - 1].count += r->count; /* contiguous: one range */
     } else {
         if (p->n == p->cap) {
-            size_t nc = p->cap ? p->cap * 2 : 4;
-            idgen_range *v = metcd_realloc(p->ranges, nc * sizeof(*v));
+            size_t nc = p->cap * 2;
+            idgen_range *v = metcd_malloc(nc * sizeof(*v));
             if (!v)
                 return MERR_INTERNAL;
+            memcpy(v, p->ranges, p->n * sizeof(*v));
+            if (p->ranges != p->inl)
+                metcd_free(p->ranges);
             p->ranges = v;
             p->cap = nc;
         }
@@ -331,13 +348,25 @@ static void pend_unlink(struct pend *p)
     h->n_parked--;
 }
 
+/* Arms the clock wait. A used-up millisecond (wait_ms 1) is polled: the
+ * timer fires on the next loop pass, after the sockets are served, until
+ * the millisecond turns (the loop's timers are often milliseconds late, and
+ * one late timer per 4096 IDs would cap batches far below the layout's
+ * 4.096M/s). Longer waits (a clock a little behind) sleep, from the
+ * present and not from the loop's cached time. */
 static void arm_wait(struct idgen_host *h, int64_t wait_ms)
 {
     if (evtimer_pending(h->wait_ev, NULL))
         return;
-    if (wait_ms < 1)
-        wait_ms = 1;
-    struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
+    struct timeval tv = {0, 0};
+    if (wait_ms > 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t us = wait_ms * 1000 - ts.tv_nsec / 1000 % 1000 + 50;
+        tv.tv_sec = (time_t)(us / 1000000);
+        tv.tv_usec = (suseconds_t)(us % 1000000);
+        event_base_update_cache_time(h->m->base);
+    }
     evtimer_add(h->wait_ev, &tv);
 }
 
@@ -369,18 +398,23 @@ static bool must_queue(const struct pend *p)
     return false;
 }
 
-/* Serves a new request at once, or parks it. */
+/* Serves a new request (on the caller's stack) at once, or parks a copy. */
 static void pend_start(struct pend *p)
 {
     struct idgen_host *h = p->h;
     int64_t wait = 0;
     int rc = must_queue(p) ? IDGEN_EPENDING : pend_fill(p, &wait);
     if (rc == IDGEN_EPENDING || rc == IDGEN_EWAIT) {
-        if (h->n_parked < MAX_PARKED) {
-            park(p, wait);
+        struct pend *q = h->n_parked < MAX_PARKED ? metcd_malloc(sizeof(*q)) : NULL;
+        if (q) {
+            *q = *p;
+            q->heap = true;
+            if (p->ranges == p->inl)
+                q->ranges = q->inl;
+            park(q, wait);
             return;
         }
-        rc = MERR_TOO_MANY_REQUESTS;
+        rc = h->n_parked < MAX_PARKED ? MERR_INTERNAL : MERR_TOO_MANY_REQUESTS;
     }
     pend_answer(p, rc);
 }
@@ -537,20 +571,19 @@ static void on_cancel(struct rpc_call *call, enum rpc_code code)
     }
     struct pend *p = (struct pend *)d;
     pend_unlink(p);
-    metcd_free(p->ranges);
-    metcd_free(p);
+    pend_free(p);
 }
 
-static struct pend *pend_new(struct idgen_host *h, int kind, uint64_t count)
+static void pend_init(struct pend *p, struct idgen_host *h, int kind, uint64_t count)
 {
-    struct pend *p = metcd_calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
+    memset(p, 0, offsetof(struct pend, inl));
     p->type = WAIT_IDS;
     p->h = h;
     p->kind = kind;
     p->want = count ? count : 1;
-    return p;
+    p->ranges = p->inl;
+    p->cap = sizeof(p->inl) / sizeof(p->inl[0]);
+    p->heap = false;
 }
 
 static void on_next(struct rpc_call *call, const ProtobufCMessage *msg)
@@ -562,14 +595,11 @@ static void on_next(struct rpc_call *call, const ProtobufCMessage *msg)
         member_fail_call(call, IDGEN_EINVAL);
         return;
     }
-    struct pend *p = pend_new(h, PEND_NEXT, r->count);
-    if (!p) {
-        member_fail_call(call, MERR_INTERNAL);
-        return;
-    }
-    memcpy(p->tag, r->tag, len + 1);
-    p->call = call;
-    pend_start(p);
+    struct pend p;
+    pend_init(&p, h, PEND_NEXT, r->count);
+    memcpy(p.tag, r->tag, len + 1);
+    p.call = call;
+    pend_start(&p);
 }
 
 static void on_snowflake(struct rpc_call *call, const ProtobufCMessage *msg)
@@ -580,13 +610,10 @@ static void on_snowflake(struct rpc_call *call, const ProtobufCMessage *msg)
         member_fail_call(call, IDGEN_EINVAL);
         return;
     }
-    struct pend *p = pend_new(h, PEND_SNOWFLAKE, r->count);
-    if (!p) {
-        member_fail_call(call, MERR_INTERNAL);
-        return;
-    }
-    p->call = call;
-    pend_start(p);
+    struct pend p;
+    pend_init(&p, h, PEND_SNOWFLAKE, r->count);
+    p.call = call;
+    pend_start(&p);
 }
 
 static int64_t epoch_of(const struct idgen_host *h)
@@ -886,8 +913,7 @@ static void http_abort(struct rpc_http_req *req, void *data)
         for (struct pend *p = lists[k]; p; p = p->next) {
             if (p->http == req) {
                 pend_unlink(p);
-                metcd_free(p->ranges);
-                metcd_free(p);
+                pend_free(p);
                 return;
             }
         }
@@ -920,15 +946,16 @@ static void http_get_id(struct rpc_http_req *req, void *data, int kind, const ch
         http_fail(req, IDGEN_EINVAL);
         return;
     }
-    struct pend *p = h ? pend_new(h, kind, 1) : NULL;
-    if (!p) {
-        http_fail(req, MERR_INTERNAL);
+    if (!h) {
+        http_fail(req, MERR_STOPPED);
         return;
     }
+    struct pend p;
+    pend_init(&p, h, kind, 1);
     if (kind == PEND_NEXT)
-        snprintf(p->tag, sizeof(p->tag), "%s", key);
-    p->http = req;
-    pend_start(p);
+        snprintf(p.tag, sizeof(p.tag), "%s", key);
+    p.http = req;
+    pend_start(&p);
 }
 
 static void http_segment(struct rpc_http_req *req, void *data)
