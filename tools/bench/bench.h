@@ -160,4 +160,8 @@ int bench_format_key(char *buf, uint32_t key_size, uint64_t n);
 /* Number of decimal digits of n (1 for 0). */
 uint32_t bench_digits(uint64_t n);
 
+/* metcd-bench id (id.c): load on the ID service or the embedded library,
+ * with flags of its own (argv[1] is "id"). Returns the exit status. */
+int bench_id_main(int argc, char **argv);
+
 #endif
