@@ -259,10 +259,15 @@ def main():
             return 1
         ids = sorted(w.worker_id for w in ws)
         check(len(set(ids)) == 3, "three members, three worker ids (%s)" % ids)
-        owners = {w.owner for w in ws[0].workers if w.registered}
         mids = {"%016x" % c.status(i)["header"]["member_id"] for i in range(3)}
+
+        def listed():
+            r = worker_state(c, 0)
+            owners = {w.owner for w in r.workers if w.registered} if r else set()
+            return owners if owners == mids else None
+        owners = wait_for(listed, timeout=5)
         check(owners == mids, "Workers lists one registered worker per member (owners %s)"
-              % sorted(owners))
+              % sorted(owners or []))
 
         s0 = c.stub(0)
         s0.CreateTag(pb.CreateTagRequest(tag="orders", start=1, step=1000,
@@ -349,11 +354,13 @@ def main():
                                        "--count", "1000"], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True) for _ in range(20)]
             outs = [p.communicate(timeout=120) for p in procs]
-            wids = []
+            wids, lib_ranges = [], []
             for (out, err), p in zip(outs, procs):
                 for line in out.splitlines():
                     if line.startswith("worker "):
                         wids.append(int(line.split()[1]))
+                    elif line.startswith("ids "):
+                        lib_ranges.append((int(line.split()[1]), int(line.split()[2])))
             check(len(wids) == 20 and len(set(wids)) == 20 and
                   all(p.returncode == 0 for p in procs),
                   "20 library workers started at once hold 20 different worker ids (%s)%s" %
@@ -361,6 +368,11 @@ def main():
                    ": " + repr([o[1][-300:] for o in outs if o[1]][:2])))
             members = {w.worker_id for w in ws}
             check(not members & set(wids), "none of them the id of a member's worker")
+            rs = sorted(lib_ranges + [rg for cl in clients for (_, _, k, ranges, _) in cl.log
+                                      if k == SNOWFLAKE for rg in ranges])
+            overlaps = [(a, b) for a, b in zip(rs, rs[1:]) if a[0] + a[1] > b[0]]
+            check(sum(n for _, n in lib_ranges) == 20000 and not overlaps,
+                  "their 20000 IDs and the members' snowflake IDs: none twice")
         else:
             print("skip 20 library workers: %s not built" % example)
 
