@@ -198,9 +198,12 @@ typedef struct idgen_clock {
 
 #define IDGEN_DEFAULT_PREFIX "/metcd/idgen/"
 
-/* What a worker or an allocator tells its host (not from inside a call the
- * host made into it, except the *_tick functions). The host must not free
- * the object from inside its notification. */
+/* What a worker or an allocator tells its host: from the *_tick functions
+ * and from KV completions (also those a KV runs before its call returns,
+ * so from *_new, idgen_worker_stop and idgen_worker_restart with such a
+ * KV), never from idgen_segs_take or idgen_worker_next: what arises there
+ * is told on the next tick. The host must not free the object from inside
+ * its notification. */
 enum idgen_event {
     IDGEN_EVENT_READY = 0,     /* the worker serves (err 0) */
     IDGEN_EVENT_NOT_READY = 1, /* the worker stopped serving for a while (err: why) */

@@ -76,6 +76,11 @@ struct tag {
     bool dropped; /* out of the table while loads were in flight */
 };
 
+struct note {
+    char *name;
+    int err;
+};
+
 struct idgen_segs {
     idgen_kv kv;
     idgen_clock clock;
@@ -91,10 +96,12 @@ struct idgen_segs {
 
     void *watch;
     bool listed, list_busy, watch_broken;
-    /* tags dropped by watch events, told to the host on the next tick (a
-     * watch callback must not lead into the KV); notes_all when one could
-     * not be recorded */
-    char **notes;
+    /* Notifications raised inside idgen_segs_take or a watch callback are
+     * told to the host on the next tick instead: the host is in the middle
+     * of its own work there (a take), or must not reach the KV (a watch
+     * callback). notes_all when one could not be recorded. */
+    int defer;
+    struct note *notes;
     size_t nnotes, cap_notes;
     bool notes_all;
     uint64_t list_gen;
@@ -202,9 +209,28 @@ static void drop(idgen_segs *s, struct tag *t)
         tag_free(t);
 }
 
+static void note_later(idgen_segs *s, const char *tag, int err)
+{
+    if (s->nnotes == s->cap_notes) {
+        size_t nc = s->cap_notes ? s->cap_notes * 2 : 8;
+        struct note *v = metcd_realloc(s->notes, nc * sizeof(*v));
+        if (v) {
+            s->notes = v;
+            s->cap_notes = nc;
+        }
+    }
+    char *name = s->nnotes < s->cap_notes && tag ? metcd_strdup(tag) : NULL;
+    if (name)
+        s->notes[s->nnotes++] = (struct note){name, err};
+    else
+        s->notes_all = true;
+}
+
 static void notify(idgen_segs *s, const char *tag, int err)
 {
-    if (s->notify)
+    if (s->defer)
+        note_later(s, tag, err);
+    else if (s->notify)
         s->notify(s->notify_arg, IDGEN_EVENT_SEGMENT, tag, err);
 }
 
@@ -217,36 +243,22 @@ static void drop_notify(idgen_segs *s, struct tag *t)
     notify(s, name, IDGEN_ETAG_NOT_FOUND);
 }
 
-/* The same from a watch callback: the host hears of it on the next tick. */
-static void drop_later(idgen_segs *s, struct tag *t)
-{
-    if (s->nnotes == s->cap_notes) {
-        size_t nc = s->cap_notes ? s->cap_notes * 2 : 8;
-        char **v = metcd_realloc(s->notes, nc * sizeof(*v));
-        if (v) {
-            s->notes = v;
-            s->cap_notes = nc;
-        }
-    }
-    char *name = s->nnotes < s->cap_notes ? metcd_strdup(t->name) : NULL;
-    if (name)
-        s->notes[s->nnotes++] = name;
-    else
-        s->notes_all = true;
-    drop(s, t);
-}
-
 static void flush_notes(idgen_segs *s)
 {
-    while (s->nnotes > 0 && !s->dead) {
-        char *name = s->notes[--s->nnotes];
-        notify(s, name, IDGEN_ETAG_NOT_FOUND);
-        metcd_free(name);
+    struct note *v = s->notes;
+    size_t n = s->nnotes;
+    bool all = s->notes_all;
+    s->notes = NULL;
+    s->nnotes = s->cap_notes = 0;
+    s->notes_all = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!s->dead && s->notify)
+            s->notify(s->notify_arg, IDGEN_EVENT_SEGMENT, v[i].name, v[i].err);
+        metcd_free(v[i].name);
     }
-    if (s->notes_all && !s->dead) {
-        s->notes_all = false;
-        notify(s, NULL, IDGEN_ETAG_NOT_FOUND);
-    }
+    metcd_free(v);
+    if (all && !s->dead && s->notify)
+        s->notify(s->notify_arg, IDGEN_EVENT_SEGMENT, NULL, 0);
 }
 
 /* Takes a stored value if it is newer than what t holds. A value that
@@ -289,7 +301,7 @@ static void segs_destroy(idgen_segs *s)
     }
     metcd_free(s->buckets);
     for (size_t i = 0; i < s->nnotes; i++)
-        metcd_free(s->notes[i]);
+        metcd_free(s->notes[i].name);
     metcd_free(s->notes);
     metcd_free(s->prefix);
     metcd_free(s->dir);
@@ -482,8 +494,8 @@ static bool stalled(const idgen_segs *s, const struct tag *t, int64_t now)
     return t->loading && t->inflight < MAX_LOADS && now - t->load_start_ms >= s->cfg.stall_ms;
 }
 
-int idgen_segs_take(idgen_segs *s, const char *tag, uint64_t count, idgen_range *out,
-                    size_t max_out, size_t *n_out, uint64_t *taken)
+static int take(idgen_segs *s, const char *tag, uint64_t count, idgen_range *out, size_t max_out,
+                size_t *n_out, uint64_t *taken)
 {
     *n_out = 0;
     *taken = 0;
@@ -550,6 +562,15 @@ int idgen_segs_take(idgen_segs *s, const char *tag, uint64_t count, idgen_range 
     return IDGEN_EPENDING;
 }
 
+int idgen_segs_take(idgen_segs *s, const char *tag, uint64_t count, idgen_range *out,
+                    size_t max_out, size_t *n_out, uint64_t *taken)
+{
+    s->defer++;
+    int rc = take(s, tag, count, out, max_out, n_out, taken);
+    s->defer--;
+    return rc;
+}
+
 /* ---- listing and watching ---------------------------------------------------------------- */
 
 static void on_watch(void *arg, int rc, const idgen_watch_event *ev, size_t n, int64_t revision)
@@ -560,6 +581,7 @@ static void on_watch(void *arg, int rc, const idgen_watch_event *ev, size_t n, i
         s->watch_broken = true; /* cancelled and listed again on the next tick */
         return;
     }
+    s->defer++;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         const char *name = tag_of(s, ev[i].kv.key, ev[i].kv.key_len, &len);
@@ -568,7 +590,7 @@ static void on_watch(void *arg, int rc, const idgen_watch_event *ev, size_t n, i
         struct tag *t = find(s, name, len);
         if (ev[i].type == IDGEN_WATCH_DELETE) {
             if (t && ev[i].kv.mod_rev > t->mod_rev)
-                drop_later(s, t);
+                drop_notify(s, t);
             continue;
         }
         if (!t) {
@@ -580,6 +602,7 @@ static void on_watch(void *arg, int rc, const idgen_watch_event *ev, size_t n, i
         }
         apply_kv(t, &ev[i].kv);
     }
+    s->defer--;
 }
 
 static void on_list(void *arg, int rc, const idgen_kv_pair *kvs, size_t n, int64_t revision)

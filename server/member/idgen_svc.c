@@ -16,11 +16,15 @@
  * tag leave this member in increasing order. At most MAX_PARKED wait, each
  * up to the request timeout.
  *
- * The worker and the allocator start once the member serves (the first
- * tick after "ready to serve client requests"). A worker that left (clock
- * drift too large) joins again after RESTART_MS. Settings come from the
- * environment (METCD_IDGEN_*, see the README), among them a clock offset
- * for tests that set a member's clock back. */
+ * The segment allocator (reads only: a listing and a watch of segments/)
+ * starts once the member serves. The snowflake worker starts with the first
+ * snowflake request (or at once with METCD_IDGEN_WORKER=eager): until then
+ * the member writes nothing of its own, so its revisions stay those of its
+ * clients', as etcd's do. Requests that arrive while the worker claims its
+ * id wait for it. A worker that left (clock drift too large) joins again
+ * after RESTART_MS. Settings come from the environment (METCD_IDGEN_*, see
+ * the README), among them a clock offset for tests that set a member's
+ * clock back. */
 #include "server/member/internal.h"
 
 #include "common/mem.h"
@@ -84,6 +88,7 @@ struct idgen_host {
     char *prefix;
 
     idgen_worker *worker;
+    bool want_worker; /* a snowflake request came (or METCD_IDGEN_WORKER=eager) */
     idgen_segs *segs;
     struct event *tick_ev, *wait_ev;
     int64_t restart_at; /* the worker left: join again then (0: no) */
@@ -91,6 +96,10 @@ struct idgen_host {
     struct pend *seg_head, *seg_tail; /* waiting for a segment load */
     struct pend *sf_head, *sf_tail;   /* waiting for the clock */
     size_t n_parked;
+    /* a walk of the lists is under way (a notification arriving inside it
+     * is handled once it ends, as a retry of everything) */
+    int walking;
+    bool walk_again;
     struct kv_wait *kv_waits;
 };
 
@@ -141,6 +150,12 @@ static int read_settings(struct idgen_host *h)
         env_i64(m, "RESERVE_MS", 100, 3600000, &reserve) ||
         env_i64(m, "MAX_STEP", 1, INT64_MAX / 4, &maxstep))
         return -1;
+    const char *start = getenv("METCD_IDGEN_WORKER");
+    if (start && start[0] && strcmp(start, "eager") != 0 && strcmp(start, "lazy") != 0) {
+        member_logf(m, MLOG_CRIT, "idgen", "METCD_IDGEN_WORKER=%s: want eager or lazy", start);
+        return -1;
+    }
+    h->want_worker = start && !strcmp(start, "eager");
     const char *prefix = getenv("METCD_IDGEN_PREFIX");
     h->prefix = metcd_strdup(prefix && prefix[0] ? prefix : IDGEN_DEFAULT_PREFIX);
     if (!h->prefix)
@@ -294,7 +309,7 @@ static int pend_fill(struct pend *p, int64_t *wait_ms)
         int rc;
         if (p->kind == PEND_NEXT) {
             if (!h->segs)
-                return IDGEN_ENOT_READY;
+                return IDGEN_EPENDING; /* the member does not serve yet */
             size_t n = 0;
             uint64_t taken = 0;
             rc = idgen_segs_take(h->segs, p->tag, p->want - p->got, r, 8, &n, &taken);
@@ -302,11 +317,18 @@ static int pend_fill(struct pend *p, int64_t *wait_ms)
                 if (pend_add_range(p, &r[i]) != 0)
                     return MERR_INTERNAL;
         } else {
+            h->want_worker = true;
             if (!h->worker)
-                return IDGEN_ENOT_READY;
+                return IDGEN_EPENDING; /* started on the next tick */
             rc = idgen_worker_next(h->worker, p->want - p->got, &r[0], wait_ms);
             if (rc == 0 && pend_add_range(p, &r[0]) != 0)
                 return MERR_INTERNAL;
+            if (rc == IDGEN_ENOT_READY) {
+                idgen_worker_info in;
+                idgen_worker_get_info(h->worker, &in);
+                if (in.state == IDGEN_WORKER_CLAIMING || in.state == IDGEN_WORKER_WAITING)
+                    return IDGEN_EPENDING; /* until IDGEN_EVENT_READY */
+            }
         }
         if (rc != 0)
             return rc;
@@ -370,7 +392,9 @@ static void arm_wait(struct idgen_host *h, int64_t wait_ms)
     evtimer_add(h->wait_ev, &tv);
 }
 
-static void park(struct pend *p, int64_t wait_ms)
+/* Parks p: behind a segment load, behind the worker's start (rc
+ * IDGEN_EPENDING), or for the clock (IDGEN_EWAIT, wait_ms). */
+static void park(struct pend *p, int rc, int64_t wait_ms)
 {
     struct idgen_host *h = p->h;
     p->deadline_ms = member_now_ms() + (int64_t)member_request_timeout_ms(h->m);
@@ -378,7 +402,8 @@ static void park(struct pend *p, int64_t wait_ms)
         list_append(&h->seg_head, &h->seg_tail, p);
     } else {
         list_append(&h->sf_head, &h->sf_tail, p);
-        arm_wait(h, wait_ms);
+        if (rc == IDGEN_EWAIT)
+            arm_wait(h, wait_ms);
     }
     h->n_parked++;
     if (p->call)
@@ -411,7 +436,7 @@ static void pend_start(struct pend *p)
             q->heap = true;
             if (p->ranges == p->inl)
                 q->ranges = q->inl;
-            park(q, wait);
+            park(q, rc, wait);
             return;
         }
         rc = h->n_parked < MAX_PARKED ? MERR_INTERNAL : MERR_TOO_MANY_REQUESTS;
@@ -421,7 +446,23 @@ static void pend_start(struct pend *p)
 
 /* Takes up parked requests in order: snowflake ones until one must still
  * wait; segment ones of `tag` (NULL: every tag) likewise, per tag. */
-static void retry_list(struct idgen_host *h, int kind, const char *tag)
+static void retry_list(struct idgen_host *h, int kind, const char *tag);
+
+static void walk_begin(struct idgen_host *h)
+{
+    h->walking++;
+}
+
+static void walk_end(struct idgen_host *h)
+{
+    if (--h->walking > 0 || !h->walk_again)
+        return;
+    h->walk_again = false;
+    retry_list(h, PEND_SNOWFLAKE, NULL);
+    retry_list(h, PEND_NEXT, NULL);
+}
+
+static void retry_walk(struct idgen_host *h, int kind, const char *tag)
 {
     struct pend *p = kind == PEND_NEXT ? h->seg_head : h->sf_head;
     int64_t wait_ms = 0;
@@ -437,8 +478,8 @@ static void retry_list(struct idgen_host *h, int kind, const char *tag)
             return;
         }
         if (rc == IDGEN_EPENDING) {
-            if (tag)
-                return; /* the later ones of this tag wait behind it */
+            if (tag || kind == PEND_SNOWFLAKE)
+                return; /* the later ones (of this tag) wait behind it */
             p = next;
             continue;
         }
@@ -448,9 +489,25 @@ static void retry_list(struct idgen_host *h, int kind, const char *tag)
     }
 }
 
+static void retry_list(struct idgen_host *h, int kind, const char *tag)
+{
+    if (h->walking) {
+        h->walk_again = true;
+        return;
+    }
+    walk_begin(h);
+    retry_walk(h, kind, tag);
+    walk_end(h);
+}
+
 /* Answers every parked request of tag with err. */
 static void fail_tag(struct idgen_host *h, const char *tag, int err)
 {
+    if (h->walking) {
+        h->walk_again = true; /* taking again finds the tag gone */
+        return;
+    }
+    walk_begin(h);
     struct pend *p = h->seg_head;
     while (p) {
         struct pend *next = p->next;
@@ -460,6 +517,7 @@ static void fail_tag(struct idgen_host *h, const char *tag, int err)
         }
         p = next;
     }
+    walk_end(h);
 }
 
 static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
@@ -506,6 +564,7 @@ static void on_event(void *arg, int event, const char *tag, int err)
 static void sweep(struct idgen_host *h, struct pend **head, int err)
 {
     int64_t now = member_now_ms();
+    walk_begin(h);
     struct pend *p = *head;
     while (p) {
         struct pend *next = p->next;
@@ -515,7 +574,7 @@ static void sweep(struct idgen_host *h, struct pend **head, int err)
         }
         p = next;
     }
-    (void)h;
+    walk_end(h);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -531,7 +590,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         if (rc != 0)
             member_logf(m, MLOG_ERROR, "idgen", "cannot start segments: %s", idgen_strerror(rc));
     }
-    if (!h->worker) {
+    if (!h->worker && h->want_worker) {
         int rc = idgen_worker_new(&h->worker, &h->kv, &h->clock, &h->wcfg, on_event, h);
         if (rc != 0)
             member_logf(m, MLOG_ERROR, "idgen", "cannot start the snowflake worker: %s",
