@@ -109,6 +109,12 @@ def worker_state(c, i):
 
 
 def wait_worker_ready(c, i, timeout=40):
+    """The worker starts with the first snowflake request, which waits for it."""
+    try:
+        c.stub(i).Snowflake(pb.SnowflakeRequest(count=1), timeout=timeout)
+    except grpc.RpcError:
+        pass
+
     def ready():
         r = worker_state(c, i)
         return r if r and r.worker_state == "ready" else None
@@ -253,6 +259,10 @@ def main():
             c.start(i)
         for i in range(3):
             c.wait_ready(i)
+        r = c.ctl(0, "get", "--prefix", PREFIX, "--keys-only")
+        check(r.returncode == 0 and r.stdout.strip() == "",
+              "nothing under %s before the first snowflake request (the worker starts lazily)"
+              % PREFIX)
         ws = [wait_worker_ready(c, i) for i in range(3)]
         check(all(ws), "every member's snowflake worker is ready")
         if not all(ws):
@@ -366,8 +376,9 @@ def main():
                   "20 library workers started at once hold 20 different worker ids (%s)%s" %
                   (sorted(wids), "" if all(p.returncode == 0 for p in procs) else
                    ": " + repr([o[1][-300:] for o in outs if o[1]][:2])))
-            members = {w.worker_id for w in ws}
-            check(not members & set(wids), "none of them the id of a member's worker")
+            members = {worker_state(c, i).worker_id for i in range(3)}
+            check(not members & set(wids),
+                  "none of them the id a member's worker holds (%s)" % sorted(members))
             rs = sorted(lib_ranges + [rg for cl in clients for (_, _, k, ranges, _) in cl.log
                                       if k == SNOWFLAKE for rg in ranges])
             overlaps = [(a, b) for a, b in zip(rs, rs[1:]) if a[0] + a[1] > b[0]]
@@ -375,6 +386,48 @@ def main():
                   "their 20000 IDs and the members' snowflake IDs: none twice")
         else:
             print("skip 20 library workers: %s not built" % example)
+
+        # metcdctl id
+        ctl = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(metcd))), "tools",
+                           "metcdctl", "metcdctl")
+
+        def mctl(*args):
+            return subprocess.run([ctl, "--endpoints", c.endpoints()] + list(args),
+                                  capture_output=True, text=True, timeout=30)
+        r = mctl("id", "create-tag", "cli", "--start", "500", "--step", "7", "--description", "x")
+        check(r.returncode == 0 and "tag cli created" in r.stdout,
+              "metcdctl id create-tag: %s" % (r.stdout.strip() or r.stderr.strip()))
+        r = mctl("id", "create-tag", "cli", "--start", "1")
+        check(r.returncode == 1 and r.stderr.strip() == "Error: idgen: tag already exists",
+              "metcdctl id create-tag of an existing tag: %d %s" % (r.returncode, r.stderr.strip()))
+        r = mctl("id", "next", "cli", "--count", "10")
+        check(r.returncode == 0 and r.stdout.split() == [str(500 + k) for k in range(10)],
+              "metcdctl id next cli --count 10: %s" % r.stdout.split())
+        r = mctl("-w", "json", "id", "next", "cli", "--count", "5")
+        check(r.returncode == 0 and json.loads(r.stdout)["ranges"] == [{"start": 510, "count": 5}],
+              "metcdctl -w json id next: %s" % r.stdout.strip())
+        r = mctl("id", "next", "nosuchtag")
+        check(r.returncode == 1 and "tag not found" in r.stderr,
+              "metcdctl id next of an unknown tag fails (%d)" % r.returncode)
+        r = mctl("id", "snowflake", "--count", "3")
+        sfs = [int(x) for x in r.stdout.split()]
+        check(r.returncode == 0 and len(sfs) == 3 and sfs == sorted(set(sfs)),
+              "metcdctl id snowflake --count 3: %s" % sfs)
+        r = mctl("-w", "json", "id", "decode", str(sfs[0]))
+        d = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(d.get("time_ms") == decode_ts(sfs[0]) and d.get("worker_id") == (sfs[0] >> 12) & 1023,
+              "metcdctl id decode: %s" % r.stdout.strip())
+        r = mctl("id", "tags")
+        check(r.returncode == 0 and any(line.startswith("cli: max_id ") for line in
+                                        r.stdout.splitlines()),
+              "metcdctl id tags lists cli")
+        r = mctl("-w", "json", "id", "workers")
+        wk = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(wk.get("worker_state") == "ready" and
+              len([w for w in wk.get("workers", []) if w["registered"]]) >= 3,
+              "metcdctl -w json id workers: this member's worker is ready, every member listed")
+        r = mctl("id", "bogus")
+        check(r.returncode == 128, "metcdctl id bogus: exit 128 (%d)" % r.returncode)
 
         # a member restarted with its clock set back never goes below
         victim = 2
