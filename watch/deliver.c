@@ -7,6 +7,7 @@
 
 #include "common/mem.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* ---- shared event copies -------------------------------------------------------- */
@@ -153,7 +154,88 @@ size_t watch_response_size(const watch_response *r)
     return n;
 }
 
+/* ---- encoding ----------------------------------------------------------------------- */
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* A varint field, left out at zero (proto3). */
+static uint8_t *put_int(uint8_t *p, uint32_t field, uint64_t v)
+{
+    if (!v)
+        return p;
+    *p++ = (uint8_t)(field << 3);
+    return put_varint(p, v);
+}
+
+static uint8_t *put_bytes(uint8_t *p, uint32_t field, const void *data, size_t len)
+{
+    if (!len)
+        return p;
+    *p++ = (uint8_t)(field << 3 | 2);
+    p = put_varint(p, len);
+    memcpy(p, data, len);
+    return p + len;
+}
+
+static uint8_t *put_kv(uint8_t *p, uint32_t field, const mvcc_kv *kv)
+{
+    *p++ = (uint8_t)(field << 3 | 2);
+    p = put_varint(p, kv_size(kv));
+    if (kv->raw) {
+        memcpy(p, kv->raw, kv->raw_len);
+        return p + kv->raw_len;
+    }
+    p = put_bytes(p, 1, kv->key, kv->key_len);
+    p = put_int(p, 2, (uint64_t)kv->create_revision);
+    p = put_int(p, 3, (uint64_t)kv->mod_revision);
+    p = put_int(p, 4, (uint64_t)kv->version);
+    p = put_bytes(p, 5, kv->value, kv->value_len);
+    return put_int(p, 6, (uint64_t)kv->lease);
+}
+
+size_t watch_response_encode(const watch_response *r, const watch_header *h, uint8_t *buf)
+{
+    uint8_t hdr[HEADER_MAX_BYTES], *q = hdr;
+    q = put_int(q, 1, h->cluster_id);
+    q = put_int(q, 2, h->member_id);
+    q = put_int(q, 3, (uint64_t)r->revision);
+    q = put_int(q, 4, h->raft_term);
+    uint8_t *p = buf;
+    *p++ = 1 << 3 | 2; /* header: always present */
+    p = put_varint(p, (size_t)(q - hdr));
+    memcpy(p, hdr, (size_t)(q - hdr));
+    p += q - hdr;
+    p = put_int(p, 2, (uint64_t)r->watch_id);
+    p = put_int(p, 3, r->created);
+    p = put_int(p, 4, r->canceled);
+    p = put_int(p, 5, (uint64_t)r->compact_revision);
+    if (r->cancel_reason)
+        p = put_bytes(p, 6, r->cancel_reason, strlen(r->cancel_reason));
+    p = put_int(p, 7, r->fragment);
+    for (size_t i = 0; i < r->nevents; i++) {
+        const watch_event *e = &r->events[i];
+        *p++ = 11 << 3 | 2;
+        p = put_varint(p, event_size(e));
+        p = put_int(p, 1, e->type == MVCC_EVENT_DELETE ? 1 : 0);
+        p = put_kv(p, 2, e->kv);
+        if (e->prev_kv)
+            p = put_kv(p, 3, e->prev_kv);
+    }
+    return (size_t)(p - buf);
+}
+
 /* ---- sending ------------------------------------------------------------------------ */
+
+/* Bytes of deliver_events' scratch kept on the stack. */
+#define SMALL_DELIVERY 1024
 
 int stream_send(watch_stream *s, const watch_response *r)
 {
@@ -225,7 +307,13 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
     /* One block: response events, kv copies, prev_kv results, sizes. */
     size_t per = sizeof(watch_event) + sizeof(mvcc_kv) + sizeof(size_t) +
                  (w->prev_kv ? sizeof(mvcc_result) : 0);
-    uint8_t *mem = metcd_calloc(n, per);
+    /* the common case (a few events) needs no allocation */
+    union {
+        max_align_t align;
+        uint8_t bytes[SMALL_DELIVERY];
+    } small;
+    bool heap = n > SMALL_DELIVERY / per;
+    uint8_t *mem = heap ? metcd_calloc(n, per) : memset(small.bytes, 0, n * per);
     if (!mem) {
         *rcp = WATCH_ENOMEM;
         store_want_retry(ws, s);
@@ -258,7 +346,8 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
             if (prc == MVCC_ENOMEM) {
                 for (size_t k = 0; k <= i; k++)
                     mvcc_result_free(&res[k]);
-                metcd_free(mem);
+                if (heap)
+                    metcd_free(mem);
                 *rcp = WATCH_ENOMEM;
                 store_want_retry(ws, s);
                 return 0;
@@ -321,7 +410,8 @@ size_t deliver_events(watch_store *ws, watcher *w, const mvcc_event *const *evs,
     if (res)
         for (size_t k = 0; k < n; k++)
             mvcc_result_free(&res[k]);
-    metcd_free(mem);
+    if (heap)
+        metcd_free(mem);
     *rcp = rc;
     return i;
 }

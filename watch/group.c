@@ -216,8 +216,13 @@ void wgroup_match(const wgroup *g, const uint8_t *key, size_t len, wgroup_visit_
     if (g->nslots) {
         kslot *k = kslot_find(g, key, len, hash_key(key, len));
         if (k)
-            for (watcher *w = k->head; w; w = w->slot_next)
+            for (watcher *w = k->head; w; w = w->slot_next) {
+                /* the list walk misses the cache at every watcher: start
+                 * the next miss while fn works on this one */
+                if (w->slot_next)
+                    __builtin_prefetch(w->slot_next);
                 fn(arg, w);
+            }
     }
     if (g->ranges.n) {
         struct match_ctx m = {fn, arg};

@@ -109,13 +109,15 @@ enum watcher_state { W_NONE = 0, W_SYNCED, W_UNSYNCED, W_VICTIM, W_COMPACTED };
 struct watcher {
     watch_stream *stream;
     int64_t id;
-    uint8_t *key, *end; /* owned copies */
-    size_t key_len, end_len;
+    int64_t min_rev; /* next revision the watcher needs */
+    uint8_t *end;    /* range end, into key[] after the key; NULL when none */
+    uint32_t key_len, end_len;
     bool single;   /* no range_end */
     bool from_key; /* range_end "\0": end is +infinity */
     bool no_put, no_delete, prev_kv, fragment, progress, progress_due;
     uint8_t state;
-    int64_t min_rev; /* next revision the watcher needs */
+    bool lost, full; /* notify / sync scratch */
+    uint32_t seq;
 
     /* group membership */
     void *slot; /* kslot or itree_node */
@@ -125,8 +127,6 @@ struct watcher {
 
     /* notify / sync scratch */
     uint64_t gen;
-    uint32_t seq;
-    bool lost, full;
     watcher *lnext; /* scratch list link (chosen / lost) */
 
     /* events parked (victim) or gathered (sync pass), in order */
@@ -135,8 +135,11 @@ struct watcher {
     int64_t batch_rev; /* header revision of the batch's responses */
     int64_t more_rev;  /* first revision left out of a full batch */
     int64_t last_rev;  /* revision of the last gathered event */
-    uint32_t nrevs;
     size_t bbytes;
+    uint32_t nrevs;
+    /* The key, then the range end, in the watcher's own allocation: one
+     * allocation per watcher (issue 7: memory per watcher). */
+    uint8_t key[];
 };
 
 /* A queued control response (created / canceled / progress). */

@@ -6,6 +6,7 @@
 
 #include "common/mem.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* ---- id table ------------------------------------------------------------------------- */
@@ -142,8 +143,6 @@ int watch_stream_new(watch_stream **out, watch_store *ws, watch_send_fn send, vo
 
 static void watcher_free(watcher *w)
 {
-    metcd_free(w->key);
-    metcd_free(w->end);
     metcd_free(w->evs);
     metcd_free(w);
 }
@@ -227,18 +226,18 @@ int watch_stream_create(watch_stream *s, const watch_create *c)
     if (id_reserve(s))
         return WATCH_ENOMEM;
 
-    watcher *w = metcd_calloc(1, sizeof(*w));
+    size_t end_len = single || from_key ? 0 : c->range_end_len;
+    if (key_len > UINT32_MAX || end_len > UINT32_MAX)
+        return WATCH_EINVALID;
+    watcher *w = metcd_calloc(1, offsetof(watcher, key) + key_len + end_len);
     if (!w)
         return WATCH_ENOMEM;
-    w->key = metcd_memdup(key, key_len);
-    if (!w->key)
-        goto err_watcher;
-    w->key_len = key_len;
-    if (!single && !from_key) {
-        w->end = metcd_memdup(c->range_end, c->range_end_len);
-        if (!w->end)
-            goto err_watcher;
-        w->end_len = c->range_end_len;
+    memcpy(w->key, key, key_len);
+    w->key_len = (uint32_t)key_len;
+    if (end_len) {
+        w->end = w->key + key_len;
+        memcpy(w->end, c->range_end, end_len);
+        w->end_len = (uint32_t)end_len;
     }
     w->stream = s;
     w->id = id;

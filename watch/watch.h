@@ -164,6 +164,20 @@ typedef struct watch_response {
  * at its largest (every header field present with 10-byte varints). */
 size_t watch_response_size(const watch_response *r);
 
+/* The etcdserverpb.ResponseHeader fields the service adds. */
+typedef struct watch_header {
+    uint64_t cluster_id, member_id, raft_term;
+} watch_header;
+
+/* Encodes r, with h and header.revision = r->revision, as an
+ * etcdserverpb.WatchResponse into buf, which holds at least
+ * watch_response_size(r) bytes; returns the bytes written. The bytes are
+ * those protobuf-c packs for the same message (fields by number, proto3
+ * zero values left out); a kv with `raw` is copied as it is (zero-copy
+ * from the store's encoding). For the fan-out path, where a generic
+ * packer's two walks (size, then pack) cost more than the events. */
+size_t watch_response_encode(const watch_response *r, const watch_header *h, uint8_t *buf);
+
 /* The transport of one stream. Returns 0 when r was queued (copied: r is
  * borrowed for the call only), WATCH_SEND_FULL when the stream's outbound
  * queue is full (nothing queued: the store parks the response's watcher as

@@ -113,6 +113,7 @@ int corrupt_check_start(member *m, void (*done)(member *m, bool ok))
             .endpoints = (const char *const *)mi->client_urls,
             .n_endpoints = mi->n_client_urls,
             .dial_timeout_ms = CHECK_TIMEOUT_MS,
+            .tls = m->client_dial_tls,
         };
         struct rpc_client *cl;
         if (rpc_client_new(&cl, m->base, &ccfg) != 0)

@@ -55,6 +55,10 @@ static const struct status_entry table[] = {
      "etcdserver: can only promote a learner member which is in sync with leader"},
     {MERR_BAD_LEADER_TRANSFEREE, RPC_CODE_FAILED_PRECONDITION,
      "etcdserver: bad leader transferee"},
+    /* clientv3/concurrency and v3election: plain Go errors, UNKNOWN on the wire */
+    {MERR_ELECTION_NOT_LEADER, RPC_CODE_UNKNOWN, "election: not leader"},
+    {MERR_ELECTION_NO_LEADER, RPC_CODE_UNKNOWN, "election: no leader"},
+    {MERR_ELECTION_NO_LEADER_KEY, RPC_CODE_UNKNOWN, "\"leader\" field must be provided"},
     /* the ID service (idgen_svc.c): texts from idgen_strerror */
     {IDGEN_EINVAL, RPC_CODE_INVALID_ARGUMENT, NULL},
     {IDGEN_ENOT_READY, RPC_CODE_UNAVAILABLE, NULL},
@@ -101,4 +105,12 @@ void member_fail_call(struct rpc_call *call, int err)
     const char *msg;
     member_error_status(err, &code, &msg);
     rpc_call_finish(call, code, msg);
+}
+
+void member_fail_call_relayed(struct rpc_call *call, int err)
+{
+    enum rpc_code code;
+    const char *msg;
+    member_error_status(err, &code, &msg);
+    rpc_call_finish(call, RPC_CODE_UNKNOWN, msg);
 }

@@ -30,11 +30,18 @@ typedef enum member_error {
     MERR_LEARNER_NOT_READY = -2018,
     MERR_NOT_LEADER = -2019,
     MERR_LEADER_TRANSFER_TIMEOUT = -2020,
+    MERR_ELECTION_NOT_LEADER = -2021,
+    MERR_ELECTION_NO_LEADER = -2022,
+    MERR_ELECTION_NO_LEADER_KEY = -2023,
 } member_error;
 
 /* Finishes call with the gRPC status for err (an MVCC_E*, MERR_*, RAFT_E*
  * or backend code). */
 void member_fail_call(struct rpc_call *call, int err);
+/* As the Lock and Election services answer err: etcd runs them on an
+ * in-process client, which turns every server error into a plain error, so
+ * the status is UNKNOWN with etcd's text. */
+void member_fail_call_relayed(struct rpc_call *call, int err);
 /* The gRPC code and etcd message for err. */
 void member_error_status(int err, enum rpc_code *code, const char **msg);
 
@@ -63,10 +70,17 @@ typedef struct waiter {
 #define WAIT_BUCKETS 4096
 #define MAX_PENDING_PROPOSALS 65536
 
+/* An internal read barrier's completion (member_read_index): rc is 0 once
+ * the member has applied up to a confirmed read index, or an error (no
+ * leader, timeout, stopped). Runs on the loop, at most once. */
+typedef void (*member_read_fn)(member *m, void *arg, int rc);
+
 /* A linearizable read waiting for its ReadIndex round and then for apply. */
 typedef struct pending_read {
     struct rpc_call *call;
-    ProtobufCMessage *req; /* owned copy (RangeRequest or TxnRequest) */
+    member_read_fn done; /* internal barriers instead of a call; NULL once cancelled */
+    void *done_arg;
+    ProtobufCMessage *req; /* owned copy (RangeRequest or TxnRequest); NULL for barriers */
     uint64_t round;        /* the read-index round it joined */
     uint64_t index;        /* read index once known, 0 before */
     int64_t deadline_ms;
@@ -102,6 +116,8 @@ struct member {
     raft *raft;
     raft_mem_storage *ms;
     struct rpc_server *rpc;
+    struct ssl_ctx_st *client_tls;      /* https client listeners (owned) */
+    struct ssl_ctx_st *client_dial_tls; /* the member's own clients (owned) */
 
     uint64_t id, cluster_id;
     uint64_t term, lead;
@@ -161,7 +177,13 @@ struct member {
     uint64_t snap_index;
     bool removed;
 
+    /* Lock and Election calls and their clean-ups (lock.c, election.c) */
+    size_t n_conc_ops;
+
     /* metrics */
+    struct rpc_server *metrics_rpc; /* --listen-metrics-urls: /metrics and /health only */
+    uint64_t health_success, health_failures;
+    int64_t nospace_proposed_ms; /* last NOSPACE alarm proposal (kv.c quota) */
     uint64_t proposals_applied, proposals_failed;
     uint64_t leader_changes;
 };
@@ -220,6 +242,15 @@ void reads_on_applied(member *m);
 void reads_fail_all(member *m, int err);
 void reads_sweep(member *m, int64_t now_ms);
 void fill_header(const member *m, Etcdserverpb__ResponseHeader *h, int64_t rev);
+/* A linearizable read barrier for internal reads (etcd's linearizableReadNotify):
+ * done(arg, 0) runs once the member has applied up to the index of a
+ * ReadIndex round started after this call, then local reads are
+ * linearizable; or done(arg, err) on no leader, timeout or stop. Sets
+ * *handle before starting the round, so done may run (and the handle is
+ * then dead) before this returns. Returns 0, or an error with done never
+ * called. member_read_cancel(handle) stops done from running. */
+int member_read_index(member *m, member_read_fn done, void *arg, pending_read **handle);
+void member_read_cancel(pending_read *r);
 /* Points a protobuf KeyValue at an mvcc_kv's memory (no copy). */
 void kv_to_pb(const mvcc_kv *kv, Mvccpb__KeyValue *out);
 /* Conversions between etcdserverpb messages and mvcc requests/results. */
@@ -260,6 +291,9 @@ int cluster_register(member *m);
 int http_register(member *m);
 /* watch_svc.c */
 int watch_register(member *m);
+/* lock.c, election.c */
+int lock_register(member *m);
+int election_register(member *m);
 /* idgen_svc.c: the IdGen service and Leaf's HTTP API; the worker and the
  * segments start once the member serves. idgen_stop comes before the
  * waiters are failed (KV calls in flight then end in husks). */
@@ -290,8 +324,11 @@ int member_lease_grant(member *m, int64_t ttl, int64_t *id, member_done_fn done,
  * MVCC_ELEASE_NOT_FOUND (or MERR_STOPPED). */
 int member_lease_keepalive(member *m, int64_t id, int64_t *ttl);
 
-/* metrics.c */
-int metrics_register(member *m);
+/* metrics.c: /metrics on srv (the client server or the metrics one) */
+int metrics_register(member *m, struct rpc_server *srv);
+/* observe.c: /health on srv, and /debug/channelz when debug */
+int observe_register(member *m, struct rpc_server *srv, bool debug);
+void observe_stop(member *m); /* answers health checks in flight */
 /* maintenance.c: a MoveLeader waiting for the transfer */
 void move_leader_check(member *m, int64_t now_ms);
 bool member_has_leader(const member *m);

@@ -450,6 +450,13 @@ static void serve_txn_read(member *m, struct rpc_call *call, const Etcdserverpb_
 
 static void serve_read(member *m, pending_read *r)
 {
+    if (!r->req) {
+        if (r->done)
+            r->done(m, r->done_arg, 0);
+        return;
+    }
+    if (!r->call)
+        return;
     if (r->req->descriptor == &etcdserverpb__range_request__descriptor)
         serve_range(m, r->call, (const Etcdserverpb__RangeRequest *)r->req);
     else
@@ -458,8 +465,18 @@ static void serve_read(member *m, pending_read *r)
 
 static void read_free(pending_read *r)
 {
-    protobuf_c_message_free_unpacked(r->req, &metcd_pb_allocator);
+    if (r->req)
+        protobuf_c_message_free_unpacked(r->req, &metcd_pb_allocator);
     metcd_free(r);
+}
+
+/* Fails a read that will not be served (its call's or barrier's owner). */
+static void read_fail(member *m, pending_read *r, int err)
+{
+    if (r->call)
+        member_fail_call(r->call, err);
+    else if (r->done)
+        r->done(m, r->done_arg, err);
 }
 
 /* Takes the read at the head of the queue (NULL when empty). */
@@ -492,8 +509,7 @@ static void start_round(member *m)
                 if (m->reads_tail == r)
                     m->reads_tail = prev;
                 m->n_reads--;
-                if (r->call)
-                    member_fail_call(r->call, rc);
+                read_fail(m, r, rc);
                 read_free(r);
             } else {
                 prev = r;
@@ -501,6 +517,24 @@ static void start_round(member *m)
             }
         }
     }
+}
+
+/* Queues r (its call or barrier set) for the next ReadIndex round. */
+static void enqueue_read(member *m, pending_read *r)
+{
+    r->deadline_ms = member_now_ms() + (int64_t)member_request_timeout_ms(m);
+    /* A round already out may have confirmed leadership before this read
+     * arrived: join the next one (started below when none is out, or when
+     * the current one answers). */
+    r->round = m->read_round + 1;
+    if (m->reads_tail)
+        m->reads_tail->next = r;
+    else
+        m->reads_head = r;
+    m->reads_tail = r;
+    m->n_reads++;
+    if (!m->read_round_open)
+        start_round(m);
 }
 
 static void queue_read(member *m, struct rpc_call *call, const ProtobufCMessage *msg)
@@ -527,19 +561,7 @@ static void queue_read(member *m, struct rpc_call *call, const ProtobufCMessage 
         return;
     }
     r->call = call;
-    r->deadline_ms = member_now_ms() + (int64_t)member_request_timeout_ms(m);
-    /* A round already out may have confirmed leadership before this read
-     * arrived: join the next one (started below when none is out, or when
-     * the current one answers). */
-    r->round = m->read_round + 1;
-    if (m->reads_tail)
-        m->reads_tail->next = r;
-    else
-        m->reads_head = r;
-    m->reads_tail = r;
-    m->n_reads++;
-    if (!m->read_round_open)
-        start_round(m);
+    enqueue_read(m, r);
 }
 
 void reads_on_read_state(member *m, uint64_t round, uint64_t index)
@@ -562,8 +584,7 @@ void reads_on_applied(member *m)
 {
     while (m->reads_head && m->reads_head->index && m->reads_head->index <= m->applied) {
         pending_read *r = reads_pop(m);
-        if (r->call)
-            serve_read(m, r);
+        serve_read(m, r);
         read_free(r);
     }
 }
@@ -572,8 +593,7 @@ void reads_sweep(member *m, int64_t now_ms)
 {
     while (m->reads_head && m->reads_head->deadline_ms <= now_ms) {
         pending_read *r = reads_pop(m);
-        if (r->call)
-            member_fail_call(r->call, MERR_TIMEOUT);
+        read_fail(m, r, MERR_TIMEOUT);
         read_free(r);
     }
     if (!m->reads_head)
@@ -584,9 +604,30 @@ void reads_fail_all(member *m, int err)
 {
     pending_read *r;
     while ((r = reads_pop(m))) {
-        if (r->call)
-            member_fail_call(r->call, err);
+        read_fail(m, r, err);
         read_free(r);
+    }
+}
+
+int member_read_index(member *m, member_read_fn done, void *arg, pending_read **handle)
+{
+    if (m->n_reads >= MAX_PENDING_PROPOSALS)
+        return MERR_TOO_MANY_REQUESTS;
+    pending_read *r = metcd_calloc(1, sizeof(*r));
+    if (!r)
+        return MERR_INTERNAL;
+    r->done = done;
+    r->done_arg = arg;
+    *handle = r;
+    enqueue_read(m, r);
+    return 0;
+}
+
+void member_read_cancel(pending_read *r)
+{
+    if (r) {
+        r->done = NULL;
+        r->done_arg = NULL;
     }
 }
 
@@ -604,6 +645,12 @@ static bool quota_ok(member *m, size_t cost)
      * before freed pages come back into use */
     if (backend_size_in_use(m->be) + (int64_t)cost <= quota)
         return true;
+    /* one alarm proposal per second at most: the refused writes that come
+     * before it is applied need not propose it again */
+    int64_t now = member_now_ms();
+    if (m->nospace_proposed_ms && now - m->nospace_proposed_ms < 1000)
+        return false;
+    m->nospace_proposed_ms = now;
     Memberpb__Request req = MEMBERPB__REQUEST__INIT;
     Etcdserverpb__AlarmRequest a = ETCDSERVERPB__ALARM_REQUEST__INIT;
     a.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;

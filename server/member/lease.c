@@ -218,6 +218,7 @@ static struct rpc_client *fwd_client(member *m)
         .dial_timeout_ms = (uint32_t)member_request_timeout_ms(m),
         .channelz = m->cz,
         .target = "lease forwarding to the leader",
+        .tls = m->client_dial_tls,
     };
     if (rpc_client_new(&ls->fwd, m->base, &cfg) != 0) {
         ls->fwd = NULL;

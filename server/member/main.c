@@ -40,10 +40,22 @@ static const char *const implemented[] = {
     "auto-compaction-mode", "auto-compaction-retention",
     "peer-auto-tls", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
     "peer-client-cert-auth",
+    "cert-file", "key-file", "trusted-ca-file", "client-cert-auth", "client-crl-file",
+    "client-cert-allowed-hostname", "auto-tls", "cipher-suites",
+    "peer-crl-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname",
+    /* metcd always checkpoints lease TTLs and persists them (lease.c) */
+    "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
+    "listen-metrics-urls", "metrics",
     NULL,
 };
 
 static int signal_caught;
+
+/* An optional path flag: NULL when unset or empty. */
+static const char *nonempty(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -302,6 +314,15 @@ int main(int argc, char **argv)
                                      cl.members[i].nurls, false};
     }
 
+    /* --cipher-suites, in OpenSSL's names (validated by config.c) */
+    const char **ciphers = metcd_calloc(cfg.cipher_suites.n + 1, sizeof(*ciphers));
+    if (!ciphers) {
+        metcd_free(peers);
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "out of memory");
+        return 1;
+    }
+    for (size_t i = 0; i < cfg.cipher_suites.n; i++)
+        ciphers[i] = config_cipher_openssl_name(cfg.cipher_suites.v[i]);
     member_options mo = {
         .name = cfg.name,
         .data_dir = cfg.data_dir,
@@ -319,7 +340,19 @@ int main(int argc, char **argv)
                                     ? cfg.peer_trusted_ca_file
                                     : NULL,
         .peer_client_cert_auth = cfg.peer_client_cert_auth,
+        .peer_crl_file = nonempty(cfg.peer_crl_file),
+        .peer_cert_allowed_cn = nonempty(cfg.peer_cert_allowed_cn),
+        .peer_cert_allowed_hostname = nonempty(cfg.peer_cert_allowed_hostname),
         .peer_auto_tls = cfg.peer_auto_tls,
+        .cert_file = nonempty(cfg.cert_file),
+        .key_file = nonempty(cfg.key_file),
+        .trusted_ca_file = nonempty(cfg.trusted_ca_file),
+        .client_crl_file = nonempty(cfg.client_crl_file),
+        .client_cert_allowed_hostname = nonempty(cfg.client_cert_allowed_hostname),
+        .client_cert_auth = cfg.client_cert_auth,
+        .auto_tls = cfg.auto_tls,
+        .cipher_suites = ciphers,
+        .n_cipher_suites = cfg.cipher_suites.n,
         .member_id = member_id,
         .cluster_id = cluster_id,
         .initial_cluster = peers,
@@ -338,6 +371,9 @@ int main(int argc, char **argv)
         .grpc_keepalive_interval_ms = ns_to_ms(cfg.grpc_keepalive_interval_ns),
         .grpc_keepalive_timeout_ms = ns_to_ms(cfg.grpc_keepalive_timeout_ns),
         .initial_corrupt_check = cfg.experimental_initial_corrupt_check,
+        .listen_metrics_urls = cfg.listen_metrics_urls.v,
+        .n_listen_metrics_urls = cfg.listen_metrics_urls.n,
+        .metrics_extensive = cfg.metrics && strcmp(cfg.metrics, "extensive") == 0,
         .auto_compaction_mode = ac_mode,
         .auto_compaction_retention = ac_retention,
         .log = log_adapter,
@@ -373,6 +409,7 @@ int main(int argc, char **argv)
     if (base)
         event_base_free(base);
     metcd_free(peers);
+    metcd_free(ciphers);
     if (joined)
         etcdserverpb__member_list_response__free_unpacked(joined, &metcd_pb_allocator);
     ids_cluster_free(&cl);

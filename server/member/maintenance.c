@@ -447,14 +447,6 @@ static int health_check(const char *service, void *data)
     return m->serving && member_has_leader(m) ? 1 : 2;
 }
 
-static void http_health(struct rpc_http_req *req, void *data)
-{
-    member *m = data;
-    bool ok = m->serving && member_has_leader(m) && m->n_alarms == 0;
-    const char *body = ok ? "{\"health\":\"true\"}" : "{\"health\":\"false\"}";
-    rpc_http_respond(req, ok ? 200 : 503, "text/plain; charset=utf-8", body, strlen(body));
-}
-
 static void http_version(struct rpc_http_req *req, void *data)
 {
     member *m = data;
@@ -473,7 +465,7 @@ int http_register(member *m)
 {
     int rc = rpc_server_add_health(m->rpc, health_check, m);
     if (rc == 0)
-        rc = rpc_server_route(m->rpc, "/health", http_health, NULL, m);
+        rc = observe_register(m, m->rpc, true);
     if (rc == 0)
         rc = rpc_server_route(m->rpc, "/version", http_version, NULL, m);
     return rc;

@@ -9,6 +9,7 @@
 
 #include "common/mem.h"
 #include "server/channelz/channelz.h"
+#include "server/tls/tls.h"
 #include "watch/watch.h"
 
 #include <errno.h>
@@ -70,14 +71,14 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-/* Splits "http://host:port" into host and port. */
+/* Splits "http://host:port" or "https://host:port" into host and port:
+ * 0 for http, 1 for https, -1 when it is neither. */
 static int parse_listen_url(const char *url, char *host, size_t hostlen, uint16_t *port)
 {
     const char *p = strstr(url, "://");
     if (!p || strncmp(url, "http", 4) != 0)
         return -1;
-    if (!strncmp(url, "https", 5))
-        return -2; /* TLS arrives with the security work */
+    int tls = !strncmp(url, "https://", 8);
     p += 3;
     const char *colon = strrchr(p, ':');
     if (!colon)
@@ -98,6 +99,66 @@ static int parse_listen_url(const char *url, char *host, size_t hostlen, uint16_
     if (e == colon + 1 || (*e && e != end) || v < 0 || v > 65535)
         return -1;
     *port = (uint16_t)v;
+    return tls;
+}
+
+static void on_rpc_warn(void *arg, const char *msg)
+{
+    member_logf(arg, MLOG_WARN, "embed", "%s", msg);
+}
+
+static void tls_options_of(const member *m, struct tls_options *o)
+{
+    const member_options *opt = &m->opt;
+    *o = (struct tls_options){
+        .cert_file = opt->cert_file,
+        .key_file = opt->key_file,
+        .ca_file = opt->trusted_ca_file,
+        .crl_file = opt->client_crl_file,
+        .client_cert_auth = opt->client_cert_auth,
+        .auto_tls = opt->auto_tls && !(opt->cert_file && opt->key_file),
+        .allowed_hostname = opt->client_cert_allowed_hostname,
+        .ciphers = opt->cipher_suites,
+        .n_ciphers = opt->n_cipher_suites,
+        .cn_hint = "metcd",
+    };
+}
+
+/* The contexts of https client listeners and of the member's own clients,
+ * made once, when a client URL is https or client TLS flags are set. */
+static int client_tls_setup(member *m, bool need_server, char *errbuf, size_t errlen)
+{
+    const member_options *opt = &m->opt;
+    struct tls_options o;
+    tls_options_of(m, &o);
+    char why[400];
+    if (need_server && !m->client_tls) {
+        int rc = tls_server_ctx_new(&m->client_tls, &o, why, sizeof why);
+        if (rc) {
+            snprintf(errbuf, errlen, "client TLS: %s", why);
+            return rc;
+        }
+        if (opt->auto_tls && !(opt->cert_file && opt->key_file))
+            member_logf(m, MLOG_INFO, "embed",
+                        "client TLS: using a self-signed certificate (--auto-tls)");
+        member_logf(m, MLOG_INFO, "embed",
+                    "ClientTLS: cert = %s, key = %s, trusted-ca = %s, client-cert-auth = %s, "
+                    "crl-file = %s",
+                    opt->cert_file ? opt->cert_file : "", opt->key_file ? opt->key_file : "",
+                    opt->trusted_ca_file ? opt->trusted_ca_file : "",
+                    opt->client_cert_auth ? "true" : "false",
+                    opt->client_crl_file ? opt->client_crl_file : "");
+    }
+    if (!m->client_dial_tls && (need_server || opt->cert_file || opt->auto_tls || opt->trusted_ca_file)) {
+        o.crl_file = NULL;
+        o.allowed_hostname = NULL;
+        o.insecure_skip_verify = !opt->trusted_ca_file;
+        int rc = tls_client_ctx_new(&m->client_dial_tls, &o, why, sizeof why);
+        if (rc) {
+            snprintf(errbuf, errlen, "client TLS (dialing): %s", why);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -124,6 +185,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
         .keepalive_min_time_ms = m->opt.grpc_keepalive_min_time_ms,
         .name = m->opt.name,
         .channelz = m->cz,
+        .log_warn = on_rpc_warn,
+        .log_arg = m,
     };
     int rc = rpc_server_new(&m->rpc, m->base, &rc_cfg);
     if (rc == 0)
@@ -137,34 +200,76 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (rc == 0)
         rc = lease_start(m);
     if (rc == 0)
+        rc = lock_register(m);
+    if (rc == 0)
+        rc = election_register(m);
+    if (rc == 0)
         rc = idgen_register(m);
     if (rc == 0)
         rc = http_register(m);
     if (rc == 0)
-        rc = metrics_register(m);
+        rc = metrics_register(m, m->rpc);
     if (rc == 0)
         rc = rpc_server_add_channelz(m->rpc, m->cz);
     if (rc) {
         snprintf(errbuf, errlen, "cannot set up the client services: %s", rpc_strerror(rc));
         return rc;
     }
+    if (client_tls_setup(m, false, errbuf, errlen) != 0)
+        return RPC_ERR_INVAL;
     for (size_t i = 0; i < m->opt.n_listen_client_urls; i++) {
         const char *u = m->opt.listen_client_urls[i];
         char host[256];
         uint16_t port;
         int prc = parse_listen_url(u, host, sizeof(host), &port);
-        if (prc) {
-            snprintf(errbuf, errlen, "%s: %s", u,
-                     prc == -2 ? "https listeners are not supported yet"
-                               : "not an http://host:port URL");
+        if (prc < 0) {
+            snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
             return RPC_ERR_INVAL;
         }
-        rc = rpc_server_listen(m->rpc, host, port, NULL);
+        if (prc == 1 && client_tls_setup(m, true, errbuf, errlen) != 0)
+            return RPC_ERR_INVAL;
+        rc = prc == 1 ? rpc_server_listen_tls(m->rpc, host, port, m->client_tls, NULL)
+                      : rpc_server_listen(m->rpc, host, port, NULL);
         if (rc) {
             snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
             return rc;
         }
-        member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u", host, port);
+        member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u%s", host, port,
+                    prc == 1 ? " (TLS)" : "");
+    }
+    /* --listen-metrics-urls: a server of its own with /metrics and /health */
+    for (size_t i = 0; i < m->opt.n_listen_metrics_urls; i++) {
+        const char *u = m->opt.listen_metrics_urls[i];
+        char host[256];
+        uint16_t port;
+        int prc = parse_listen_url(u, host, sizeof(host), &port);
+        if (prc < 0) {
+            snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
+            return RPC_ERR_INVAL;
+        }
+        if (prc == 1 && client_tls_setup(m, true, errbuf, errlen) != 0)
+            return RPC_ERR_INVAL;
+        if (!m->metrics_rpc) {
+            struct rpc_server_config mc = {
+                .name = "metrics", .log_warn = on_rpc_warn, .log_arg = m};
+            rc = rpc_server_new(&m->metrics_rpc, m->base, &mc);
+            if (rc == 0)
+                rc = metrics_register(m, m->metrics_rpc);
+            if (rc == 0)
+                rc = observe_register(m, m->metrics_rpc, false);
+            if (rc) {
+                snprintf(errbuf, errlen, "cannot set up the metrics listener: %s",
+                         rpc_strerror(rc));
+                return rc;
+            }
+        }
+        rc = prc == 1 ? rpc_server_listen_tls(m->metrics_rpc, host, port, m->client_tls, NULL)
+                      : rpc_server_listen(m->metrics_rpc, host, port, NULL);
+        if (rc) {
+            snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
+            return rc;
+        }
+        member_logf(m, MLOG_INFO, "embed", "listening for metrics on %s", u);
     }
     return 0;
 }
@@ -299,8 +404,14 @@ void member_stop(member *m)
     wait_fail_all(m, MERR_STOPPED);
     reads_fail_all(m, MERR_STOPPED);
     lease_stop(m);
+    observe_stop(m);
+    rpc_server_free(m->metrics_rpc);
+    m->metrics_rpc = NULL;
     rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
+    SSL_CTX_free(m->client_tls);
+    SSL_CTX_free(m->client_dial_tls);
+    m->client_tls = m->client_dial_tls = NULL;
     watch_store_free(m->watch);
     m->watch = NULL;
     if (m->wal)

@@ -70,7 +70,22 @@ typedef struct member_options {
      * certificate made at start, as etcd's --peer-auto-tls */
     const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
     bool peer_client_cert_auth;
+    /* --peer-crl-file, --peer-cert-allowed-cn, --peer-cert-allowed-hostname */
+    const char *peer_crl_file, *peer_cert_allowed_cn, *peer_cert_allowed_hostname;
     bool peer_auto_tls;
+    /* client TLS (https listen-client-urls), etcd's --cert-file,
+     * --key-file, --trusted-ca-file, --client-cert-auth, --client-crl-file,
+     * --client-cert-allowed-hostname, --auto-tls; cipher suites are OpenSSL
+     * names (config_cipher_openssl_name). Paths read at start. The member's
+     * own clients (lease forwarding, the initial corruption check) dial
+     * https client URLs with cert/key (or the auto TLS certificate),
+     * verifying the server against trusted_ca_file when given. */
+    const char *cert_file, *key_file, *trusted_ca_file, *client_crl_file;
+    const char *client_cert_allowed_hostname;
+    bool client_cert_auth;
+    bool auto_tls;
+    const char *const *cipher_suites;
+    size_t n_cipher_suites;
     /* storage */
     int64_t quota_backend_bytes; /* 0: 2 GiB */
     uint32_t backend_batch_interval_ms;
@@ -83,6 +98,12 @@ typedef struct member_options {
     uint32_t grpc_keepalive_interval_ms;
     uint32_t grpc_keepalive_timeout_ms;
     bool initial_corrupt_check;
+    /* observability: extra listeners for /metrics and /health only
+     * ("http://host:port"), and --metrics extensive (per-method gRPC
+     * handling-time histograms) */
+    char *const *listen_metrics_urls;
+    size_t n_listen_metrics_urls;
+    bool metrics_extensive;
     /* --auto-compaction-mode / -retention: retention in ms (periodic) or
      * revisions (revision); 0 disables */
     int auto_compaction_mode;

@@ -7,8 +7,13 @@
 #include "server/member/internal.h"
 
 #include "common/mem.h"
+#include "server/peer/peer.h"
+#include "watch/watch.h"
 
 #include <dirent.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,6 +143,97 @@ static void grpc_line(void *arg, const char *path, enum rpc_kind kind, uint64_t 
                   (unsigned long long)handled[c]);
 }
 
+/* grpc_server_handling_seconds (go-grpc-prometheus, --metrics extensive) */
+static void latency_line(void *arg, const char *path, enum rpc_kind kind, const uint64_t *buckets,
+                         uint64_t count, double sum_s)
+{
+    struct sb *b = arg;
+    const char *svc = path[0] == '/' ? path + 1 : path;
+    const char *slash = strrchr(svc, '/');
+    if (!slash)
+        return;
+    int svc_len = (int)(slash - svc);
+    const char *type = grpc_type_name(kind);
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= RPC_LATENCY_BUCKETS; i++) {
+        cum += buckets[i];
+        char le[32];
+        if (i < RPC_LATENCY_BUCKETS)
+            snprintf(le, sizeof(le), "%g", rpc_latency_bounds[i]);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        sb_printf(b,
+                  "grpc_server_handling_seconds_bucket{grpc_method=\"%s\",grpc_service=\"%.*s\","
+                  "grpc_type=\"%s\",le=\"%s\"} %llu\n",
+                  slash + 1, svc_len, svc, type, le, (unsigned long long)cum);
+    }
+    sb_printf(b,
+              "grpc_server_handling_seconds_sum{grpc_method=\"%s\",grpc_service=\"%.*s\","
+              "grpc_type=\"%s\"} %.9g\n",
+              slash + 1, svc_len, svc, type, sum_s);
+    sb_printf(b,
+              "grpc_server_handling_seconds_count{grpc_method=\"%s\",grpc_service=\"%.*s\","
+              "grpc_type=\"%s\"} %llu\n",
+              slash + 1, svc_len, svc, type, (unsigned long long)count);
+}
+
+/* etcd_network_*: bytes and failures per peer, as rafthttp labels them */
+static void network_metrics(struct sb *b, member *m)
+{
+    if (!m->peers)
+        return;
+    peer_stats st[RAFT_MAX_NODES];
+    size_t n = peer_get_stats(m->peers, st, RAFT_MAX_NODES);
+    if (n > RAFT_MAX_NODES)
+        n = RAFT_MAX_NODES;
+    head(b, "etcd_network_peer_sent_bytes_total", "counter", "The total number of bytes sent to peers.");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(b, "etcd_network_peer_sent_bytes_total{To=\"%016llx\"} %llu\n",
+                  (unsigned long long)st[i].id, (unsigned long long)st[i].bytes_sent);
+    head(b, "etcd_network_peer_received_bytes_total", "counter",
+         "The total number of bytes received from peers.");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(b, "etcd_network_peer_received_bytes_total{From=\"%016llx\"} %llu\n",
+                  (unsigned long long)st[i].id, (unsigned long long)st[i].bytes_received);
+    head(b, "etcd_network_peer_sent_failures_total", "counter",
+         "The total number of send failures from peers.");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(b, "etcd_network_peer_sent_failures_total{To=\"%016llx\"} %llu\n",
+                  (unsigned long long)st[i].id, (unsigned long long)st[i].msgs_dropped);
+    head(b, "etcd_network_active_peers", "gauge", "The current number of active peer connections.");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(b, "etcd_network_active_peers{Local=\"%016llx\",Remote=\"%016llx\"} %d\n",
+                  (unsigned long long)m->id, (unsigned long long)st[i].id, st[i].active ? 1 : 0);
+    head(b, "etcd_network_snapshot_send_success", "counter",
+         "Total number of successful snapshot sends");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(b, "etcd_network_snapshot_send_success{To=\"%016llx\"} %llu\n",
+                  (unsigned long long)st[i].id, (unsigned long long)st[i].snapshots_sent);
+    head(b, "etcd_network_snapshot_send_failures", "counter",
+         "Total number of snapshot send failures");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(b, "etcd_network_snapshot_send_failures{To=\"%016llx\"} %llu\n",
+                  (unsigned long long)st[i].id, (unsigned long long)st[i].snapshots_failed);
+}
+
+static void watch_metrics(struct sb *b, member *m)
+{
+    if (!m->watch)
+        return;
+    watch_stats ws;
+    watch_store_stats(m->watch, &ws);
+    gauge(b, "etcd_debugging_mvcc_watch_stream_total", "Total number of watch streams.",
+          (double)ws.streams);
+    gauge(b, "etcd_debugging_mvcc_watcher_total", "Total number of watchers.",
+          (double)ws.watchers);
+    gauge(b, "etcd_debugging_mvcc_slow_watcher_total", "Total number of unsynced slow watchers.",
+          (double)(ws.unsynced + ws.victims));
+    counter(b, "etcd_debugging_mvcc_events_total", "Total number of events sent by this member.",
+            ws.events_sent);
+    gauge(b, "etcd_debugging_mvcc_pending_events_total", "Total number of pending events to be sent.",
+          (double)ws.pending_events);
+}
+
 static void process_metrics(struct sb *b)
 {
     long pages = 0, resident = 0;
@@ -163,10 +259,60 @@ static void process_metrics(struct sb *b)
         fds--; /* the directory's own descriptor */
     }
     gauge(b, "process_open_fds", "Number of open file descriptors.", fds);
+    /* the Go runtime's heap figures, from glibc's allocator (dashboards that
+     * plot go_memstats_* keep a meaning: bytes in use, bytes held) */
+    struct mallinfo2 mi = mallinfo2();
+    gauge(b, "go_memstats_heap_alloc_bytes",
+          "Number of heap bytes allocated and still in use (glibc malloc: in-use chunks).",
+          (double)(mi.uordblks + mi.hblkhd));
+    gauge(b, "go_memstats_heap_sys_bytes",
+          "Number of heap bytes obtained from system (glibc malloc: arenas and mmapped chunks).",
+          (double)(mi.arena + mi.hblkhd));
+    gauge(b, "go_memstats_heap_idle_bytes",
+          "Number of heap bytes waiting to be used (glibc malloc: free chunks).",
+          (double)mi.fordblks);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        gauge(b, "process_max_fds", "Maximum number of open file descriptors.",
+              rl.rlim_cur == RLIM_INFINITY ? -1.0 : (double)rl.rlim_cur);
     struct timespec cpu;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-    counter(b, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-            (uint64_t)cpu.tv_sec);
+    head(b, "process_cpu_seconds_total", "counter",
+         "Total user and system CPU time spent in seconds.");
+    sb_printf(b, "process_cpu_seconds_total %.9g\n", (double)cpu.tv_sec + cpu.tv_nsec / 1e9);
+    static double start_s;
+    if (start_s == 0) {
+        /* /proc/self/stat field 22: start time in clock ticks after boot */
+        FILE *st = fopen("/proc/self/stat", "r");
+        FILE *up = fopen("/proc/stat", "r");
+        unsigned long long ticks = 0, btime = 0;
+        if (st) {
+            char buf[1024];
+            size_t n = fread(buf, 1, sizeof(buf) - 1, st);
+            buf[n] = 0;
+            const char *p = strrchr(buf, ')');
+            int field = 2;
+            for (; p && *p && field < 22; p++)
+                if (*p == ' ')
+                    field++;
+            if (p)
+                ticks = strtoull(p, NULL, 10);
+            fclose(st);
+        }
+        if (up) {
+            char line[256];
+            while (fgets(line, sizeof(line), up))
+                if (sscanf(line, "btime %llu", &btime) == 1)
+                    break;
+            fclose(up);
+        }
+        long hz = sysconf(_SC_CLK_TCK);
+        if (btime && hz > 0)
+            start_s = (double)btime + (double)ticks / (double)hz;
+    }
+    if (start_s > 0)
+        gauge(b, "process_start_time_seconds",
+              "Start time of the process since unix epoch in seconds.", start_s);
 }
 
 static void http_metrics(struct rpc_http_req *req, void *data)
@@ -230,6 +376,15 @@ static void http_metrics(struct rpc_http_req *req, void *data)
     counter(&b, "etcd_mvcc_range_total", "Total number of ranges seen by this member.",
             st.ranges);
     counter(&b, "etcd_mvcc_txn_total", "Total number of txns seen by this member.", st.txns);
+    /* leases, with etcd's names (lease/metrics.go, etcdserver/metrics.go) */
+    counter(&b, "etcd_debugging_lease_granted_total", "The total number of granted leases.",
+            m->leases_granted);
+    counter(&b, "etcd_debugging_lease_revoked_total", "The total number of revoked leases.",
+            m->leases_revoked);
+    counter(&b, "etcd_debugging_lease_renewed_total",
+            "The number of renewed leases seen by the leader.", m->leases_renewed);
+    counter(&b, "etcd_debugging_server_lease_expired_total",
+            "The total number of expired leases.", m->leases_expired);
     /* gRPC, as etcd's go-grpc-prometheus registers it: every method, every code */
     struct grpc_pass g = {&b, false};
     head(&b, "grpc_server_started_total", "counter", "Total number of RPCs started on the server.");
@@ -238,6 +393,27 @@ static void http_metrics(struct rpc_http_req *req, void *data)
     head(&b, "grpc_server_handled_total", "counter",
          "Total number of RPCs completed on the server, regardless of success or failure.");
     rpc_server_method_stats(m->rpc, grpc_line, &g);
+    if (m->opt.metrics_extensive) {
+        head(&b, "grpc_server_handling_seconds", "histogram",
+             "Histogram of response latency (seconds) of gRPC that had been application-level "
+             "handled by the server.");
+        rpc_server_method_latency(m->rpc, latency_line, &b);
+    }
+    counter(&b, "etcd_server_health_success", "The total number of successful health checks",
+            m->health_success);
+    counter(&b, "etcd_server_health_failures", "The total number of failed health checks",
+            m->health_failures);
+    gauge(&b, "etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.",
+          (double)(m->opt.quota_backend_bytes > 0 ? m->opt.quota_backend_bytes
+                                                  : (int64_t)2 << 30));
+    struct rpc_server_stats rs;
+    rpc_server_get_stats(m->rpc, &rs);
+    counter(&b, "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.", rs.msg_bytes_received);
+    counter(&b, "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.", rs.msg_bytes_sent);
+    watch_metrics(&b, m);
+    network_metrics(&b, m);
     process_metrics(&b);
     if (b.failed)
         rpc_http_respond(req, 500, "text/plain", "out of memory\n", 14);
@@ -246,7 +422,7 @@ static void http_metrics(struct rpc_http_req *req, void *data)
     metcd_free(b.p);
 }
 
-int metrics_register(member *m)
+int metrics_register(member *m, struct rpc_server *srv)
 {
-    return rpc_server_route(m->rpc, "/metrics", http_metrics, NULL, m);
+    return rpc_server_route(srv, "/metrics", http_metrics, NULL, m);
 }

@@ -135,6 +135,11 @@ int peers_start(member *m, char *errbuf, size_t errlen)
         .trusted_ca_file = m->opt.peer_trusted_ca_file,
         .client_cert_auth = m->opt.peer_client_cert_auth,
         .auto_tls = m->opt.peer_auto_tls,
+        .crl_file = m->opt.peer_crl_file,
+        .allowed_cn = m->opt.peer_cert_allowed_cn,
+        .allowed_hostname = m->opt.peer_cert_allowed_hostname,
+        .ciphers = m->opt.cipher_suites,
+        .n_ciphers = m->opt.n_cipher_suites,
     };
     peer_callbacks cb = {
         .on_message = on_peer_message,

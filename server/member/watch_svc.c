@@ -5,7 +5,13 @@
  * header. A full outbound queue is reported back (WATCH_SEND_FULL) so the
  * store parks the watcher as a victim; the transport's drain callback
  * retries it. As etcd's serverWatchStream, the stream ends when the client
- * closes its side. */
+ * closes its side.
+ *
+ * Requests are bounded too: while WATCH_SVC_MAX_QUEUED control responses
+ * (created / canceled / progress) wait for a full transport, the stream's
+ * requests are not read (rpc_call_pause_recv), so a client that sends
+ * creates and never reads is stopped by HTTP/2 flow control; reading
+ * resumes once the queue is down to half. */
 #include "server/member/internal.h"
 
 #include "common/mem.h"
@@ -13,58 +19,45 @@
 
 #include <string.h>
 
+#define WATCH_SVC_MAX_QUEUED 64
+
 struct watch_call {
     member *m;
     struct rpc_call *call;
     watch_stream *ws;
+    bool paused; /* requests not read: control responses pile up */
 };
 
+static void check_backpressure(struct watch_call *wc)
+{
+    size_t q = watch_stream_queued(wc->ws);
+    if (!wc->paused && q >= WATCH_SVC_MAX_QUEUED)
+        wc->paused = rpc_call_pause_recv(wc->call, 1) == 0;
+    else if (wc->paused && q <= WATCH_SVC_MAX_QUEUED / 2)
+        wc->paused = rpc_call_pause_recv(wc->call, 0) != 0;
+}
+
+struct encoding {
+    const watch_response *r;
+    watch_header h;
+};
+
+static size_t encode_response(void *arg, uint8_t *dst)
+{
+    const struct encoding *e = arg;
+    return watch_response_encode(e->r, &e->h, dst);
+}
+
+/* The response goes straight from the store's events into the stream's
+ * outbound queue (watch_response_encode: the bytes protobuf-c would pack,
+ * without building and walking a message). */
 static int send_response(void *arg, const watch_response *r)
 {
     struct watch_call *wc = arg;
     member *m = wc->m;
-    Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    fill_header(m, &h, r->revision);
-    resp.header = &h;
-    resp.watch_id = r->watch_id;
-    resp.created = r->created;
-    resp.canceled = r->canceled;
-    resp.compact_revision = r->compact_revision;
-    resp.cancel_reason = (char *)(r->cancel_reason ? r->cancel_reason : "");
-    resp.fragment = r->fragment;
-    Mvccpb__Event *evs = NULL, **ptrs = NULL;
-    Mvccpb__KeyValue *kvs = NULL;
-    if (r->nevents) {
-        evs = metcd_calloc(r->nevents, sizeof(*evs));
-        ptrs = metcd_calloc(r->nevents, sizeof(*ptrs));
-        kvs = metcd_calloc(2 * r->nevents, sizeof(*kvs));
-        if (!evs || !ptrs || !kvs) {
-            metcd_free(evs);
-            metcd_free(ptrs);
-            metcd_free(kvs);
-            return WATCH_SEND_FULL; /* try again later: nothing was queued */
-        }
-        for (size_t i = 0; i < r->nevents; i++) {
-            const watch_event *e = &r->events[i];
-            mvccpb__event__init(&evs[i]);
-            evs[i].type = e->type == MVCC_EVENT_DELETE ? MVCCPB__EVENT__EVENT_TYPE__DELETE
-                                                       : MVCCPB__EVENT__EVENT_TYPE__PUT;
-            kv_to_pb(e->kv, &kvs[2 * i]);
-            evs[i].kv = &kvs[2 * i];
-            if (e->prev_kv) {
-                kv_to_pb(e->prev_kv, &kvs[2 * i + 1]);
-                evs[i].prev_kv = &kvs[2 * i + 1];
-            }
-            ptrs[i] = &evs[i];
-        }
-        resp.events = ptrs;
-        resp.n_events = r->nevents;
-    }
-    int rc = rpc_call_send(wc->call, &resp.base);
-    metcd_free(evs);
-    metcd_free(ptrs);
-    metcd_free(kvs);
+    struct encoding e = {r,
+                         {.cluster_id = m->cluster_id, .member_id = m->id, .raft_term = m->term}};
+    int rc = rpc_call_send_encoded(wc->call, watch_response_size(r), encode_response, &e);
     if (rc == RPC_ERR_FULL)
         return WATCH_SEND_FULL;
     return rc ? WATCH_ECLOSED : 0;
@@ -134,6 +127,7 @@ static void on_message(struct rpc_call *call, const ProtobufCMessage *msg)
     default:
         break; /* etcd ignores an empty request */
     }
+    check_backpressure(wc);
 }
 
 static void on_half_close(struct rpc_call *call)
@@ -157,8 +151,10 @@ static void on_cancel(struct rpc_call *call, enum rpc_code code)
 static void on_drain(struct rpc_call *call)
 {
     struct watch_call *wc = rpc_call_get_data(call);
-    if (wc)
+    if (wc) {
         watch_stream_drained(wc->ws);
+        check_backpressure(wc);
+    }
 }
 
 static const struct rpc_method watch_methods[] = {

@@ -17,6 +17,7 @@
 #include "common/mem.h"
 #include "server/channelz/channelz.h"
 #include "server/peer/internal.h"
+#include "server/tls/tls.h"
 
 #define MAX_INBOUND_CONNS 1024
 #define STREAM_WRITE_TIMEOUT_MS 5000 /* etcd's ConnWriteTimeout */
@@ -740,13 +741,17 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     const char *why = event_text(what, c->state == CS_CONNECTING, buf, sizeof(buf));
+    bool tls_failed = false;
     if (what & BEV_EVENT_ERROR) {
         unsigned long e = bufferevent_get_openssl_error(bev);
         if (e) {
-            char ebuf[120];
-            ERR_error_string_n(e, ebuf, sizeof(ebuf));
-            snprintf(buf, sizeof(buf), "tls: %s", ebuf);
+            /* in Go's words where etcd's logs have them ("remote error:
+             * tls: bad certificate", "client certificate authentication
+             * failed") */
+            tls_error_text(bufferevent_openssl_get_ssl(bev), e, buf, sizeof(buf),
+                           "tls: handshake failed");
             why = buf;
+            tls_failed = true;
         }
     }
     switch (c->kind) {
@@ -762,6 +767,10 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
                       "lost the TCP streaming connection with peer %016llx (stream Message "
                       "reader): %s",
                       (unsigned long long)c->p->id, why);
+        else if (!c->p && c->state == CS_HELLO && tls_failed)
+            /* etcd's listener: a peer whose certificate is refused */
+            peer_logf(c->t, 'W', "rejected connection from \"%s\" (error \"%s\", ServerName \"\")",
+                      c->url, why);
         else if (!c->p && c->state == CS_HELLO)
             peer_logf(c->t, 'D', "closed a peer connection from %s before its hello: %s", c->url,
                       why);

@@ -200,7 +200,8 @@ int peer_snap_in_frame(struct peer_conn *c, uint8_t type, const uint8_t *p, size
 void peer_snap_clear(struct peer_conn *c);
 
 /* tls.c */
-int peer_tls_init(struct peer_transport *t, bool need_server, char *errbuf, size_t errlen);
+int peer_tls_init(struct peer_transport *t, const peer_config *cfg, bool need_server,
+                  char *errbuf, size_t errlen);
 void peer_tls_free(struct peer_transport *t);
 
 #endif

@@ -144,6 +144,14 @@ typedef struct peer_config {
     const char *cert_file, *key_file, *trusted_ca_file;
     bool client_cert_auth;
     bool auto_tls;
+    /* Read while peer_transport_new runs, not kept: --peer-crl-file
+     * (revoked client certificates refused), --peer-cert-allowed-cn and
+     * --peer-cert-allowed-hostname (an inbound peer's certificate must
+     * carry this CommonName / be valid for this host name), and the
+     * OpenSSL names of --cipher-suites. */
+    const char *crl_file, *allowed_cn, *allowed_hostname;
+    const char *const *ciphers;
+    size_t n_ciphers;
 } peer_config;
 
 typedef struct peer_transport peer_transport;

@@ -306,7 +306,7 @@ int peer_transport_new(peer_transport **out, struct event_base *base, const peer
     for (size_t i = 0; i < cfg->n_listen_urls; i++)
         if (strncmp(cfg->listen_urls[i], "https://", 8) == 0)
             need_server = true;
-    rc = peer_tls_init(t, need_server, errbuf, errlen);
+    rc = peer_tls_init(t, cfg, need_server, errbuf, errlen);
     if (rc)
         goto err;
     if (t->cfg.channelz) {

@@ -53,6 +53,10 @@ void rpc_call_free(struct rpc_call *call)
     c->n_calls--;
     if (call->drain_flag)
         c->drain_pending--;
+    if (call->resume_flag)
+        c->resume_pending--;
+    if (call->held)
+        evbuffer_free(call->held);
     if (call->started)
         c->srv->stats.calls_open--;
     if (call->deadline_ev)
@@ -153,8 +157,17 @@ static void count_status(struct rpc_call *call, enum rpc_code code)
     if (!call->started)
         return;
     struct channelz_calls *cc = srv->cz ? channelz_calls_of(srv->cz) : NULL;
-    if (call->rm && (unsigned)code < RPC_CODE_COUNT)
-        ((struct rpc_reg_method *)call->rm)->handled[code]++;
+    if (call->rm && (unsigned)code < RPC_CODE_COUNT) {
+        struct rpc_reg_method *rm = (struct rpc_reg_method *)call->rm;
+        rm->handled[code]++;
+        int64_t d = rpc_loop_wall_ns(srv->base) - call->start_ns;
+        double s = d > 0 ? (double)d / 1e9 : 0;
+        size_t b = 0;
+        while (b < RPC_LATENCY_BUCKETS && s > rpc_latency_bounds[b])
+            b++;
+        rm->lat_hist[b]++;
+        rm->lat_sum_s += s;
+    }
     if (code == RPC_CODE_OK) {
         srv->stats.calls_succeeded++;
         if (cc)
@@ -319,34 +332,35 @@ void rpc_call_abort(struct rpc_call *call, enum rpc_code code, const char *msg)
     call_set_status(call, code, msg, true, NULL);
 }
 
-int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
+/* The checks before a send: 0, or why nothing may be queued. */
+static int send_check(struct rpc_call *call)
 {
-    if (!call || !msg)
-        return RPC_ERR_INVAL;
     if (!call->owned)
         return RPC_ERR_CLOSED;
-    const struct rpc_server_config *cfg = &call->conn->srv->cfg;
     if (!call->out) {
         call->out = evbuffer_new();
         if (!call->out)
             return RPC_ERR_NOMEM;
     }
-    if (evbuffer_get_length(call->out) >= cfg->stream_queue_bytes) {
+    if (evbuffer_get_length(call->out) >= call->conn->srv->cfg.stream_queue_bytes) {
         call->full = true;
         return RPC_ERR_FULL;
     }
-    size_t framed = 0;
-    int rc = rpc_frame_pack(call->out, msg, cfg->max_send_msg_size, &framed);
-    if (rc != 0)
-        return rc;
+    return 0;
+}
+
+/* After a message of `framed` bytes went into call->out. */
+static int send_queued(struct rpc_call *call, size_t framed)
+{
     call->conn->queued += framed;
+    call->conn->srv->stats.msg_bytes_sent += framed >= 5 ? framed - 5 : 0;
     struct channelz_socket_data *sd = call_sock(call);
     if (sd) {
         sd->messages_sent++;
-        sd->last_message_sent_ns = rpc_wall_ns();
+        sd->last_message_sent_ns = rpc_loop_wall_ns(call->conn->srv->base);
     }
     if (!call->headers_sent) {
-        rc = submit_headers(call);
+        int rc = submit_headers(call);
         if (rc != 0)
             return rc;
         rpc_conn_schedule(call->conn);
@@ -354,6 +368,36 @@ int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
     }
     call_kick(call);
     return 0;
+}
+
+int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    if (!call || !msg)
+        return RPC_ERR_INVAL;
+    int rc = send_check(call);
+    if (rc != 0)
+        return rc;
+    size_t framed = 0;
+    rc = rpc_frame_pack(call->out, msg, call->conn->srv->cfg.max_send_msg_size, &framed);
+    if (rc != 0)
+        return rc;
+    return send_queued(call, framed);
+}
+
+int rpc_call_send_encoded(struct rpc_call *call, size_t max_len,
+                          size_t (*encode)(void *arg, uint8_t *dst), void *arg)
+{
+    if (!call || !encode)
+        return RPC_ERR_INVAL;
+    int rc = send_check(call);
+    if (rc != 0)
+        return rc;
+    size_t framed = 0;
+    rc = rpc_frame_encode(call->out, max_len, encode, arg, call->conn->srv->cfg.max_send_msg_size,
+                          &framed);
+    if (rc != 0)
+        return rc;
+    return send_queued(call, framed);
 }
 
 int rpc_call_finish(struct rpc_call *call, enum rpc_code code, const char *msg)
@@ -482,6 +526,7 @@ void rpc_call_on_headers_done(struct rpc_call *call)
         return;
     }
     call->started = true;
+    call->start_ns = rpc_loop_wall_ns(srv->base);
     srv->stats.calls_started++;
     srv->stats.calls_open++;
     if (srv->cz) {
@@ -559,6 +604,7 @@ static void call_message(struct rpc_call *call, uint8_t *buf, size_t len, int co
     }
     ProtobufCMessage *msg = protobuf_c_message_unpack(m->request, &metcd_pb_allocator, len, buf);
     metcd_free(buf);
+    call->conn->srv->stats.msg_bytes_received += len;
     if (!msg) {
         rpc_call_abort(call, RPC_CODE_INTERNAL,
                        "grpc: error unmarshalling request: proto: cannot parse invalid "
@@ -578,31 +624,107 @@ static void call_message(struct rpc_call *call, uint8_t *buf, size_t len, int co
     protobuf_c_message_free_unpacked(msg, &metcd_pb_allocator);
 }
 
-void rpc_call_on_data(struct rpc_call *call, const uint8_t *data, size_t len)
+/* Hands complete messages to the handler until the bytes run out or the
+ * handler pauses the call; *data and *len are left at what was not
+ * taken (nothing is left unless the call is paused and still live). */
+static void deliver(struct rpc_call *call, const uint8_t **datap, size_t *lenp)
 {
-    while (len > 0 && call->rm && !call->finishing) {
+    const uint8_t *data = *datap;
+    size_t len = *lenp;
+    while (len > 0 && call->rm && !call->finishing && !call->recv_paused) {
         enum rpc_kind k = call->rm->m->kind;
         if ((k == RPC_UNARY || k == RPC_SERVER_STREAM) && call->got_msg)
-            return; /* one request message; the rest is ignored */
+            break; /* one request message; the rest is ignored */
         uint8_t *msg = NULL;
         size_t mlen = 0;
         int compressed = 0;
         int r = rpc_deframe(&call->in, &data, &len, &msg, &mlen, &compressed);
         if (r == RPC_DEFRAME_MORE)
-            return;
+            break;
         if (r == RPC_DEFRAME_TOO_BIG) {
             char text[128];
             snprintf(text, sizeof text, "grpc: received message larger than max (%u vs. %zu)",
                      call->in.too_big_len, call->in.limit);
             rpc_call_abort(call, RPC_CODE_RESOURCE_EXHAUSTED, text);
-            return;
+            break;
         }
         if (r == RPC_DEFRAME_NOMEM) {
             rpc_call_abort(call, RPC_CODE_RESOURCE_EXHAUSTED, "grpc: out of memory");
-            return;
+            break;
         }
         call_message(call, msg, mlen, compressed);
     }
+    if (!call->recv_paused || call->finishing || !call->rm)
+        len = 0; /* taken, or ignored */
+    *datap = data;
+    *lenp = len;
+}
+
+size_t rpc_call_on_data(struct rpc_call *call, const uint8_t *data, size_t len)
+{
+    if (!call->recv_paused && !(call->held && evbuffer_get_length(call->held)))
+        deliver(call, &data, &len);
+    if (len == 0 || call->finishing)
+        return 0;
+    if (!call->held)
+        call->held = evbuffer_new();
+    if (!call->held || evbuffer_add(call->held, data, len) != 0) {
+        rpc_call_abort(call, RPC_CODE_RESOURCE_EXHAUSTED, "grpc: out of memory");
+        return 0;
+    }
+    return len;
+}
+
+void rpc_call_deliver_held(struct rpc_call *call)
+{
+    struct rpc_conn *c = call->conn;
+    size_t n;
+    while (!call->recv_paused && call->held && (n = evbuffer_get_contiguous_space(call->held)) > 0) {
+        const uint8_t *p = evbuffer_pullup(call->held, (ssize_t)n);
+        size_t left = n;
+        deliver(call, &p, &left);
+        if (call->finishing)
+            left = 0;
+        evbuffer_drain(call->held, n - left);
+        if (c->h2 && n > left &&
+            nghttp2_session_consume_stream(c->h2, call->stream_id, n - left) != 0) {
+            rpc_conn_kill(c);
+            return;
+        }
+        if (call->finishing && call->held) {
+            evbuffer_drain(call->held, evbuffer_get_length(call->held));
+            break;
+        }
+    }
+    if (!call->recv_paused && call->close_held &&
+        !(call->held && evbuffer_get_length(call->held))) {
+        call->close_held = false;
+        call->remote_closed = false;
+        rpc_call_on_remote_close(call);
+    }
+}
+
+int rpc_call_pause_recv(struct rpc_call *call, int pause)
+{
+    if (!call || call->finishing)
+        return RPC_ERR_CLOSED;
+    struct rpc_conn *c = call->conn;
+    if (pause) {
+        if (!call->recv_paused)
+            c->srv->stats.calls_recv_paused++;
+        call->recv_paused = true;
+        return 0;
+    }
+    if (!call->recv_paused)
+        return 0;
+    call->recv_paused = false;
+    bool held = call->held && evbuffer_get_length(call->held);
+    if ((held || call->close_held) && !call->resume_flag) {
+        call->resume_flag = true;
+        c->resume_pending++;
+        rpc_conn_schedule(c);
+    }
+    return 0;
 }
 
 void rpc_call_on_remote_close(struct rpc_call *call)
@@ -612,6 +734,10 @@ void rpc_call_on_remote_close(struct rpc_call *call)
     call->remote_closed = true;
     if (!call->rm || call->finishing)
         return;
+    if (call->recv_paused || (call->held && evbuffer_get_length(call->held))) {
+        call->close_held = true; /* after the held messages, on resume */
+        return;
+    }
     if (!rpc_deframer_idle(&call->in)) {
         rpc_call_abort(call, RPC_CODE_INTERNAL, "unexpected EOF");
         return;

@@ -1,5 +1,6 @@
 /* server/rpc/client.c - the gRPC client: HTTP/2 (h2c prior knowledge) on
- * libevent + nghttp2, endpoints tried in order with failover, calls waiting
+ * libevent + nghttp2 (or HTTP/2 over TLS with ALPN h2, through
+ * bufferevent_openssl, when given a TLS context), endpoints tried in order with failover, calls waiting
  * (bounded) while a connection comes up, deadlines sent as grpc-timeout and
  * enforced locally, streaming both ways, channelz channel/subchannel/socket
  * registration. The blocking wrapper is in client_sync.c. */
@@ -7,6 +8,10 @@
 
 #include "common/mem.h"
 #include "server/channelz/channelz.h"
+#include "server/tls/tls.h"
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -62,12 +67,13 @@ struct endpoint {
     char *host;
     char *port;
     char *authority;
+    bool tls;                        /* dialed over TLS */
     struct channelz_node *cz;        /* subchannel */
 };
 
 struct rpc_client {
     struct event_base *base;
-    struct rpc_client_config cfg;
+    struct rpc_client_config cfg;    /* cfg.tls: an owned reference */
     struct endpoint *eps;
     size_t n_eps;
     int cur;
@@ -347,16 +353,22 @@ static int on_c_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stre
                        "grpc: compressed flag set with identity or empty encoding");
             break;
         }
+        if (c->conn && c->conn->cz) {
+            struct channelz_socket_data *sd = channelz_socket_of(c->conn->cz);
+            sd->messages_received++;
+            sd->last_message_received_ns = rpc_wall_ns();
+        }
+        if (c->ops->on_raw) {
+            c->ops->on_raw(c, msg, mlen, c->data);
+            metcd_free(msg);
+            c = nghttp2_session_get_stream_user_data(session, stream_id);
+            continue;
+        }
         ProtobufCMessage *m = protobuf_c_message_unpack(c->resp_desc, &metcd_pb_allocator, mlen, msg);
         metcd_free(msg);
         if (!m) {
             call_abort(c, RPC_CODE_INTERNAL, "grpc: failed to unmarshal the received message");
             break;
-        }
-        if (c->conn && c->conn->cz) {
-            struct channelz_socket_data *sd = channelz_socket_of(c->conn->cz);
-            sd->messages_received++;
-            sd->last_message_received_ns = rpc_wall_ns();
         }
         if (c->ops->on_message)
             c->ops->on_message(c, m, c->data);
@@ -519,7 +531,7 @@ static void cconn_flush(struct rpc_cconn *cc)
             return;
         }
     }
-    if (evbuffer_get_length(out))
+    if (evbuffer_get_length(out) && !cc->cl->eps[cc->ep].tls)
         evbuffer_write(out, bufferevent_getfd(cc->bev)); /* now, not next turn */
     if (cc->cz) {
         struct channelz_socket_data *sd = channelz_socket_of(cc->cz);
@@ -621,10 +633,21 @@ static void on_cconn_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        char why[160];
+        char why[400];
         struct endpoint *ep = &cl->eps[cc->ep];
-        snprintf(why, sizeof why, "connection error: %s %s",
-                 cc->connected ? "lost connection to" : "cannot connect to", ep->authority);
+        int n = snprintf(why, sizeof why, "connection error: %s %s",
+                         cc->connected ? "lost connection to" : "cannot connect to",
+                         ep->authority);
+        unsigned long e, last = 0;
+        while (ep->tls && (e = bufferevent_get_openssl_error(bev)) != 0)
+            if (!last && ERR_GET_LIB(e) != 0)
+                last = e; /* the newest OpenSSL error (tls_front.c) */
+        if (last && n > 0 && (size_t)n < sizeof why) {
+            char tls_why[200];
+            tls_error_text(bufferevent_openssl_get_ssl(bev), last, tls_why, sizeof tls_why,
+                           "TLS handshake failed");
+            snprintf(why + n, sizeof why - (size_t)n, ": %s", tls_why);
+        }
         cconn_kill(cc, why);
     }
 }
@@ -656,7 +679,17 @@ static void cconn_dial(struct rpc_client *cl)
         cl->conns = cc;
         cc->flush_ev = event_new(cl->base, -1, 0, on_cconn_flush, cc);
         cc->dial_ev = evtimer_new(cl->base, on_dial_timeout, cc);
-        cc->bev = bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (ep->tls) {
+            SSL *ssl = tls_client_ssl_new(cl->cfg.tls, ep->host);
+            cc->bev = ssl ? bufferevent_openssl_socket_new(cl->base, -1, ssl,
+                                                           BUFFEREVENT_SSL_CONNECTING,
+                                                           BEV_OPT_CLOSE_ON_FREE)
+                          : NULL;
+            if (ssl && !cc->bev)
+                SSL_free(ssl);
+        } else {
+            cc->bev = bufferevent_socket_new(cl->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        }
         if (!cc->flush_ev || !cc->dial_ev || !cc->bev) {
             cc->dead = true;
             cconn_free(cc);
@@ -708,12 +741,17 @@ static void on_client_kick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- public API ---- */
 
-static int parse_endpoint(struct endpoint *ep, const char *s)
+static int parse_endpoint(struct endpoint *ep, const char *s, bool have_tls)
 {
-    if (strncmp(s, "http://", 7) == 0)
+    ep->tls = have_tls;
+    if (strncmp(s, "http://", 7) == 0) {
         s += 7;
-    else if (strncmp(s, "unix://", 7) == 0 || strncmp(s, "https://", 8) == 0)
+        ep->tls = false;
+    } else if (strncmp(s, "https://", 8) == 0 && have_tls) {
+        s += 8;
+    } else if (strncmp(s, "unix://", 7) == 0 || strncmp(s, "https://", 8) == 0) {
         return RPC_ERR_INVAL;
+    }
     const char *colon;
     const char *host = s;
     size_t hlen;
@@ -754,6 +792,14 @@ int rpc_client_new(struct rpc_client **out, struct event_base *base,
     cl->base = base;
     cl->cfg = *cfg;
     cl->cfg.endpoints = NULL;
+    cl->cfg.tls = NULL;
+    if (cfg->tls) {
+        if (SSL_CTX_up_ref(cfg->tls) != 1) {
+            metcd_free(cl);
+            return RPC_ERR_NOMEM;
+        }
+        cl->cfg.tls = cfg->tls;
+    }
     if (!cl->cfg.dial_timeout_ms)
         cl->cfg.dial_timeout_ms = 5000;
     if (!cl->cfg.max_recv_msg_size)
@@ -768,7 +814,7 @@ int rpc_client_new(struct rpc_client **out, struct event_base *base,
         goto err;
     cl->n_eps = cfg->n_endpoints;
     for (size_t i = 0; i < cl->n_eps; i++) {
-        rc = parse_endpoint(&cl->eps[i], cfg->endpoints[i]);
+        rc = parse_endpoint(&cl->eps[i], cfg->endpoints[i], cfg->tls != NULL);
         if (rc != 0)
             goto err;
     }
@@ -833,6 +879,7 @@ void rpc_client_free(struct rpc_client *cl)
     metcd_free(cl->eps);
     channelz_remove(cl->cz);
     metcd_free(cl->target);
+    SSL_CTX_free(cl->cfg.tls);
     metcd_free(cl);
 }
 

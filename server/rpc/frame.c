@@ -7,6 +7,7 @@
 
 #include "common/mem.h"
 
+#include <assert.h>
 #include <string.h>
 
 void rpc_deframer_init(struct rpc_deframer *d, size_t limit)
@@ -79,6 +80,30 @@ int rpc_deframe(struct rpc_deframer *d, const uint8_t **data, size_t *len,
         }
         return RPC_DEFRAME_MORE; /* all input taken, message incomplete */
     }
+}
+
+int rpc_frame_encode(struct evbuffer *out, size_t max_len, size_t (*encode)(void *arg, uint8_t *dst),
+                     void *arg, size_t max, size_t *framed_len)
+{
+    if (max_len > max || max_len > 0xffffffffu)
+        return RPC_ERR_TOO_BIG;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, max_len + RPC_FRAME_HDR, &v, 1) < 1)
+        return RPC_ERR_NOMEM;
+    uint8_t *p = v.iov_base;
+    size_t n = encode(arg, p + RPC_FRAME_HDR);
+    assert(n <= max_len);
+    p[0] = 0;
+    p[1] = (uint8_t)(n >> 24);
+    p[2] = (uint8_t)(n >> 16);
+    p[3] = (uint8_t)(n >> 8);
+    p[4] = (uint8_t)n;
+    v.iov_len = n + RPC_FRAME_HDR;
+    if (evbuffer_commit_space(out, &v, 1) < 0)
+        return RPC_ERR_NOMEM;
+    if (framed_len)
+        *framed_len = n + RPC_FRAME_HDR;
+    return 0;
 }
 
 int rpc_frame_pack(struct evbuffer *out, const ProtobufCMessage *msg, size_t max,

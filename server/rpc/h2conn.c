@@ -128,9 +128,14 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 {
     (void)flags;
     (void)ud;
+    /* No automatic window updates (server.c): the connection window is
+     * given back at once, a stream's once its call has taken the bytes. */
+    if (nghttp2_session_consume_connection(session, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     struct rpc_call *call = stream_call(session, stream_id);
-    if (call)
-        rpc_call_on_data(call, data, len);
+    size_t held = call ? rpc_call_on_data(call, data, len) : 0;
+    if (held < len && nghttp2_session_consume_stream(session, stream_id, len - held) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
@@ -345,6 +350,21 @@ void rpc_h2_flush(struct rpc_conn *c)
         rpc_conn_kill(c);
     else if (flushed && (c->close_after_write || (c->goaway && c->n_calls == 0)))
         rpc_conn_kill(c);
+}
+
+void rpc_h2_resume_calls(struct rpc_conn *c)
+{
+    struct rpc_call *call = c->calls;
+    while (c->resume_pending && call && !c->dead) {
+        struct rpc_call *next = call->next; /* delivering never frees a call */
+        if (call->resume_flag) {
+            call->resume_flag = false;
+            c->resume_pending--;
+            rpc_call_deliver_held(call);
+        }
+        call = next;
+    }
+    rpc_h2_flush(c);
 }
 
 void rpc_h2_goaway(struct rpc_conn *c)

@@ -38,6 +38,9 @@ uint64_t rpc_now_ms(void);   /* monotonic */
  * Sets SIGPIPE to SIG_IGN unless the process installed its own handler. */
 void rpc_ignore_sigpipe(void);
 int64_t rpc_wall_ns(void);   /* realtime, for channelz */
+/* Realtime as of the loop iteration's start (libevent's cached time): for
+ * per-message channelz stamps, where a clock read per message costs. */
+int64_t rpc_loop_wall_ns(struct event_base *base);
 /* nghttp2 allocator through common/mem.h */
 extern nghttp2_mem rpc_nghttp2_mem;
 /* The address to use among getaddrinfo's: the first IPv4 one, else the
@@ -81,6 +84,9 @@ bool rpc_deframer_idle(const struct rpc_deframer *d);
 /* Appends a framed message (5-byte prefix + packed msg) to out. */
 int rpc_frame_pack(struct evbuffer *out, const ProtobufCMessage *msg, size_t max,
                    size_t *framed_len);
+/* The same for a message `encode` writes (at most max_len bytes). */
+int rpc_frame_encode(struct evbuffer *out, size_t max_len, size_t (*encode)(void *arg, uint8_t *dst),
+                     void *arg, size_t max, size_t *framed_len);
 
 /* ---- server.c ---- */
 
@@ -90,6 +96,9 @@ struct rpc_reg_method {
     /* calls of this method started, and finished by status code */
     uint64_t started;
     uint64_t handled[RPC_CODE_COUNT];
+    /* handling time of finished calls (rpc_server_method_latency) */
+    uint64_t lat_hist[RPC_LATENCY_BUCKETS + 1];
+    double lat_sum_s;
 };
 
 struct rpc_route {
@@ -105,6 +114,7 @@ struct rpc_listener {
     struct rpc_server *srv;
     struct evconnlistener *ev;
     struct channelz_node *cz;
+    struct ssl_ctx_st *tls; /* https listener: owned reference */
     struct rpc_listener *next;
 };
 
@@ -127,6 +137,7 @@ struct rpc_conn {
     size_t n_calls;
     size_t queued;                   /* bytes in all calls' outbound queues */
     unsigned drain_pending;          /* calls flagged for on_drain */
+    unsigned resume_pending;         /* calls flagged by rpc_call_pause_recv(0) */
     bool dead;                       /* free at the next flush */
     bool paused;                     /* reading disabled (backpressure) */
     bool goaway;                     /* GOAWAY submitted */
@@ -154,6 +165,7 @@ struct rpc_server {
     size_t n_routes;
     struct rpc_listener *listeners;
     struct rpc_conn *conns;
+    struct rpc_tls_conn *tls_conns; /* tls_front.c: handshakes and relays */
     struct rpc_server_stats stats;
     struct channelz_node *cz;
     nghttp2_session_callbacks *h2_cbs;
@@ -177,6 +189,23 @@ void rpc_conn_kill(struct rpc_conn *c);
 /* Frees a connection: the one place its resources go. */
 void rpc_conn_free(struct rpc_conn *c);
 void rpc_server_conn_gone(struct rpc_server *srv);
+/* rpc_server_adopt with the connection's peer address ("ip:port", copied)
+ * and the channelz listen socket it came through (may be NULL). */
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer,
+                          struct channelz_node *listen_cz);
+/* Logs through cfg.log_warn (printf-style), if set. */
+void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- tls_front.c: the TLS front end of https listeners ---- */
+
+struct rpc_tls_conn;
+/* Takes an accepted socket of a TLS listener (fd owned, closed on error). */
+void rpc_tls_accept(struct rpc_listener *li, int fd);
+/* Shutdown: drop the connections still in their handshake. */
+void rpc_tls_shutdown(struct rpc_server *srv);
+/* Frees every TLS connection (handshaking or relaying). */
+void rpc_tls_free_all(struct rpc_server *srv);
 
 /* ---- call.c: a server-side call (one HTTP/2 stream) ---- */
 
@@ -203,6 +232,7 @@ struct rpc_call {
     bool bad_method, bad_te;
     char *content_type;
     bool started;      /* request headers done and routed */
+    int64_t start_ns;  /* when, on the loop's cached wall clock */
     bool owned;        /* the handler holds it */
     bool got_msg;      /* unary / server-stream: request received */
     bool headers_sent;
@@ -213,6 +243,12 @@ struct rpc_call {
     bool drain_flag;
     bool remote_closed;
     bool eos_sent;     /* a frame with END_STREAM went out (channelz) */
+    /* rpc_call_pause_recv: request bytes that arrived while paused, not yet
+     * given back to the client's stream window (so at most one window) */
+    bool recv_paused;
+    bool resume_flag;  /* held bytes or a half-close to deliver from the loop */
+    bool close_held;   /* END_STREAM arrived behind held bytes or a pause */
+    struct evbuffer *held;
 };
 
 struct rpc_call *rpc_call_new(struct rpc_conn *c, int32_t stream_id);
@@ -220,7 +256,13 @@ void rpc_call_free(struct rpc_call *call);
 int rpc_call_on_header(struct rpc_call *call, const uint8_t *name, size_t nlen,
                        const uint8_t *value, size_t vlen);
 void rpc_call_on_headers_done(struct rpc_call *call);
-void rpc_call_on_data(struct rpc_call *call, const uint8_t *data, size_t len);
+/* Request DATA bytes; returns how many of them the call holds (paused):
+ * the caller gives the rest back to the stream window at once. */
+size_t rpc_call_on_data(struct rpc_call *call, const uint8_t *data, size_t len);
+/* Delivers what resumed calls hold (from the loop, on_conn_flush). */
+void rpc_h2_resume_calls(struct rpc_conn *c);
+/* Delivers a resumed call's held bytes (and held half-close). */
+void rpc_call_deliver_held(struct rpc_call *call);
 void rpc_call_on_remote_close(struct rpc_call *call);
 /* The stream is gone (reset or closed); frees the call. */
 void rpc_call_on_stream_close(struct rpc_call *call, uint32_t error_code, enum rpc_code why);

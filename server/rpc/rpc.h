@@ -46,6 +46,7 @@
 
 struct event_base;
 struct channelz;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX (server/tls builds them) */
 
 /* ------------------------------------------------------------------------ */
 /* Errors and status codes                                                  */
@@ -177,6 +178,13 @@ struct rpc_server_config {
      * server, its listen sockets and connections are registered in it. */
     struct channelz *channelz;
     const char *name; /* channelz reference name (copied); may be NULL */
+    /* Optional: warnings about connections refused before any request
+     * (failed TLS handshakes, TLS sent to a plaintext port), one line each,
+     * e.g. `rejected connection from "127.0.0.1:5000" (error "remote
+     * error: tls: bad certificate", ServerName "")` (etcd's wording).
+     * msg is borrowed until the call returns. */
+    void (*log_warn)(void *arg, const char *msg);
+    void *log_arg;
 };
 
 /* Creates a server on `base` (borrowed; must outlive the server). Sets
@@ -198,6 +206,16 @@ int rpc_server_register(struct rpc_server *srv, const struct rpc_method *methods
  * listener sniffs: HTTP/2 preface -> gRPC, anything else -> HTTP/1.1. */
 int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
                       uint16_t *bound_port);
+
+/* rpc_server_listen for https: every connection first completes a TLS
+ * handshake with `ctx` (a server context from server/tls; the listener
+ * takes a reference) within handshake_timeout_ms, then its decrypted
+ * stream is served as any other (ALPN picks h2 or http/1.1; the sniffer
+ * decides either way). Failed handshakes are logged through log_warn and
+ * closed. The relay between the TLS socket and the connection is bounded
+ * (conn_queue_bytes each way). */
+int rpc_server_listen_tls(struct rpc_server *srv, const char *host, uint16_t port,
+                          struct ssl_ctx_st *ctx, uint16_t *bound_port);
 
 /* Hands the server an already-connected stream socket; the server owns fd
  * from now on (closes it even on error). The same sniffing applies. Used by
@@ -225,6 +243,10 @@ struct rpc_server_stats {
     uint64_t calls_started, calls_succeeded, calls_failed;
     uint64_t conns_paused;    /* times a connection's reading was paused */
     uint64_t streams_refused; /* REFUSED_STREAM: answers were piling up */
+    uint64_t calls_recv_paused; /* times a handler paused a call's requests */
+    /* gRPC message bytes (payloads, without the 5-byte prefix) received and
+     * queued for sending (etcd_network_client_grpc_{received,sent}_bytes_total) */
+    uint64_t msg_bytes_received, msg_bytes_sent;
 };
 void rpc_server_get_stats(const struct rpc_server *srv, struct rpc_server_stats *st);
 
@@ -236,6 +258,19 @@ typedef void (*rpc_method_stats_fn)(void *arg, const char *path, enum rpc_kind k
                                     uint64_t started, const uint64_t *handled);
 void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn fn, void *arg);
 
+/* Per registered method: how long its finished calls took, from routing
+ * to the status (the loop's cached clock, so calls answered within one
+ * loop pass count as 0), over go-grpc-prometheus's default buckets (upper
+ * bounds in seconds, rpc_latency_bounds); buckets[RPC_LATENCY_BUCKETS] is
+ * the +Inf one. Counts per bucket, not cumulative. For
+ * grpc_server_handling_seconds (etcd --metrics extensive). */
+#define RPC_LATENCY_BUCKETS 11
+extern const double rpc_latency_bounds[RPC_LATENCY_BUCKETS];
+typedef void (*rpc_method_latency_fn)(void *arg, const char *path, enum rpc_kind kind,
+                                      const uint64_t *buckets, uint64_t count, double sum_s);
+void rpc_server_method_latency(const struct rpc_server *srv, rpc_method_latency_fn fn,
+                               void *arg);
+
 /* --- Calls (server side) --- */
 
 /* Queues one response message (packed at once: msg is borrowed for the
@@ -245,6 +280,15 @@ void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn f
  * on_drain. RPC_ERR_TOO_BIG if the packed message exceeds
  * max_send_msg_size. RPC_ERR_CLOSED after finish. */
 int rpc_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
+
+/* rpc_call_send for a message the caller encodes itself: `encode` writes
+ * the packed message (at most max_len bytes) to dst and returns its length;
+ * it runs once, before this returns, straight into the outbound queue. For
+ * hot paths where a generic packer's two walks (size, then pack) cost more
+ * than the message. Same results as rpc_call_send (RPC_ERR_TOO_BIG when
+ * max_len passes max_send_msg_size). */
+int rpc_call_send_encoded(struct rpc_call *call, size_t max_len,
+                          size_t (*encode)(void *arg, uint8_t *dst), void *arg);
 
 /* Ends the call with a status: queued messages are sent first, then
  * trailers with grpc-status and the percent-encoded grpc-message (msg may
@@ -282,6 +326,17 @@ void *rpc_call_get_data(const struct rpc_call *call);
 int64_t rpc_call_remaining_ms(const struct rpc_call *call);
 /* Bytes queued for this stream and not yet handed to HTTP/2. */
 size_t rpc_call_queued_bytes(const struct rpc_call *call);
+
+/* Stops (pause != 0) or resumes handing this call's requests to the
+ * handler. While paused, on_message and on_half_close wait; the bytes the
+ * client sends meanwhile are held without a WINDOW_UPDATE for the stream,
+ * so HTTP/2 flow control stops the client after one stream window (1 MiB)
+ * and the member's memory for it stays bounded (RFC 9113 section 5.2); the
+ * connection's other streams are not affected. On resume, what was held is
+ * delivered from the loop, never from inside this function. For handlers
+ * whose answers pile up while the client keeps sending (a watch stream
+ * whose client does not read). RPC_ERR_CLOSED after finish. */
+int rpc_call_pause_recv(struct rpc_call *call, int pause);
 
 /* --- HTTP/1.1 router --- */
 
@@ -335,6 +390,12 @@ struct rpc_client_config {
     size_t stream_queue_bytes;      /* per-call outbound bound (0: 256 KiB) */
     struct channelz *channelz;      /* optional, borrowed */
     const char *target;             /* channelz name (copied), may be NULL */
+    /* Optional TLS client context (server/tls tls_client_ctx_new; the
+     * client takes a reference). With it, "https://" and bare "host:port"
+     * endpoints are dialed over TLS (the server's name checked unless the
+     * context skips verification); "http://" stays plaintext. Without it,
+     * "https://" endpoints are refused (RPC_ERR_INVAL). */
+    struct ssl_ctx_st *tls;
 };
 
 /* Callbacks of a client call, run on the loop. on_message gets each
@@ -346,6 +407,11 @@ struct rpc_ccall_ops {
                      void *data);
     /* Optional: the outbound queue drained after RPC_ERR_FULL. */
     void (*on_drain)(struct rpc_ccall *c, void *data);
+    /* Optional: when set, each response message's bytes (the packed
+     * protobuf, without the gRPC prefix; borrowed until it returns) come
+     * here instead of on_message and nothing is unpacked (a reader that
+     * decodes only a few fields of many messages, e.g. metcd-bench). */
+    void (*on_raw)(struct rpc_ccall *c, const uint8_t *msg, size_t len, void *data);
 };
 
 /* Creates a client on `base` (borrowed). Connects lazily, to endpoints in

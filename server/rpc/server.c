@@ -7,6 +7,7 @@
 #include "server/channelz/channelz.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /* No HTTP/1.1 method starts with "PRI": three bytes decide. */
@@ -70,6 +73,9 @@ int rpc_server_new(struct rpc_server **out, struct event_base *base,
      * (:method POST, :path, content-type), so nghttp2's HTTP messaging
      * checks are off. */
     nghttp2_option_set_no_http_messaging(srv->h2_opt, 1);
+    /* Window updates follow what the calls consume (h2conn.c), so a call
+     * whose handler paused it stops its client (rpc_call_pause_recv). */
+    nghttp2_option_set_no_auto_window_update(srv->h2_opt, 1);
     if (c->channelz) {
         rc = channelz_add(c->channelz, CHANNELZ_SERVER, NULL, srv->name, rpc_wall_ns(),
                           &srv->cz);
@@ -129,6 +135,21 @@ void rpc_server_method_stats(const struct rpc_server *srv, rpc_method_stats_fn f
     for (size_t i = 0; i < srv->n_methods; i++)
         fn(arg, srv->methods[i].m->path, srv->methods[i].m->kind, srv->methods[i].started,
            srv->methods[i].handled);
+}
+
+const double rpc_latency_bounds[RPC_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                         0.5,   1,    2.5,   5,    10};
+
+void rpc_server_method_latency(const struct rpc_server *srv, rpc_method_latency_fn fn,
+                               void *arg)
+{
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        const struct rpc_reg_method *rm = &srv->methods[i];
+        uint64_t n = 0;
+        for (size_t b = 0; b <= RPC_LATENCY_BUCKETS; b++)
+            n += rm->lat_hist[b];
+        fn(arg, rm->m->path, rm->m->kind, rm->lat_hist, n, rm->lat_sum_s);
+    }
 }
 
 const struct rpc_reg_method *rpc_server_lookup(const struct rpc_server *srv, const char *path)
@@ -254,6 +275,15 @@ static void conn_sniff(struct rpc_conn *c)
         rpc_conn_kill(c);
         return;
     }
+    if (n > 0 && buf[0] == 0x16) {
+        /* a TLS ClientHello's record type: no HTTP request starts so */
+        rpc_server_warnf(c->srv,
+                         "rejected connection from \"%s\" (error \"TLS handshake on a "
+                         "plaintext port\")",
+                         c->peer);
+        rpc_conn_kill(c);
+        return;
+    }
     if (n > 0 && memcmp(buf, h2_preface, (size_t)n) != 0) {
         c->kind = RPC_CONN_HTTP1;
     } else if (n == SNIFF_BYTES) {
@@ -300,6 +330,10 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
         conn_sniff(c);
         break;
     case RPC_CONN_H2:
+        if (c->resume_pending)
+            rpc_h2_resume_calls(c);
+        if (c->dead)
+            break;
         if (c->read_pending) {
             c->read_pending = false;
             rpc_h2_on_read(c);
@@ -313,7 +347,8 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen_cz)
+static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen_cz,
+                    const char *peer_name)
 {
     (void)listen_cz;
     if (srv->shutting_down) {
@@ -339,7 +374,9 @@ static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_storage peer, local;
     socklen_t plen = sizeof peer, llen = sizeof local;
-    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+    if (peer_name)
+        snprintf(c->peer, sizeof c->peer, "%s", peer_name);
+    else if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
         rpc_addr_format((struct sockaddr *)&peer, c->peer, sizeof c->peer);
     else
         snprintf(c->peer, sizeof c->peer, "local");
@@ -373,7 +410,25 @@ int rpc_server_adopt(struct rpc_server *srv, int fd)
             close(fd);
         return RPC_ERR_INVAL;
     }
-    return conn_new(srv, fd, NULL);
+    return conn_new(srv, fd, NULL, NULL);
+}
+
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer,
+                          struct channelz_node *listen_cz)
+{
+    return conn_new(srv, fd, listen_cz, peer);
+}
+
+void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
+{
+    if (!srv->cfg.log_warn)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    srv->cfg.log_warn(srv->cfg.log_arg, msg);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -383,11 +438,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)sa;
     (void)salen;
     struct rpc_listener *li = arg;
-    conn_new(li->srv, fd, li->cz);
+    if (li->tls)
+        rpc_tls_accept(li, fd);
+    else
+        conn_new(li->srv, fd, li->cz, NULL);
 }
 
-int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
-                      uint16_t *bound_port)
+static int listen_any(struct rpc_server *srv, const char *host, uint16_t port,
+                      SSL_CTX *tls, uint16_t *bound_port)
 {
     if (!srv || !host)
         return RPC_ERR_INVAL;
@@ -406,6 +464,11 @@ int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
     if (!li)
         goto err_res;
     li->srv = srv;
+    if (tls) {
+        if (SSL_CTX_up_ref(tls) != 1)
+            goto err_li;
+        li->tls = tls;
+    }
     const struct addrinfo *ai = rpc_addrinfo_pick(res);
     li->ev = evconnlistener_new_bind(srv->base, on_accept, li,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
@@ -440,10 +503,25 @@ int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
 err_ev:
     evconnlistener_free(li->ev);
 err_li:
+    SSL_CTX_free(li->tls);
     metcd_free(li);
 err_res:
     freeaddrinfo(res);
     return rc;
+}
+
+int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
+                      uint16_t *bound_port)
+{
+    return listen_any(srv, host, port, NULL, bound_port);
+}
+
+int rpc_server_listen_tls(struct rpc_server *srv, const char *host, uint16_t port,
+                          struct ssl_ctx_st *ctx, uint16_t *bound_port)
+{
+    if (!ctx)
+        return RPC_ERR_INVAL;
+    return listen_any(srv, host, port, ctx, bound_port);
 }
 
 static void listeners_free(struct rpc_server *srv)
@@ -453,6 +531,7 @@ static void listeners_free(struct rpc_server *srv)
         srv->listeners = li->next;
         evconnlistener_free(li->ev);
         channelz_remove(li->cz);
+        SSL_CTX_free(li->tls);
         metcd_free(li);
     }
 }
@@ -477,6 +556,7 @@ int rpc_server_shutdown(struct rpc_server *srv, uint32_t grace_ms, void (*done)(
     srv->done = done;
     srv->done_data = data;
     listeners_free(srv);
+    rpc_tls_shutdown(srv);
     srv->grace_ev = evtimer_new(srv->base, on_grace_over, srv);
     if (!srv->grace_ev)
         return RPC_ERR_NOMEM;
@@ -512,6 +592,7 @@ void rpc_server_free(struct rpc_server *srv)
         return;
     srv->done = NULL;
     listeners_free(srv);
+    rpc_tls_free_all(srv);
     while (srv->conns)
         rpc_conn_free(srv->conns);
     if (srv->grace_ev)

@@ -165,6 +165,14 @@ int64_t rpc_wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t rpc_loop_wall_ns(struct event_base *base)
+{
+    struct timeval tv;
+    if (event_base_gettimeofday_cached(base, &tv) != 0)
+        return rpc_wall_ns();
+    return (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+}
+
 void rpc_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN] = "?";

@@ -202,6 +202,9 @@ def main():
             behind = alive[0]
             c.kill(behind)
             others = [i for i in range(3) if i != behind]
+            # a lease and its key that the member will know only from the snapshot
+            snap_lease = c.ctl(others[0], "lease", "grant", "600", check=True).stdout.split()[1]
+            c.ctl(others[0], "put", "--lease", snap_lease, "snapleased", "x", check=True)
             r = subprocess.run([bench, "put", "--endpoints",
                                 ",".join(c.endpoint(i) for i in others), "--clients", "16",
                                 "--conns", "2", "--total", "6000", "--key-size", "8",
@@ -223,6 +226,12 @@ def main():
                   "the member brought back by a database snapshot agrees (HashKV)")
             check("applied snapshot at index" in c.log(behind),
                   "it was brought back by a snapshot, not by entries")
+            r = c.ctl(behind, "lease", "list")
+            check(snap_lease in r.stdout, "its lessor was rebuilt from the snapshot (lease list)")
+            c.ctl(behind, "lease", "revoke", snap_lease, check=True)
+            check(wait_for(lambda: c.ctl(behind, "get", "snapleased", "--consistency=s",
+                                         "--print-value-only").stdout.strip() == "", timeout=10)
+                  is not None, "revoking that lease deletes its key there too (attachments rebuilt)")
         # watches: a follower's stream equals the leader's, in order; a
         # watch resumed after the follower restarts misses and repeats nothing
         cur = wait_for(lambda: c.leader(range(3)), timeout=10)

@@ -118,6 +118,8 @@ int bench_summary_print_json(const struct bench_summary *s, const char *extra, F
 enum bench_mode {
     BENCH_PUT,
     BENCH_RANGE,
+    BENCH_WATCH, /* watchers on --keys keys, then puts to them (watch.c) */
+    BENCH_LEASE, /* --leases leases kept alive over --clients streams (lease.c) */
 };
 
 #define BENCH_MAX_ENDPOINTS 16
@@ -141,6 +143,22 @@ struct bench_options {
     bool json;           /* --json: print a JSON summary instead of text */
     bool progress;       /* progress bar (off with --no-progress) */
     uint64_t seed;       /* random key choice */
+    /* watch mode: --watchers watchers over --streams Watch streams (stream i
+     * on connection i mod --conns), watcher i on key i mod --keys; then
+     * --total puts (--clients in flight, --rate puts/s) round-robin over
+     * the keys, on a connection of their own. */
+    uint32_t watchers;      /* 1..10000000 (default 100000) */
+    uint32_t keys;          /* 1..10000000 (default 1000) */
+    uint32_t streams;       /* 1..100000 (default 100) */
+    int64_t server_pid;     /* VmRSS and CPU of this process; 0: none, -1: find it by port */
+    uint32_t settle_ms;     /* wait after the creates before reading VmRSS (default 2000) */
+    uint32_t drain_ms;      /* wait for events after the last put (default 10000) */
+    uint64_t max_samples;   /* latency samples kept (default 20000000; later ones counted) */
+    /* lease mode: --leases leases of --ttl seconds, kept alive by --clients
+     * LeaseKeepAlive streams (one keep-alive in flight each), --total
+     * keep-alives in all */
+    uint32_t leases;        /* 1..10000000 (default 100000) */
+    int64_t ttl;            /* seconds, 1..9000000000 (default 60) */
 };
 
 /* Parses argv (argv[0] is the program, argv[1] the mode) into *o.
@@ -159,6 +177,39 @@ int bench_format_key(char *buf, uint32_t key_size, uint64_t n);
 
 /* Number of decimal digits of n (1 for 0). */
 uint32_t bench_digits(uint64_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Watch mode (watch.c) and the server process it measures (proc.c)        */
+
+/* Runs the watch benchmark described by o (o->mode == BENCH_WATCH) and
+ * prints its report; returns the exit status (0, 1, 130). */
+int bench_watch_main(const struct bench_options *o);
+
+/* Runs the lease benchmark (o->mode == BENCH_LEASE; lease.c) and prints
+ * its report; returns the exit status (0, 1, 130). */
+int bench_lease_main(const struct bench_options *o);
+
+/* VmRSS of process pid in KiB, from /proc/<pid>/status: 0 or a negative
+ * enum bench_error (BENCH_ERR_IO when it cannot be read). */
+int bench_proc_rss_kib(int64_t pid, uint64_t *kib);
+
+/* utime + stime of process pid in seconds, from /proc/<pid>/stat. */
+int bench_proc_cpu_secs(int64_t pid, double *secs);
+
+/* The process that listens on TCP port `port` (IPv4 or IPv6, any
+ * address): the owner of the socket inode found in /proc/net/tcp{,6}.
+ * BENCH_ERR_INVAL when there is none or it is not visible to us. */
+int bench_proc_find_listener(uint16_t port, int64_t *pid);
+
+/* Decodes the little-endian 8-byte send time metcd-bench watch puts at the
+ * start of each value from a packed etcdserverpb.WatchResponse. Counts its
+ * events into *nevents, calls fn(arg, send_ns) for each event whose value
+ * carries a time, and sets *created / *canceled and *watch_id from the
+ * response's fields. BENCH_ERR_INVAL when the bytes are not a valid
+ * encoding (fields it does not need are skipped, not checked). */
+int bench_watch_decode(const uint8_t *msg, size_t len, uint64_t *nevents, bool *created,
+                       bool *canceled, int64_t *watch_id, void (*fn)(void *arg, uint64_t send_ns),
+                       void *arg);
 
 /* metcd-bench id (id.c): load on the ID service or the embedded library,
  * with flags of its own (argv[1] is "id"). Returns the exit status. */

@@ -1,5 +1,6 @@
 /* tools/bench/main.c - metcd-bench: drives put or range load against an
- * etcd v3 server and prints a latency summary (see bench.h).
+ * etcd v3 server and prints a latency summary (see bench.h); the watch
+ * mode lives in watch.c.
  *
  * One thread, one libevent loop (DESIGN.md, Threads). --clients "slots"
  * each keep one unary call in flight: when a slot's call closes, its
@@ -451,6 +452,10 @@ int main(int argc, char **argv)
         return 0;
     if (rc != 0)
         return rc;
+    if (b->o.mode == BENCH_WATCH)
+        return bench_watch_main(&b->o);
+    if (b->o.mode == BENCH_LEASE)
+        return bench_lease_main(&b->o);
     b->show_progress = b->o.progress && !b->o.json && isatty(STDOUT_FILENO);
     rc = 1;
     if (bench_setup(b) != 0 || warm_up(b) != 0)

@@ -9,7 +9,7 @@
 
 void bench_usage(FILE *out)
 {
-    fputs("Usage: metcd-bench put|range [flags]\n"
+    fputs("Usage: metcd-bench put|range|watch|lease [flags]\n"
           "\n"
           "Sends --total requests to an etcd v3 server, keeping --clients of them in\n"
           "flight over --conns gRPC connections, and prints a latency summary.\n"
@@ -17,6 +17,14 @@ void bench_usage(FILE *out)
           "Modes:\n"
           "  put      Put keys with values of --val-size bytes\n"
           "  range    Range single keys (--consistency l: linearizable, s: serializable)\n"
+          "  watch    Create --watchers watchers on --keys keys over --streams Watch\n"
+          "           streams (on --conns connections), then put --total times to\n"
+          "           those keys (--rate, --clients): events/s delivered, put-to-event\n"
+          "           latency, and the server's VmRSS per watcher (--server-pid)\n"
+          "  lease    Grant --leases leases of --ttl s (--clients in flight), then keep\n"
+          "           them alive over --clients LeaseKeepAlive streams, one keep-alive\n"
+          "           in flight each, --total in all (--rate): keep-alives/s, latency,\n"
+          "           and the server's VmRSS (--server-pid)\n"
           "\n"
           "Flags:\n"
           "  --endpoints LIST   comma-separated host:port or http://host:port\n"
@@ -34,6 +42,18 @@ void bench_usage(FILE *out)
           "                     (default 0)\n"
           "  --timeout-ms N     deadline of each request; 0: none (default 10000)\n"
           "  --seed N           seed of the random key choice (default 1)\n"
+          "  --watchers N       watch: watchers (default 100000)\n"
+          "  --keys N           watch: keys watched, watcher i on key i mod N (default 1000)\n"
+          "  --streams N        watch: Watch streams, stream i on connection i mod\n"
+          "                     --conns (default 100); puts use one more connection\n"
+          "  --server-pid PID   watch, lease: read the server's VmRSS and CPU time from /proc;\n"
+          "                     \"port\": the process listening on the first endpoint's\n"
+          "                     port (default: none)\n"
+          "  --settle-ms N      watch: wait after the creates before VmRSS (default 2000)\n"
+          "  --drain-ms N       watch: wait for events after the last put (default 10000)\n"
+          "  --max-samples N    watch, lease: latency samples kept (default 20000000)\n"
+          "  --leases N         lease: leases granted and kept alive (default 100000)\n"
+          "  --ttl S            lease: their TTL in seconds (default 60)\n"
           "  --json             print the summary as one JSON object\n"
           "  --no-progress      no progress bar (it is shown only on a terminal)\n"
           "  -h, --help         this text\n"
@@ -131,6 +151,8 @@ static bool takes_value(const char *name)
     static const char *const with_value[] = {
         "--endpoints", "--conns",       "--clients", "--total",      "--key-size", "--val-size",
         "--key-space", "--consistency", "--rate",    "--timeout-ms", "--seed",
+        "--watchers",  "--keys",        "--streams", "--server-pid", "--settle-ms",
+        "--drain-ms",  "--max-samples", "--leases", "--ttl",
     };
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
         if (strcmp(name, with_value[i]) == 0)
@@ -189,6 +211,75 @@ static int set_flag(struct bench_options *o, const char *name, const char *val, 
         if (parse_u64(val, 0, UINT64_MAX, &v) != 0)
             return bad(err, name, val, "want a non-negative integer");
         o->seed = v;
+    } else if (strcmp(name, "--watchers") == 0) {
+        if (parse_u64(val, 1, 10000000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..10000000");
+        o->watchers = (uint32_t)v;
+    } else if (strcmp(name, "--keys") == 0) {
+        if (parse_u64(val, 1, 10000000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..10000000");
+        o->keys = (uint32_t)v;
+    } else if (strcmp(name, "--streams") == 0) {
+        if (parse_u64(val, 1, 100000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..100000");
+        o->streams = (uint32_t)v;
+    } else if (strcmp(name, "--server-pid") == 0) {
+        if (strcmp(val, "port") == 0)
+            o->server_pid = -1;
+        else if (parse_u64(val, 0, INT32_MAX, &v) == 0)
+            o->server_pid = (int64_t)v;
+        else
+            return bad(err, name, val, "want a process id or \"port\"");
+    } else if (strcmp(name, "--settle-ms") == 0) {
+        if (parse_u64(val, 0, 600000, &v) != 0)
+            return bad(err, name, val, "want milliseconds in 0..600000");
+        o->settle_ms = (uint32_t)v;
+    } else if (strcmp(name, "--drain-ms") == 0) {
+        if (parse_u64(val, 0, 600000, &v) != 0)
+            return bad(err, name, val, "want milliseconds in 0..600000");
+        o->drain_ms = (uint32_t)v;
+    } else if (strcmp(name, "--leases") == 0) {
+        if (parse_u64(val, 1, 10000000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..10000000");
+        o->leases = (uint32_t)v;
+    } else if (strcmp(name, "--ttl") == 0) {
+        if (parse_u64(val, 1, 9000000000ULL, &v) != 0)
+            return bad(err, name, val, "want seconds in 1..9000000000");
+        o->ttl = (int64_t)v;
+    } else if (strcmp(name, "--max-samples") == 0) {
+        if (parse_u64(val, 1, 1000000000, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..1000000000");
+        o->max_samples = v;
+    }
+    return 0;
+}
+
+/* watch: the puts carry their send time in the value's first 8 bytes. */
+static int check_watch(const struct bench_options *o, FILE *err)
+{
+    if (o->val_size < 8) {
+        fprintf(err, "metcd-bench: watch needs --val-size >= 8 (the send time)\n");
+        return 2;
+    }
+    if (o->streams > o->watchers) {
+        fprintf(err,
+                "metcd-bench: --streams (%" PRIu32 ") must be at most --watchers (%" PRIu32
+                ")\n",
+                o->streams, o->watchers);
+        return 2;
+    }
+    if (o->conns > o->streams) {
+        fprintf(err,
+                "metcd-bench: --conns (%" PRIu32 ") must be at most --streams (%" PRIu32 ")\n",
+                o->conns, o->streams);
+        return 2;
+    }
+    if (bench_digits(o->keys - 1) > o->key_size) {
+        fprintf(err,
+                "metcd-bench: --key-size %" PRIu32 " cannot hold key number %" PRIu32
+                "; raise --key-size\n",
+                o->key_size, o->keys - 1);
+        return 2;
     }
     return 0;
 }
@@ -207,13 +298,21 @@ static void defaults(struct bench_options *o)
     o->timeout_ms = 10000;
     o->progress = true;
     o->seed = 1;
+    o->watchers = 100000;
+    o->keys = 1000;
+    o->streams = 100;
+    o->settle_ms = 2000;
+    o->drain_ms = 10000;
+    o->max_samples = 20000000;
+    o->leases = 100000;
+    o->ttl = 60;
 }
 
 int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, FILE *err)
 {
     defaults(o);
     if (argc < 2) {
-        fprintf(err, "metcd-bench: missing mode: put or range (see --help)\n");
+        fprintf(err, "metcd-bench: missing mode: put, range, watch or lease (see --help)\n");
         return 2;
     }
     int i = 1;
@@ -224,8 +323,13 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
         o->mode = BENCH_PUT;
     } else if (strcmp(argv[1], "range") == 0) {
         o->mode = BENCH_RANGE;
+    } else if (strcmp(argv[1], "watch") == 0) {
+        o->mode = BENCH_WATCH;
+    } else if (strcmp(argv[1], "lease") == 0) {
+        o->mode = BENCH_LEASE;
     } else {
-        fprintf(err, "metcd-bench: unknown mode \"%s\": want put or range\n", argv[1]);
+        fprintf(err, "metcd-bench: unknown mode \"%s\": want put, range, watch or lease\n",
+                argv[1]);
         return 2;
     }
     for (i = 2; i < argc; i++) {
@@ -270,6 +374,15 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
         int rc = set_flag(o, name, val, err);
         if (rc)
             return rc;
+    }
+    if (o->mode == BENCH_WATCH) /* --clients are the puts, on a connection of their own */
+        return check_watch(o, err);
+    if (o->mode == BENCH_LEASE) {
+        if (o->clients > o->leases || o->conns > o->clients) {
+            fprintf(err, "metcd-bench: lease needs --conns <= --clients <= --leases\n");
+            return 2;
+        }
+        return 0;
     }
     if (o->clients < o->conns) {
         fprintf(err,

@@ -186,7 +186,7 @@ START_TEST(untrusted_server_certificate_is_refused)
     ck_assert(node_active(&nb, 1)); /* B trusts A's certificate's CA */
     run_for(base, 300);
     ck_assert(!node_active(&na, 2)); /* A does not trust B's */
-    ck_assert_msg(node_log_has(&na, "certificate verify failed"), "%s", na.log);
+    ck_assert_msg(node_log_has(&na, "failed to verify certificate"), "%s", na.log);
 }
 END_TEST
 

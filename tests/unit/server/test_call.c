@@ -371,6 +371,118 @@ START_TEST(stream_queue_is_bounded)
 }
 END_TEST
 
+/* ---- rpc_call_pause_recv: a handler stops taking requests ---- */
+
+static int pz_msgs, pz_half_closes, pz_pause_at;
+static struct rpc_call *pz_call;
+
+static void on_pz_msg(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    pz_call = call;
+    if (++pz_msgs == pz_pause_at)
+        ck_assert_int_eq(rpc_call_pause_recv(call, 1), 0);
+}
+
+static void on_pz_half_close(struct rpc_call *call)
+{
+    pz_half_closes++;
+    pz_call = NULL;
+    rpc_call_finish(call, RPC_CODE_OK, NULL);
+}
+
+static void on_pz_cancel(struct rpc_call *call, enum rpc_code code)
+{
+    (void)call;
+    (void)code;
+    pz_call = NULL;
+}
+
+static const struct rpc_method pz_method[] = {
+    {.path = "/t.T/Pausable", .kind = RPC_BIDI, .request = &metcd__test__echo_request__descriptor,
+     .response = &metcd__test__echo_response__descriptor, .on_message = on_pz_msg,
+     .on_half_close = on_pz_half_close, .on_cancel = on_pz_cancel},
+};
+
+/* While paused the client can send one stream window and no more (the
+ * member holds at most that), other streams of the connection go on, and
+ * on resume every held message and then the half-close arrive in order. */
+START_TEST(paused_call_stops_its_client)
+{
+    ck_assert_int_eq(rpc_server_register(f.srv, pz_method, 1, NULL), 0);
+    pz_msgs = pz_half_closes = 0;
+    pz_pause_at = 5;
+    uint8_t *body = NULL;
+    size_t len = 0, n = 0;
+    while (len < 3u * 1024 * 1024) { /* three stream windows of requests */
+        len = echo_req(&body, len, "m", 500);
+        n++;
+    }
+    struct raw_stream *s = raw_call(r, "/t.T/Pausable", NULL, 0, body, len, 16384, true);
+    /* the raw client writes only when called (no EV_WRITE): push it */
+    for (int i = 0; i < 200; i++) {
+        raw_flush(r);
+        run_for(f.base, 5);
+    }
+    ck_assert_int_eq(pz_msgs, 5);
+    ck_assert_int_eq(pz_half_closes, 0);
+    /* stopped by flow control after one stream window */
+    ck_assert_uint_ge(s->out_off, 1024 * 1024 - 16384);
+    ck_assert_uint_le(s->out_off, 1024 * 1024);
+    struct rpc_server_stats st;
+    rpc_server_get_stats(f.srv, &st);
+    ck_assert_uint_eq(st.calls_recv_paused, 1);
+
+    /* the connection is not stopped: a unary call on it is answered */
+    uint8_t *ubody = NULL;
+    size_t ulen = echo_req(&ubody, 0, "other", 10);
+    struct raw_stream *u = raw_call(r, "/metcd.test.Echo/Unary", NULL, 0, ubody, ulen, 0, true);
+    ck_assert(raw_wait_closed(r, u, 2000));
+    ck_assert_int_eq(u->grpc_status, 0);
+    ck_assert_int_eq(pz_msgs, 5);
+
+    /* resume: the rest, then the half-close */
+    ck_assert_ptr_nonnull(pz_call);
+    ck_assert_int_eq(rpc_call_pause_recv(pz_call, 0), 0);
+    ck_assert_int_eq(pz_msgs, 5); /* delivered from the loop, not from here */
+    for (int i = 0; i < 1000 && !s->closed; i++) {
+        raw_flush(r);
+        run_for(f.base, 5);
+    }
+    ck_assert(raw_wait_closed(r, s, 5000));
+    ck_assert_int_eq(s->grpc_status, 0);
+    ck_assert_int_eq((size_t)pz_msgs, n);
+    ck_assert_int_eq(pz_half_closes, 1);
+    free(body);
+    free(ubody);
+}
+END_TEST
+
+/* A half-close that arrives while paused waits behind the held messages. */
+START_TEST(paused_call_holds_half_close)
+{
+    ck_assert_int_eq(rpc_server_register(f.srv, pz_method, 1, NULL), 0);
+    pz_msgs = pz_half_closes = 0;
+    pz_pause_at = 1;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    for (int i = 0; i < 3; i++)
+        len = echo_req(&body, len, "m", 10);
+    struct raw_stream *s = raw_call(r, "/t.T/Pausable", NULL, 0, body, len, 0, true);
+    WAIT_UNTIL(f.base, pz_msgs >= 1, 2000);
+    run_for(f.base, 100);
+    ck_assert_int_eq(pz_msgs, 1);
+    ck_assert_int_eq(pz_half_closes, 0);
+    ck_assert(!s->closed);
+    ck_assert_int_eq(rpc_call_pause_recv(pz_call, 0), 0);
+    ck_assert(raw_wait_closed(r, s, 2000));
+    ck_assert_int_eq(pz_msgs, 3);
+    ck_assert_int_eq(pz_half_closes, 1);
+    ck_assert_int_eq(rpc_call_pause_recv(NULL, 1), RPC_ERR_CLOSED);
+    free(body);
+}
+END_TEST
+
 START_TEST(allocation_failures_unwind)
 {
     /* Fail the i-th allocation of the server while it takes a connection
@@ -438,6 +550,8 @@ static Suite *suite(void)
     tcase_add_test(tc, reset_cancels_handler);
     tcase_add_test(tc, closed_connection_cancels_handler);
     tcase_add_test(tc, stream_queue_is_bounded);
+    tcase_add_test(tc, paused_call_stops_its_client);
+    tcase_add_test(tc, paused_call_holds_half_close);
     tcase_add_test(tc, allocation_failures_unwind);
     suite_add_tcase(s, tc);
     return s;

@@ -192,6 +192,50 @@ START_TEST(server_stream_and_cancel)
 }
 END_TEST
 
+struct raw_result {
+    struct result r;
+    int n_raw;
+    int last_index;
+};
+
+static void on_raw_msg(struct rpc_ccall *c, const uint8_t *msg, size_t len, void *data)
+{
+    (void)c;
+    struct raw_result *rr = data;
+    Metcd__Test__EchoResponse *e = metcd__test__echo_response__unpack(NULL, len, msg);
+    ck_assert_ptr_nonnull(e);
+    rr->last_index = e->index;
+    rr->n_raw++;
+    metcd__test__echo_response__free_unpacked(e, NULL);
+}
+
+static void on_raw_close(struct rpc_ccall *c, enum rpc_code code, const char *msg, void *data)
+{
+    on_stream_close(c, code, msg, &((struct raw_result *)data)->r);
+}
+
+/* on_raw replaces on_message: the packed bytes, nothing unpacked for us. */
+START_TEST(raw_messages)
+{
+    static const struct rpc_ccall_ops raw_ops = {
+        .on_message = on_stream_msg, .on_close = on_raw_close, .on_raw = on_raw_msg};
+    Metcd__Test__EchoRequest req = METCD__TEST__ECHO_REQUEST__INIT;
+    req.count = 50;
+    struct raw_result rr = {0};
+    struct rpc_ccall *c;
+    ck_assert_int_eq(rpc_ccall_start(cl, "/metcd.test.Echo/ServerStream",
+                                     &metcd__test__echo_response__descriptor, NULL, 0, 2000,
+                                     &raw_ops, &rr, &c), 0);
+    ck_assert_int_eq(rpc_ccall_send(c, &req.base), 0);
+    ck_assert_int_eq(rpc_ccall_close_send(c), 0);
+    ck_assert(run_until(f.base, &rr.r.done, 2000));
+    ck_assert_int_eq(rr.r.code, RPC_CODE_OK);
+    ck_assert_int_eq(rr.n_raw, 50);
+    ck_assert_int_eq(rr.last_index, 49);
+    ck_assert_int_eq(rr.r.n_msgs, 0); /* on_message never ran */
+}
+END_TEST
+
 START_TEST(bidi_and_client_stream)
 {
     struct result r = {0};
@@ -428,6 +472,7 @@ int main(void)
     tcase_add_test(tc, status_and_message_decoded);
     tcase_add_test(tc, deadline);
     tcase_add_test(tc, server_stream_and_cancel);
+    tcase_add_test(tc, raw_messages);
     tcase_add_test(tc, bidi_and_client_stream);
     tcase_add_test(tc, failover_to_next_endpoint);
     tcase_add_test(tc, all_endpoints_down);

@@ -117,6 +117,47 @@ START_TEST(test_bad_input_names_the_flag)
 }
 END_TEST
 
+START_TEST(test_watch_flags)
+{
+    struct bench_options o;
+    ck_assert_int_eq(PARSE(&o, "watch"), 0);
+    ck_assert_int_eq(o.mode, BENCH_WATCH);
+    ck_assert_uint_eq(o.watchers, 100000);
+    ck_assert_uint_eq(o.keys, 1000);
+    ck_assert_uint_eq(o.streams, 100);
+    ck_assert_int_eq(o.server_pid, 0);
+    ck_assert_int_eq(PARSE(&o, "watch", "--watchers=10", "--keys", "5", "--streams=2", "--conns",
+                           "2", "--clients", "1", "--server-pid", "port", "--settle-ms=0",
+                           "--drain-ms", "5", "--max-samples", "7"),
+                     0);
+    ck_assert_uint_eq(o.watchers, 10);
+    ck_assert_uint_eq(o.keys, 5);
+    ck_assert_uint_eq(o.streams, 2);
+    ck_assert_uint_eq(o.conns, 2);
+    ck_assert_int_eq(o.server_pid, -1);
+    ck_assert_uint_eq(o.settle_ms, 0);
+    ck_assert_uint_eq(o.drain_ms, 5);
+    ck_assert_uint_eq(o.max_samples, 7);
+    ck_assert_int_eq(PARSE(&o, "watch", "--server-pid", "1234"), 0);
+    ck_assert_int_eq(o.server_pid, 1234);
+    static const struct {
+        const char *args[5];
+        const char *names;
+    } cases[] = {
+        {{"watch", "--val-size", "7"}, "--val-size"},
+        {{"watch", "--watchers", "3", "--streams=4"}, "--streams"},
+        {{"watch", "--streams", "2", "--conns=3"}, "--conns"},
+        {{"watch", "--keys", "1001", "--key-size=3"}, "--key-size"},
+        {{"watch", "--server-pid", "me"}, "--server-pid"},
+        {{"watch", "--watchers", "0"}, "--watchers"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_msg(parse(&o, cases[i].args) == 2, "case %zu", i);
+        ck_assert_msg(strstr(errbuf, cases[i].names) != NULL, "case %zu: %s", i, errbuf);
+    }
+}
+END_TEST
+
 START_TEST(test_key_size_boundaries)
 {
     struct bench_options o;
@@ -160,6 +201,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_every_flag_both_spellings);
     tcase_add_test(tc, test_bad_input_names_the_flag);
+    tcase_add_test(tc, test_watch_flags);
     tcase_add_test(tc, test_key_size_boundaries);
     tcase_add_test(tc, test_help);
     tcase_add_test(tc, test_format_key);

@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Client TLS, end to end, against metcd and the real etcd 3.4 (the outcome
+of every step must match):
+
+  - a CA and server/client certificates made now with the openssl command;
+  - https listener (--cert-file/--key-file): etcdctl --cacert put/get/watch,
+    curl https /health; plaintext etcdctl to the TLS port fails; an http
+    listener next to it serves plaintext clients;
+  - --client-cert-auth with --trusted-ca-file: etcdctl with --cert/--key
+    works, without a certificate it is refused (metcd logs etcd's
+    `rejected connection from "IP:port" (error ...)` line);
+  - --auto-tls: etcdctl --insecure-skip-tls-verify works, a client that
+    verifies against a CA it trusts does not.
+
+usage: test_tls.py METCD_BINARY
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
+os.environ["no_proxy"] = "*"
+os.environ.pop("http_proxy", None)
+os.environ.pop("https_proxy", None)
+
+checks = 0
+failures = 0
+
+
+def check(ok, what):
+    global checks, failures
+    checks += 1
+    if not ok:
+        failures += 1
+    print("%s: %s" % ("ok" if ok else "FAIL", what), flush=True)
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_certs(d):
+    """ca.crt, server.{crt,key} (localhost, 127.0.0.1), client.{crt,key}."""
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"),
+            "-out", p("ca.crt"), "-days", "2", "-subj", "/CN=metcd test CA")
+    with open(p("ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    for name, cn in (("server", "localhost"), ("client", "client")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(name + ".key"),
+                "-out", p(name + ".csr"), "-subj", "/CN=" + cn)
+        openssl("x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca.crt"), "-CAkey",
+                p("ca.key"), "-CAcreateserial", "-out", p(name + ".crt"), "-days", "2",
+                "-extfile", p("ext.cnf"))
+    return p
+
+
+class TLSServer(harness.Server):
+    """A member whose client URL is https (and, optionally, a second plain
+    http client listener)."""
+
+    def __init__(self, binary, extra, plain_too=False):
+        super().__init__(binary, extra=extra)
+        self.plain_port = harness.free_port() if plain_too else None
+        self.endpoint = "https://127.0.0.1:%d" % self.cport
+
+    def argv(self):
+        a = super().argv()
+        https = "https://127.0.0.1:%d" % self.cport
+        i = a.index("--listen-client-urls")
+        a[i + 1] = https + (",http://127.0.0.1:%d" % self.plain_port if self.plain_port else "")
+        a[a.index("--advertise-client-urls") + 1] = https
+        return a
+
+    def tctl(self, tls_args, *args, endpoint=None):
+        cmd = [harness.ETCDCTL, "--endpoints", endpoint or self.endpoint, "--dial-timeout=2s",
+               "--command-timeout=4s"] + tls_args + list(args)
+        env = dict(os.environ, ETCDCTL_API="3")
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-s", "-m", "5"] + list(args), capture_output=True,
+                          text=True, timeout=20)
+
+
+def watch_one(s, tls_args):
+    """Starts `etcdctl watch wk`, puts wk=wv, returns what the watch printed."""
+    cmd = [harness.ETCDCTL, "--endpoints", s.endpoint] + tls_args + ["watch", "wk"]
+    env = dict(os.environ, ETCDCTL_API="3")
+    w = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=env)
+    try:
+        time.sleep(1.0)
+        s.tctl(tls_args, "put", "wk", "wv")
+        time.sleep(1.0)
+    finally:
+        w.terminate()
+    out, _ = w.communicate(timeout=10)
+    return out
+
+
+def scenario_server_tls(binary, p):
+    """Server certificate only; an http listener next to the https one."""
+    s = TLSServer(binary, ["--cert-file", p("server.crt"), "--key-file", p("server.key")],
+                  plain_too=True)
+    res = {}
+    try:
+        s.start()
+        ca = ["--cacert", p("ca.crt")]
+        res["put"] = s.tctl(ca, "put", "k", "v").stdout.strip()
+        res["get"] = s.tctl(ca, "get", "k").stdout.strip()
+        res["watch"] = watch_one(s, ca).strip()
+        res["plain to tls port"] = s.tctl([], "get", "k",
+                                          endpoint="http://127.0.0.1:%d" % s.cport).returncode
+        res["unknown CA"] = s.tctl([], "get", "k").returncode
+        res["http listener"] = s.tctl([], "get", "k", "--print-value-only",
+                                      endpoint="http://127.0.0.1:%d" % s.plain_port).stdout.strip()
+        res["curl health"] = curl("--cacert", p("ca.crt"),
+                                  "https://127.0.0.1:%d/health" % s.cport).stdout.strip()
+        res["curl plain to tls port"] = curl("http://127.0.0.1:%d/health" % s.cport).stdout
+    finally:
+        s.cleanup()
+    return res
+
+
+def scenario_client_cert_auth(binary, p):
+    s = TLSServer(binary, ["--cert-file", p("server.crt"), "--key-file", p("server.key"),
+                           "--trusted-ca-file", p("ca.crt"), "--client-cert-auth"])
+    res = {}
+    log = ""
+    try:
+        s.start()
+        full = ["--cacert", p("ca.crt"), "--cert", p("client.crt"), "--key", p("client.key")]
+        res["put with cert"] = s.tctl(full, "put", "k", "v").stdout.strip()
+        res["get with cert"] = s.tctl(full, "get", "k").stdout.strip()
+        r = s.tctl(["--cacert", p("ca.crt")], "get", "k")
+        res["without cert"] = (r.returncode, r.stdout)
+        res["curl with cert"] = curl("--cacert", p("ca.crt"), "--cert", p("client.crt"),
+                                     "--key", p("client.key"),
+                                     "https://127.0.0.1:%d/health" % s.cport).stdout.strip()
+        res["curl without cert"] = curl("--cacert", p("ca.crt"),
+                                        "https://127.0.0.1:%d/health" % s.cport).stdout
+        log = s.read_log()
+    finally:
+        s.cleanup()
+    return res, log
+
+
+def scenario_auto_tls(binary, p):
+    s = TLSServer(binary, ["--auto-tls"])
+    res = {}
+    try:
+        s.start()
+        sk = ["--insecure-transport=false", "--insecure-skip-tls-verify"]
+        res["put"] = s.tctl(sk, "put", "k", "v").stdout.strip()
+        res["get"] = s.tctl(sk, "get", "k").stdout.strip()
+        res["verified against another CA"] = s.tctl(["--cacert", p("ca.crt")], "get",
+                                                    "k").returncode
+        res["curl -k health"] = curl("-k", "https://127.0.0.1:%d/health" % s.cport).stdout
+    finally:
+        s.cleanup()
+    return res
+
+
+def compare(name, got, want):
+    for k in want:
+        check(got.get(k) == want[k], "%s / %s: metcd %r, etcd %r" % (name, k, got.get(k),
+                                                                      want[k]))
+
+
+def main():
+    metcd = os.path.abspath(sys.argv[1])
+    with tempfile.TemporaryDirectory(prefix="metcd-tls-") as d:
+        p = make_certs(d)
+
+        m = scenario_server_tls(metcd, p)
+        check(m["put"] == "OK" and m["get"] == "k\nv", "https put/get with --cacert: %r" % m)
+        check("PUT\nwk\nwv" in m["watch"], "https watch: %r" % m["watch"])
+        check(m["plain to tls port"] != 0 and m["unknown CA"] != 0,
+              "plaintext client and unknown CA refused")
+        check(m["http listener"] == "v", "http listener next to https")
+        check(m["curl health"] == '{"health":"true"}', "curl https /health")
+        e = scenario_server_tls(harness.ETCD, p)
+        compare("server TLS", m, e)
+
+        m, log = scenario_client_cert_auth(metcd, p)
+        check(m["put with cert"] == "OK" and m["get with cert"] == "k\nv",
+              "client-cert-auth with a certificate: %r" % m)
+        check(m["without cert"][0] != 0, "client-cert-auth refuses a client without one")
+        check('rejected connection from "127.0.0.1:' in log and "ServerName" in log,
+              "the refusal is logged in etcd's words")
+        e, _ = scenario_client_cert_auth(harness.ETCD, p)
+        compare("client-cert-auth", m, e)
+
+        m = scenario_auto_tls(metcd, p)
+        check(m["put"] == "OK" and m["get"] == "k\nv", "auto TLS with skip-verify: %r" % m)
+        check(m["verified against another CA"] != 0, "auto TLS certificate is not trusted")
+        e = scenario_auto_tls(harness.ETCD, p)
+        compare("auto TLS", m, e)
+    print("%d passed, %d failed" % (checks - failures, failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
