@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 enum id_kind { ID_SEGMENT, ID_SNOWFLAKE, ID_LIBRARY };
 
@@ -249,25 +248,11 @@ static int id_parse(struct id_opts *o, int argc, char **argv)
     return 0;
 }
 
-/* utime + stime of pid in seconds (/proc/<pid>/stat), -1 when unknown. */
+/* utime + stime of pid in seconds, -1 when unknown (proc.c). */
 static double cpu_secs(int64_t pid)
 {
-    if (pid <= 0)
-        return -1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')'); /* the command may hold spaces */
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    long hz = sysconf(_SC_CLK_TCK);
-    return hz > 0 ? (double)(ut + st) / (double)hz : -1;
+    double secs;
+    return pid > 0 && bench_proc_cpu_secs(pid, &secs) == 0 ? secs : -1;
 }
 
 /* ---- recording -------------------------------------------------------------------------- */
