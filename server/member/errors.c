@@ -4,6 +4,7 @@
 #include "server/member/internal.h"
 
 #include "backend/backend.h"
+#include "idgen/idgen.h"
 
 struct status_entry {
     int err;
@@ -58,6 +59,18 @@ static const struct status_entry table[] = {
     {MERR_ELECTION_NOT_LEADER, RPC_CODE_UNKNOWN, "election: not leader"},
     {MERR_ELECTION_NO_LEADER, RPC_CODE_UNKNOWN, "election: no leader"},
     {MERR_ELECTION_NO_LEADER_KEY, RPC_CODE_UNKNOWN, "\"leader\" field must be provided"},
+    /* the ID service (idgen_svc.c): texts from idgen_strerror */
+    {IDGEN_EINVAL, RPC_CODE_INVALID_ARGUMENT, NULL},
+    {IDGEN_ENOT_READY, RPC_CODE_UNAVAILABLE, NULL},
+    {IDGEN_EDRIFT, RPC_CODE_UNAVAILABLE, NULL},
+    {IDGEN_EDRIFT_LEAVE, RPC_CODE_UNAVAILABLE, NULL},
+    {IDGEN_ESTOPPED, RPC_CODE_UNAVAILABLE, NULL},
+    {IDGEN_EEPOCH, RPC_CODE_FAILED_PRECONDITION, NULL},
+    {IDGEN_ETAG_NOT_FOUND, RPC_CODE_NOT_FOUND, NULL},
+    {IDGEN_ETAG_EXISTS, RPC_CODE_ALREADY_EXISTS, NULL},
+    {IDGEN_ESEGMENTS, RPC_CODE_UNAVAILABLE, NULL},
+    {IDGEN_ETOO_MANY, RPC_CODE_RESOURCE_EXHAUSTED, NULL},
+    {IDGEN_ECORRUPT, RPC_CODE_DATA_LOSS, NULL},
 };
 
 void member_error_status(int err, enum rpc_code *code, const char **msg)
@@ -65,7 +78,7 @@ void member_error_status(int err, enum rpc_code *code, const char **msg)
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         if (table[i].err == err) {
             *code = table[i].code;
-            *msg = table[i].msg;
+            *msg = table[i].msg ? table[i].msg : idgen_strerror(err);
             return;
         }
     }
@@ -80,6 +93,8 @@ void member_error_status(int err, enum rpc_code *code, const char **msg)
         *msg = mvcc_strerror(err);
     else if (err <= -3000 && err > -3100)
         *msg = raft_strerror(err);
+    else if (err <= -1800 && err > -1850)
+        *msg = idgen_strerror(err);
     else
         *msg = "etcdserver: internal error";
 }

@@ -159,6 +159,7 @@ struct member {
     struct lease_state *lease;
     uint64_t leases_granted, leases_revoked, leases_renewed, leases_expired;
 
+    struct idgen_host *idgen; /* the ID service (idgen_svc.c) */
     struct channelz *cz; /* client connections and peer links */
     struct watch_store *watch; /* watch/: the watchable store over kv */
 
@@ -294,6 +295,15 @@ int watch_register(member *m);
 /* lock.c, election.c */
 int lock_register(member *m);
 int election_register(member *m);
+/* idgen_svc.c: the IdGen service and Leaf's HTTP API; the worker and the
+ * segments start once the member serves. idgen_stop comes before the
+ * waiters are failed (KV calls in flight then end in husks). */
+int idgen_register(member *m);
+void idgen_stop(member *m);
+/* idgen_kv.c: idgen's KV interface over this member (raft, MVCC, lessor,
+ * watchable store). */
+struct idgen_kv;
+void idgen_member_kv(member *m, struct idgen_kv *out);
 
 /* lease.c */
 int lease_start(member *m); /* registers the Lease service, starts the timer */
@@ -308,6 +318,12 @@ void lease_on_read_state(member *m, uint64_t ctx);
  * returns 0) through raft, as the Lease service's Grant; done as in
  * member_propose. Returns 0, or an error with done never called. */
 int member_lease_grant(member *m, int64_t ttl, int64_t *id, member_done_fn done, void *arg);
+/* An in-process keep-alive: the leader renews at once; a follower forwards
+ * the renewal to the leader (nobody waits for its answer) and reports what
+ * its own lessor holds (a lease the leader let expire is revoked through
+ * raft, so it disappears here too). *ttl gets the granted TTL. Returns 0 or
+ * MVCC_ELEASE_NOT_FOUND (or MERR_STOPPED). */
+int member_lease_keepalive(member *m, int64_t id, int64_t *ttl);
 
 /* metrics.c: /metrics on srv (the client server or the metrics one) */
 int metrics_register(member *m, struct rpc_server *srv);

@@ -268,6 +268,8 @@ static void forward_keepalive(member *m, struct ka_stream *k, int64_t id)
     } else if (now - w->sent_ms > FWD_STALE_MS) {
         send = true; /* the first ask got no answer: ask again */
     }
+    if (!k)
+        goto sent; /* an in-process renewal: nobody waits for the answer */
     for (size_t i = 0; i < w->n; i++)
         if (w->v[i] == k)
             goto sent;
@@ -785,6 +787,24 @@ static void ka_message(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     }
     forward_keepalive(m, k, id);
+}
+
+int member_lease_keepalive(member *m, int64_t id, int64_t *ttl)
+{
+    if (!m->lessor || !m->lease)
+        return MERR_STOPPED;
+    if (mvcc_lessor_is_primary(m->lessor)) {
+        int rc = mvcc_lease_renew(m->lessor, id, member_now_ms(), ttl);
+        if (rc == 0)
+            m->leases_renewed++;
+        return rc;
+    }
+    mvcc_lease_info in;
+    if (mvcc_lease_get(m->lessor, id, &in) != 0)
+        return MVCC_ELEASE_NOT_FOUND;
+    forward_keepalive(m, NULL, id);
+    *ttl = in.ttl;
+    return 0;
 }
 
 static void ka_end(struct rpc_call *call)

@@ -239,6 +239,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (rc == 0)
         rc = election_register(m);
     if (rc == 0)
+        rc = idgen_register(m);
+    if (rc == 0)
         rc = http_register(m);
     if (rc == 0)
         rc = metrics_register(m, m->rpc);
@@ -431,6 +433,7 @@ void member_stop(member *m)
     if (m->compact_ev)
         event_free(m->compact_ev);
     corrupt_check_cancel(m);
+    idgen_stop(m);
     /* Clients first: nothing new arrives while we shut the rest. */
     if (m->move_call) {
         member_fail_call(m->move_call, MERR_STOPPED);

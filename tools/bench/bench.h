@@ -211,4 +211,8 @@ int bench_watch_decode(const uint8_t *msg, size_t len, uint64_t *nevents, bool *
                        bool *canceled, int64_t *watch_id, void (*fn)(void *arg, uint64_t send_ns),
                        void *arg);
 
+/* metcd-bench id (id.c): load on the ID service or the embedded library,
+ * with flags of its own (argv[1] is "id"). Returns the exit status. */
+int bench_id_main(int argc, char **argv);
+
 #endif

@@ -445,6 +445,8 @@ int main(int argc, char **argv)
     json_set_alloc_funcs(metcd_malloc, metcd_free);
     static struct bench bench; /* large (options buffer): not on the stack */
     struct bench *b = &bench;
+    if (argc >= 2 && strcmp(argv[1], "id") == 0)
+        return bench_id_main(argc, argv); /* id.c, its own flags */
     int rc = bench_options_parse(&b->o, argc, argv, stdout, stderr);
     if (rc == 1)
         return 0;
