@@ -266,8 +266,17 @@ int auth_call_info(member *m, struct rpc_call *call, const char **user, uint64_t
     const char *tok = call ? rpc_call_metadata(call, "token") : NULL;
     if (!tok)
         tok = call ? rpc_call_metadata(call, "authorization") : NULL;
-    if (!tok)
+    if (!tok) {
+        /* AuthInfoFromTLS: with --client-cert-auth, the verified client
+         * certificate's common name is the user */
+        const char *cn = call ? rpc_call_peer_cn(call) : NULL;
+        if (m->opt.client_cert_auth && cn && cn[0]) {
+            snprintf(m->auth->user_buf, sizeof(m->auth->user_buf), "%s", cn);
+            *user = m->auth->user_buf;
+            *rev = m->auth->revision;
+        }
         return 0;
+    }
     auth_token *t = token_find(m->auth, tok);
     if (!t)
         return MERR_INVALID_AUTH_TOKEN;
@@ -534,7 +543,7 @@ static int check_txn(member *m, const char *user, uint64_t rev, const Etcdserver
 
 int auth_check_call_range(member *m, struct rpc_call *call, const Etcdserverpb__RangeRequest *r)
 {
-    if (!auth_enabled(m) && !(call && rpc_call_metadata(call, "token")))
+    if (!auth_enabled(m))
         return 0;
     const char *user;
     uint64_t rev;
@@ -546,7 +555,7 @@ int auth_check_call_range(member *m, struct rpc_call *call, const Etcdserverpb__
 
 int auth_check_call_txn(member *m, struct rpc_call *call, const Etcdserverpb__TxnRequest *t)
 {
-    if (!auth_enabled(m) && !(call && rpc_call_metadata(call, "token")))
+    if (!auth_enabled(m))
         return 0;
     const char *user;
     uint64_t rev;
