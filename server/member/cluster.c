@@ -326,9 +326,9 @@ static bool urls_valid(char **urls, size_t n)
     return true;
 }
 
-/* etcd's admin-only operations (authMaintenanceServer.isAuthenticated,
- * checkMembershipOperationPermission): with auth enabled, only a user with
- * the root role. Fails the call and returns true when refused. */
+/* etcd's checkMembershipOperationPermission: with auth enabled, only a
+ * user with the root role changes membership. Fails the call and returns
+ * true when refused. */
 static bool admin_refused(struct rpc_call *call)
 {
     int rc = auth_check_call_admin(rpc_call_service_data(call), call);

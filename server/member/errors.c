@@ -126,3 +126,27 @@ void member_fail_call_relayed(struct rpc_call *call, int err)
     member_error_status(err, &code, &msg);
     rpc_call_finish(call, RPC_CODE_UNKNOWN, msg);
 }
+
+/* The auth package's own texts (auth/store.go), for the services that hand
+ * them to gRPC unconverted. */
+static const struct {
+    int err;
+    const char *msg;
+} auth_raw[] = {
+    {MERR_USER_EMPTY, "auth: user name is empty"},
+    {MERR_USER_NOT_FOUND, "auth: user not found"},
+    {MERR_PERMISSION_DENIED, "auth: permission denied"},
+    {MERR_INVALID_AUTH_TOKEN, "auth: invalid auth token"},
+    {MERR_AUTH_OLD_REVISION, "auth: revision in header is old"},
+};
+
+void member_fail_call_auth_raw(struct rpc_call *call, int err)
+{
+    for (size_t i = 0; i < sizeof(auth_raw) / sizeof(auth_raw[0]); i++) {
+        if (auth_raw[i].err == err) {
+            rpc_call_finish(call, RPC_CODE_UNKNOWN, auth_raw[i].msg);
+            return;
+        }
+    }
+    member_fail_call(call, err);
+}

@@ -60,6 +60,10 @@ void member_fail_call(struct rpc_call *call, int err);
  * in-process client, which turns every server error into a plain error, so
  * the status is UNKNOWN with etcd's text. */
 void member_fail_call_relayed(struct rpc_call *call, int err);
+/* As etcd's authMaintenanceServer answers an auth error: not converted to
+ * a gRPC status, so UNKNOWN with the auth package's text ("auth:
+ * permission denied"); other errors as member_fail_call. */
+void member_fail_call_auth_raw(struct rpc_call *call, int err);
 /* The gRPC code and etcd message for err. */
 void member_error_status(int err, enum rpc_code *code, const char **msg);
 

@@ -67,14 +67,14 @@ static int skip_consistent_index(void *arg, int bucket, backend_val key)
            memcmp(key.data, "consistent_index", key.len) == 0;
 }
 
-/* etcd's admin-only operations (authMaintenanceServer.isAuthenticated,
- * checkMembershipOperationPermission): with auth enabled, only a user with
- * the root role. Fails the call and returns true when refused. */
+/* etcd's admin-only maintenance (authMaintenanceServer.isAuthenticated):
+ * with auth enabled, only a user with the root role. Fails the call with
+ * the unconverted auth error, as etcd, and returns true when refused. */
 static bool admin_refused(struct rpc_call *call)
 {
     int rc = auth_check_call_admin(rpc_call_service_data(call), call);
     if (rc)
-        member_fail_call(call, rc);
+        member_fail_call_auth_raw(call, rc);
     return rc != 0;
 }
 
