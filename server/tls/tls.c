@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -85,10 +86,10 @@ int tls_self_cert(const char *cn, EVP_PKEY **key_out, X509 **cert_out)
     unsigned char rnd[8];
     if (RAND_bytes(rnd, sizeof rnd) != 1)
         goto err;
-    long serial = 0;
+    uint64_t bits = 0; /* unsigned: shifting a signed long overflows (UBSan) */
     for (size_t i = 0; i < sizeof rnd; i++)
-        serial = (serial << 8) | rnd[i];
-    serial &= 0x7fffffffffffffffL;
+        bits = (bits << 8) | rnd[i];
+    long serial = (long)(bits & 0x7fffffffffffffffULL);
     if (ASN1_INTEGER_set(X509_get_serialNumber(x), serial ? serial : 1) != 1 ||
         !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
         !X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) ||
