@@ -574,6 +574,17 @@ int auth_check_call_watch(member *m, struct rpc_call *call, const uint8_t *key, 
     return rc ? rc : op_permitted(m, user, rev, key, klen, end, elen, READ);
 }
 
+int auth_check_call_key(member *m, struct rpc_call *call, const uint8_t *key, size_t klen,
+                        const uint8_t *end, size_t elen, bool write)
+{
+    if (!auth_enabled(m))
+        return 0;
+    const char *user;
+    uint64_t rev;
+    int rc = auth_call_info(m, call, &user, &rev);
+    return rc ? rc : op_permitted(m, user, rev, key, klen, end, elen, write ? WRITE : READ);
+}
+
 struct lease_check {
     member *m;
     const char *user;

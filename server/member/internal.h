@@ -354,6 +354,10 @@ int auth_check_call_range(member *m, struct rpc_call *call, const Etcdserverpb__
 int auth_check_call_txn(member *m, struct rpc_call *call, const Etcdserverpb__TxnRequest *t);
 int auth_check_call_watch(member *m, struct rpc_call *call, const uint8_t *key, size_t klen,
                           const uint8_t *end, size_t elen);
+/* The caller's read (or write) permission on [key, end) (end empty: the
+ * key alone; "\0": every key from key). */
+int auth_check_call_key(member *m, struct rpc_call *call, const uint8_t *key, size_t klen,
+                        const uint8_t *end, size_t elen, bool write);
 /* apply_auth.go's checks of a KV or lease request at apply; 0 or an error. */
 int auth_check_apply(member *m, const Memberpb__Request *req);
 /* Applies an Auth* request (index: the entry's, for tokens). */

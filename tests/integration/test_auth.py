@@ -106,6 +106,9 @@ STEPS = [
     (["get", "z", "--from-key"] + BOB, None, "text"),
     (["get", "y", "--from-key"] + BOB, None, "error"),
     (["get", "secret"] + ROOT, None, "text"),
+    # Lock runs on the caller's credentials
+    (["lock", "a/l", "echo", "locked"] + ALICE, None, "text"),
+    (["lock", "other", "echo", "locked"] + ALICE, None, "error"),
     # management is root's
     (["user", "list"] + ALICE, None, "error"),
     (["role", "list"] + ALICE, None, "error"),
