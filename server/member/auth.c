@@ -60,6 +60,7 @@ typedef struct auth_job {
     char hash[HASH_MAX]; /* verify: the stored hash; hash: the result */
     bool ok;             /* worker's answer */
     uint64_t checked_rev;
+    pending_read *read; /* Authenticate's read barrier, until it is done */
 } auth_job;
 
 struct auth_state {
@@ -1466,8 +1467,12 @@ static void on_auth_cancel(struct rpc_call *call, enum rpc_code code)
     (void)code;
     member *m = rpc_call_service_data(call);
     auth_job *j = rpc_call_get_data(call);
-    if (j)
+    if (j && j->read) {
+        member_read_cancel(j->read); /* still before the worker: ours to free */
+        job_free(j);
+    } else if (j) {
         j->call = NULL; /* the worker's answer is dropped on return */
+    }
     wait_forget_call(m, call);
 }
 
@@ -1477,32 +1482,67 @@ static void propose_op(struct rpc_call *call, Memberpb__Request *req)
     member_propose_call(m, call, WAIT_AUTH, req, false);
 }
 
+static void fail_job_call(member *m, auth_job *j, int rc)
+{
+    if (rc == MERR_AUTH_FAILED || rc == MERR_NO_PASSWORD_USER)
+        member_logf(m, MLOG_ERROR, "auth", "invalid authentication request to user %s was issued",
+                    j && j->name ? j->name : "");
+    struct rpc_call *call = j ? j->call : NULL;
+    job_free(j);
+    if (call) {
+        rpc_call_set_data(call, NULL);
+        member_fail_call(call, rc);
+    }
+}
+
+/* Authenticate reads the store after a linearizable barrier, as etcd's
+ * linearizableReadNotify: a user just added elsewhere is seen. */
+static void on_auth_read(member *m, void *arg, int rc)
+{
+    auth_job *j = arg;
+    j->read = NULL;
+    if (rc == 0)
+        rc = verify_prepare(m, j);
+    if (rc == 0)
+        rc = job_queue(m, j);
+    if (rc)
+        fail_job_call(m, j, rc);
+}
+
 static void start_job(struct rpc_call *call, enum job_kind kind, const char *name,
                       const char *password)
 {
     member *m = rpc_call_service_data(call);
-    int rc = MERR_INTERNAL;
     auth_job *j = metcd_calloc(1, sizeof(*j));
-    if (j) {
-        j->kind = kind;
-        j->name = metcd_strdup(name ? name : "");
-        j->password = metcd_strdup(password ? password : "");
-        rc = j->name && j->password ? 0 : MERR_INTERNAL;
-    }
-    if (rc == 0 && kind == JOB_VERIFY)
-        rc = verify_prepare(m, j);
-    if (rc == 0)
-        rc = job_queue(m, j);
-    if (rc) {
-        if (rc == MERR_AUTH_FAILED || rc == MERR_NO_PASSWORD_USER)
-            member_logf(m, MLOG_ERROR, "auth", "invalid authentication request to user %s was issued",
-                        name ? name : "");
-        job_free(j);
-        member_fail_call(call, rc);
+    if (!j) {
+        member_fail_call(call, MERR_INTERNAL);
         return;
     }
+    j->kind = kind;
+    j->name = metcd_strdup(name ? name : "");
+    j->password = metcd_strdup(password ? password : "");
     j->call = call;
     rpc_call_set_data(call, j);
+    if (!j->name || !j->password) {
+        fail_job_call(m, j, MERR_INTERNAL);
+        return;
+    }
+    if (kind == JOB_VERIFY) {
+        if (!m->auth->enabled) {
+            fail_job_call(m, j, MERR_AUTH_NOT_ENABLED);
+            return;
+        }
+        /* on_auth_read may run (and end the job) before this returns */
+        int rc = member_read_index(m, on_auth_read, j, &j->read);
+        if (rc) {
+            j->read = NULL;
+            fail_job_call(m, j, rc);
+        }
+        return;
+    }
+    int rc = job_queue(m, j);
+    if (rc)
+        fail_job_call(m, j, rc);
 }
 
 #define SIMPLE_OP(fn, CASE, field, type)                                                          \
