@@ -20,6 +20,7 @@
 
 #include "common/mem.h"
 #include "server/authpb/auth.pb-c.h"
+#include "server/member/auth_jwt.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -81,7 +82,8 @@ struct auth_state {
     auth_job *done_head, *done_tail; /* under lock */
     size_t n_jobs;                   /* loop only: queued + running + done */
     unsigned cost;
-    char user_buf[256]; /* auth_call_info's answer */
+    struct auth_jwt *jwt; /* --auth-token jwt,...: signed tokens instead of the table */
+    char user_buf[256];   /* auth_call_info's answer */
 };
 
 bool auth_enabled(const member *m)
@@ -276,6 +278,14 @@ int auth_call_info(member *m, struct rpc_call *call, const char **user, uint64_t
             *user = m->auth->user_buf;
             *rev = m->auth->revision;
         }
+        return 0;
+    }
+    if (m->auth->jwt) {
+        /* the token says who and at which auth revision (jwt.go's info) */
+        if (auth_jwt_verify(m->auth->jwt, tok, auth_jwt_now_s(), m->auth->user_buf,
+                            sizeof(m->auth->user_buf), rev) != 0)
+            return MERR_INVALID_AUTH_TOKEN;
+        *user = m->auth->user_buf;
         return 0;
     }
     auth_token *t = token_find(m->auth, tok);
@@ -1163,11 +1173,24 @@ static int apply_authenticate(member *m, const Memberpb__AuthAuthenticate *r, ui
     free_user(u);
     if (nopw)
         return MERR_AUTH_FAILED;
-    char token[256];
-    snprintf(token, sizeof(token), "%s.%llu", r->simple_token, (unsigned long long)index);
-    int rc = token_add(m, token, r->name);
-    if (rc)
-        return rc;
+    char simple[256];
+    char *token = simple;
+    char *signed_token = NULL;
+    int rc;
+    if (m->auth->jwt) {
+        rc = auth_jwt_sign(m->auth->jwt, r->name, m->auth->revision, auth_jwt_now_s(),
+                           &signed_token);
+        if (rc == AUTH_JWT_VERIFY_ONLY)
+            member_logf(m, MLOG_ERROR, "auth", "token signing attempted with verify-only key");
+        if (rc)
+            return MERR_INTERNAL;
+        token = signed_token;
+    } else {
+        snprintf(simple, sizeof(simple), "%s.%llu", r->simple_token, (unsigned long long)index);
+        rc = token_add(m, simple, r->name);
+        if (rc)
+            return rc;
+    }
     if (call) {
         Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
         fill_header(m, &h, mvcc_current_rev(m->kv));
@@ -1176,6 +1199,7 @@ static int apply_authenticate(member *m, const Memberpb__AuthAuthenticate *r, ui
         resp.token = token;
         rpc_call_reply(call, &resp.base);
     }
+    metcd_free(signed_token);
     return 0;
 }
 
@@ -1635,6 +1659,15 @@ int auth_start(member *m)
     if (!a)
         return RPC_ERR_STATE;
     a->cost = m->opt.bcrypt_cost ? m->opt.bcrypt_cost : 10;
+    if (auth_jwt_wanted(m->opt.auth_token)) {
+        char err[256];
+        if (auth_jwt_open(&a->jwt, m->opt.auth_token, err, sizeof(err)) != 0) {
+            member_logf(m, MLOG_CRIT, "etcdmain", "failed to create auth token provider: %s", err);
+            return RPC_ERR_INVAL;
+        }
+    } else {
+        member_logf(m, MLOG_WARN, "auth", "simple token is not cryptographically signed");
+    }
     int rc = rpc_server_register(m->rpc, auth_methods, sizeof(auth_methods) / sizeof(auth_methods[0]),
                                  m);
     if (rc)
@@ -1701,6 +1734,7 @@ void auth_stop(member *m)
         close(a->efd);
     tokens_clear(a);
     metcd_free(a->tokens);
+    auth_jwt_close(a->jwt);
     metcd_free(a);
     m->auth = NULL;
 }

@@ -314,11 +314,12 @@ int main(int argc, char **argv)
                                      cl.members[i].nurls, false};
     }
 
-    /* --auth-token: simple tokens only (JWT is not implemented yet) */
-    if (cfg.auth_token && strcmp(cfg.auth_token, "simple") != 0) {
+    /* --auth-token: simple or jwt,... (checked when the member starts) */
+    if (cfg.auth_token && strcmp(cfg.auth_token, "simple") != 0 &&
+        strcmp(cfg.auth_token, "jwt") != 0 && strncmp(cfg.auth_token, "jwt,", 4) != 0) {
         metcd_free(peers);
-        log_printf(lg, LOG_LVL_CRIT, "etcdmain",
-                   "--auth-token %s: only simple tokens are supported", cfg.auth_token);
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "failed to create auth token provider: %s",
+                   "auth: invalid auth options");
         return 1;
     }
     if (cfg.bcrypt_cost < 4 || cfg.bcrypt_cost > 31) {
@@ -385,6 +386,7 @@ int main(int argc, char **argv)
         .listen_metrics_urls = cfg.listen_metrics_urls.v,
         .n_listen_metrics_urls = cfg.listen_metrics_urls.n,
         .metrics_extensive = cfg.metrics && strcmp(cfg.metrics, "extensive") == 0,
+        .auth_token = cfg.auth_token,
         .bcrypt_cost = (uint32_t)cfg.bcrypt_cost,
         .auth_token_ttl = (uint32_t)cfg.auth_token_ttl,
         .auto_compaction_mode = ac_mode,
