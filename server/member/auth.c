@@ -48,7 +48,10 @@ typedef struct auth_token {
     char *token;
     char *user;
     int64_t expire_ms;
+    struct auth_token *hnext; /* hash chain */
 } auth_token;
+
+#define TOKEN_BUCKETS 4096
 
 enum job_kind { JOB_HASH_ADD, JOB_HASH_CHANGE, JOB_VERIFY };
 
@@ -67,8 +70,8 @@ typedef struct auth_job {
 struct auth_state {
     bool enabled;
     uint64_t revision;
-    /* simple tokens: few, so a flat array */
-    auth_token *tokens;
+    /* simple tokens, hashed by token */
+    auth_token *tokens[TOKEN_BUCKETS];
     size_t n_tokens;
     struct event *sweep_ev;
     /* the bcrypt worker */
@@ -171,39 +174,74 @@ static int64_t token_ttl_ms(const member *m)
     return (int64_t)(m->opt.auth_token_ttl ? m->opt.auth_token_ttl : 300) * 1000;
 }
 
-static void token_drop(struct auth_state *a, size_t i)
+static size_t token_bucket(const char *token)
 {
-    metcd_free(a->tokens[i].token);
-    metcd_free(a->tokens[i].user);
-    a->tokens[i] = a->tokens[--a->n_tokens];
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)token; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h & (TOKEN_BUCKETS - 1);
+}
+
+/* Unlinks and frees *pp's token. */
+static void token_drop(struct auth_state *a, auth_token **pp)
+{
+    auth_token *t = *pp;
+    *pp = t->hnext;
+    metcd_free(t->token);
+    metcd_free(t->user);
+    metcd_free(t);
+    a->n_tokens--;
+}
+
+/* Drops the tokens for which drop(t, arg) holds. */
+static void tokens_drop_if(struct auth_state *a, bool (*drop)(const auth_token *, const void *),
+                           const void *arg)
+{
+    for (size_t b = 0; b < TOKEN_BUCKETS && a->n_tokens; b++)
+        for (auth_token **pp = &a->tokens[b]; *pp;)
+            if (drop(*pp, arg))
+                token_drop(a, pp);
+            else
+                pp = &(*pp)->hnext;
+}
+
+static bool drop_all(const auth_token *t, const void *arg)
+{
+    (void)t;
+    (void)arg;
+    return true;
+}
+
+static bool drop_user(const auth_token *t, const void *user)
+{
+    return strcmp(t->user, user) == 0;
+}
+
+static bool drop_expired(const auth_token *t, const void *now)
+{
+    return t->expire_ms <= *(const int64_t *)now;
 }
 
 static void tokens_clear(struct auth_state *a)
 {
-    while (a->n_tokens)
-        token_drop(a, a->n_tokens - 1);
+    tokens_drop_if(a, drop_all, NULL);
 }
 
 static void tokens_drop_user(struct auth_state *a, const char *user)
 {
-    for (size_t i = 0; i < a->n_tokens;)
-        if (strcmp(a->tokens[i].user, user) == 0)
-            token_drop(a, i);
-        else
-            i++;
+    tokens_drop_if(a, drop_user, user);
 }
 
 static auth_token *token_find(struct auth_state *a, const char *token)
 {
-    int64_t now = member_now_ms();
-    for (size_t i = 0; i < a->n_tokens; i++) {
-        if (strcmp(a->tokens[i].token, token) != 0)
+    for (auth_token **pp = &a->tokens[token_bucket(token)]; *pp; pp = &(*pp)->hnext) {
+        if (strcmp((*pp)->token, token) != 0)
             continue;
-        if (a->tokens[i].expire_ms <= now) {
-            token_drop(a, i);
+        if ((*pp)->expire_ms <= member_now_ms()) {
+            token_drop(a, pp);
             return NULL;
         }
-        return &a->tokens[i];
+        return *pp;
     }
     return NULL;
 }
@@ -213,25 +251,29 @@ static int token_add(member *m, const char *token, const char *user)
     struct auth_state *a = m->auth;
     if (a->n_tokens >= MAX_TOKENS) {
         /* full: the one closest to expiry goes (bounded, DESIGN.md) */
-        size_t old = 0;
-        for (size_t i = 1; i < a->n_tokens; i++)
-            if (a->tokens[i].expire_ms < a->tokens[old].expire_ms)
-                old = i;
-        token_drop(a, old);
+        auth_token **old = NULL;
+        for (size_t b = 0; b < TOKEN_BUCKETS; b++)
+            for (auth_token **pp = &a->tokens[b]; *pp; pp = &(*pp)->hnext)
+                if (!old || (*pp)->expire_ms < (*old)->expire_ms)
+                    old = pp;
+        if (old)
+            token_drop(a, old);
     }
-    auth_token *v = metcd_realloc(a->tokens, (a->n_tokens + 1) * sizeof(*v));
-    if (!v)
+    auth_token *t = metcd_calloc(1, sizeof(*t));
+    if (!t)
         return MERR_INTERNAL;
-    a->tokens = v;
-    auth_token *t = &a->tokens[a->n_tokens];
     t->token = metcd_strdup(token);
     t->user = metcd_strdup(user);
     if (!t->token || !t->user) {
         metcd_free(t->token);
         metcd_free(t->user);
+        metcd_free(t);
         return MERR_INTERNAL;
     }
     t->expire_ms = member_now_ms() + token_ttl_ms(m);
+    size_t b = token_bucket(token);
+    t->hnext = a->tokens[b];
+    a->tokens[b] = t;
     a->n_tokens++;
     return 0;
 }
@@ -240,13 +282,8 @@ static void on_token_sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct auth_state *a = ((member *)arg)->auth;
     int64_t now = member_now_ms();
-    for (size_t i = 0; i < a->n_tokens;)
-        if (a->tokens[i].expire_ms <= now)
-            token_drop(a, i);
-        else
-            i++;
+    tokens_drop_if(((member *)arg)->auth, drop_expired, &now);
 }
 
 /* GenTokenPrefix: 16 random letters. */
@@ -1733,7 +1770,6 @@ void auth_stop(member *m)
     if (a->efd >= 0)
         close(a->efd);
     tokens_clear(a);
-    metcd_free(a->tokens);
     auth_jwt_close(a->jwt);
     metcd_free(a);
     m->auth = NULL;
