@@ -258,6 +258,9 @@ def cluster_part(metcd, results):
         for i in range(3):
             c.wait_ready(i)
         c.kill(2)
+        # when it led, the other two elect a new leader first
+        check(results, "a leader among the members left",
+              wait_for(lambda: c.leader([0, 1]) is not None, timeout=20) is not None)
         for args in (["user", "add", "root:rootpw"], ["user", "grant-role", "root", "root"],
                      ["user", "add", "w:wpw"], ["role", "add", "rw"],
                      ["role", "grant-permission", "rw", "readwrite", "w/", "--prefix"],
