@@ -21,6 +21,7 @@
 #include "common/mem.h"
 #include "server/authpb/auth.pb-c.h"
 #include "server/member/auth_jwt.h"
+#include "server/member/auth_perm.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -353,40 +354,10 @@ int auth_stamp(member *m, struct rpc_call *call, Memberpb__Request *req)
 
 /* ---- permission checks (store.go isOpPermitted, range_perm_cache.go) -------------- */
 
-/* A byte string where the empty one stands for +infinity (adt's
- * BytesAffineComparable). */
-typedef struct bytes_ref {
-    const uint8_t *p;
-    size_t n;
-} bytes_ref;
-
-static int affine_cmp(bytes_ref a, bytes_ref b)
-{
-    if (a.n == 0)
-        return b.n == 0 ? 0 : 1;
-    if (b.n == 0)
-        return -1;
-    size_t n = a.n < b.n ? a.n : b.n;
-    int c = memcmp(a.p, b.p, n);
-    if (c)
-        return c;
-    return a.n < b.n ? -1 : a.n > b.n ? 1 : 0;
-}
-
-typedef struct ivl {
-    bytes_ref b, e;
-    uint8_t *own; /* a point's end, key + "\0" */
-} ivl;
-
-static int ivl_cmp(const void *x, const void *y)
-{
-    return affine_cmp(((const ivl *)x)->b, ((const ivl *)y)->b);
-}
-
 /* The intervals of user's roles that grant `want` (READ or WRITE). The
  * roles stay unpacked in *roles (the intervals point into them). */
 static int collect(member *m, const Authpb__User *u, int want, Authpb__Role ***roles_out,
-                   ivl **out, size_t *n_out)
+                   auth_ivl **out, size_t *n_out)
 {
     Authpb__Role **roles = metcd_calloc(u->n_roles ? u->n_roles : 1, sizeof(*roles));
     if (!roles)
@@ -397,7 +368,7 @@ static int collect(member *m, const Authpb__User *u, int want, Authpb__Role ***r
         if (roles[i])
             total += roles[i]->n_keypermission;
     }
-    ivl *v = metcd_calloc(total ? total : 1, sizeof(*v));
+    auth_ivl *v = metcd_calloc(total ? total : 1, sizeof(*v));
     if (!v) {
         for (size_t i = 0; i < u->n_roles; i++)
             free_role(roles[i]);
@@ -414,12 +385,12 @@ static int collect(member *m, const Authpb__User *u, int want, Authpb__Role ***r
             bool rw = p->permtype == AUTHPB__PERMISSION__TYPE__READWRITE;
             if (!rw && (int)p->permtype != want)
                 continue;
-            ivl *x = &v[n];
-            x->b = (bytes_ref){p->key.data, p->key.len};
+            auth_ivl *x = &v[n];
+            x->b = (auth_bytes){p->key.data, p->key.len};
             if (p->range_end.len != 0) {
                 bool fromkey = p->range_end.len == 1 && p->range_end.data[0] == 0;
-                x->e = fromkey ? (bytes_ref){NULL, 0}
-                               : (bytes_ref){p->range_end.data, p->range_end.len};
+                x->e = fromkey ? (auth_bytes){NULL, 0}
+                               : (auth_bytes){p->range_end.data, p->range_end.len};
             } else {
                 x->own = metcd_malloc(p->key.len + 1);
                 if (!x->own) {
@@ -429,7 +400,7 @@ static int collect(member *m, const Authpb__User *u, int want, Authpb__Role ***r
                 if (p->key.len)
                     memcpy(x->own, p->key.data, p->key.len);
                 x->own[p->key.len] = 0;
-                x->e = (bytes_ref){x->own, p->key.len + 1};
+                x->e = (auth_bytes){x->own, p->key.len + 1};
             }
             n++;
         }
@@ -438,39 +409,6 @@ static int collect(member *m, const Authpb__User *u, int want, Authpb__Role ***r
     *out = v;
     *n_out = n;
     return rc;
-}
-
-static bool range_permitted(ivl *v, size_t n, const uint8_t *key, size_t klen,
-                            const uint8_t *end, size_t elen)
-{
-    bytes_ref k = {key, klen};
-    if (elen == 0) {
-        /* a point: some interval holds it */
-        for (size_t i = 0; i < n; i++)
-            if (affine_cmp(v[i].b, k) <= 0 && affine_cmp(k, v[i].e) < 0)
-                return true;
-        return false;
-    }
-    bytes_ref e = (elen == 1 && end[0] == 0) ? (bytes_ref){NULL, 0} : (bytes_ref){end, elen};
-    /* the intervals overlapping [k, e), by begin, must cover it without a gap */
-    qsort(v, n, sizeof(*v), ivl_cmp);
-    bool seen = false;
-    bytes_ref min_b = {0}, max_e = {0};
-    for (size_t i = 0; i < n; i++) {
-        if (!(affine_cmp(v[i].b, e) < 0 && affine_cmp(k, v[i].e) < 0))
-            continue;
-        if (!seen) {
-            seen = true;
-            min_b = v[i].b;
-            max_e = v[i].e;
-            continue;
-        }
-        if (affine_cmp(max_e, v[i].b) < 0)
-            return false;
-        if (affine_cmp(v[i].e, max_e) > 0)
-            max_e = v[i].e;
-    }
-    return seen && affine_cmp(max_e, e) >= 0 && affine_cmp(min_b, k) <= 0;
 }
 
 /* isOpPermitted: want is AUTHPB__PERMISSION__TYPE__READ or __WRITE. */
@@ -491,11 +429,11 @@ static int op_permitted(member *m, const char *user, uint64_t rev, const uint8_t
         return 0;
     }
     Authpb__Role **roles = NULL;
-    ivl *v = NULL;
+    auth_ivl *v = NULL;
     size_t n = 0;
     int rc = collect(m, u, want, &roles, &v, &n);
     if (rc == 0)
-        rc = range_permitted(v, n, key, klen, end, elen) ? 0 : MERR_PERMISSION_DENIED;
+        rc = auth_range_permitted(v, n, key, klen, end, elen) ? 0 : MERR_PERMISSION_DENIED;
     for (size_t i = 0; v && i < n; i++)
         metcd_free(v[i].own);
     metcd_free(v);
