@@ -437,6 +437,17 @@ void apply_entry(member *m, const raft_entry *e)
     bool nospace = member_alarm_active(m, ETCDSERVERPB__ALARM_TYPE__NOSPACE);
     int rc = 0;
     m->proposals_applied++;
+    if (auth_is_request(req)) {
+        auth_apply(m, req, w, e->index);
+        memberpb__request__free_unpacked(req, &metcd_pb_allocator);
+        return;
+    }
+    rc = auth_check_apply(m, req);
+    if (rc) {
+        finish(m, w, rc, NULL, MVCC_OP_NONE);
+        memberpb__request__free_unpacked(req, &metcd_pb_allocator);
+        return;
+    }
     switch (req->op_case) {
     case MEMBERPB__REQUEST__OP_PUT: {
         mvcc_put_req p;

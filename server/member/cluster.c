@@ -326,8 +326,21 @@ static bool urls_valid(char **urls, size_t n)
     return true;
 }
 
+/* etcd's checkMembershipOperationPermission: with auth enabled, only a
+ * user with the root role changes membership. Fails the call and returns
+ * true when refused. */
+static bool admin_refused(struct rpc_call *call)
+{
+    int rc = auth_check_call_admin(rpc_call_service_data(call), call);
+    if (rc)
+        member_fail_call(call, rc);
+    return rc != 0;
+}
+
 static void on_member_add(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     member *m = rpc_call_service_data(call);
     const Etcdserverpb__MemberAddRequest *req = (const Etcdserverpb__MemberAddRequest *)msg;
     if (!urls_valid(req->peerurls, req->n_peerurls)) {
@@ -371,6 +384,8 @@ static void on_member_add(struct rpc_call *call, const ProtobufCMessage *msg)
 
 static void on_member_remove(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     member *m = rpc_call_service_data(call);
     const Etcdserverpb__MemberRemoveRequest *req = (const Etcdserverpb__MemberRemoveRequest *)msg;
     member_info *mi = membership_find(m, req->id);
@@ -388,6 +403,8 @@ static void on_member_remove(struct rpc_call *call, const ProtobufCMessage *msg)
 
 static void on_member_update(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     member *m = rpc_call_service_data(call);
     const Etcdserverpb__MemberUpdateRequest *req = (const Etcdserverpb__MemberUpdateRequest *)msg;
     member_info *mi = membership_find(m, req->id);
@@ -413,6 +430,8 @@ static void on_member_update(struct rpc_call *call, const ProtobufCMessage *msg)
 
 static void on_member_promote(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     member *m = rpc_call_service_data(call);
     const Etcdserverpb__MemberPromoteRequest *req = (const Etcdserverpb__MemberPromoteRequest *)msg;
     member_info *mi = membership_find(m, req->id);

@@ -316,3 +316,38 @@ void wait_deletes_cancel(wait_deletes *w)
     if (w)
         wait_deletes_free(w);
 }
+
+bool conc_auth_refused(member *m, struct rpc_call *call, const uint8_t *name, size_t name_len,
+                       bool session, int64_t lease, const uint8_t *wkey, size_t wkey_len,
+                       bool read_wkey)
+{
+    if (!auth_enabled(m))
+        return false;
+    int rc = 0;
+    uint8_t *session_key = NULL;
+    if (name) {
+        conc_prefix p;
+        rc = conc_prefix_init(&p, name, name_len);
+        if (rc == 0) {
+            rc = auth_check_call_key(m, call, p.key, p.len, p.end, p.end_len, false);
+            if (rc == 0 && session && lease == 0)
+                rc = auth_check_call_key(m, call, p.key, p.len, p.end, p.end_len, true);
+            conc_prefix_free(&p);
+        }
+        if (rc == 0 && session && lease != 0) {
+            session_key = conc_key(name, name_len, lease, &wkey_len);
+            if (!session_key)
+                rc = MERR_INTERNAL;
+            wkey = session_key;
+            read_wkey = true;
+        }
+    }
+    if (rc == 0 && wkey)
+        rc = auth_check_call_key(m, call, wkey, wkey_len, NULL, 0, true);
+    if (rc == 0 && wkey && read_wkey)
+        rc = auth_check_call_key(m, call, wkey, wkey_len, NULL, 0, false);
+    metcd_free(session_key);
+    if (rc)
+        member_fail_call_relayed(call, rc);
+    return rc != 0;
+}

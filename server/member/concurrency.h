@@ -76,6 +76,19 @@ int conc_propose_txn(member *m, const uint8_t *key, size_t key_len, int64_t cmp_
 int conc_propose_delete(member *m, const uint8_t *key, size_t key_len, member_done_fn done,
                         void *arg);
 
+/* etcd runs Lock and Election on an in-process client that carries the
+ * caller's token, so with auth enabled the caller needs the permissions of
+ * the recipe's requests. Checked once, when the call starts: read on the
+ * prefix name "/" (when name is given), write on wkey (when given) and
+ * read on it too when read_wkey (a compare). A session (Lock, Campaign)
+ * also writes its key name "/" lease (read and write checked), or with
+ * lease 0 (the key is not known before the server grants a lease) needs
+ * write on the whole prefix. Fails the call as the services relay errors
+ * and returns true when refused. */
+bool conc_auth_refused(member *m, struct rpc_call *call, const uint8_t *name, size_t name_len,
+                       bool session, int64_t lease, const uint8_t *wkey, size_t wkey_len,
+                       bool read_wkey);
+
 /* ---- waitDeletes --------------------------------------------------------------- */
 
 typedef struct wait_deletes wait_deletes;

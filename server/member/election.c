@@ -260,6 +260,9 @@ static void on_campaign(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
     const V3electionpb__CampaignRequest *req = (const V3electionpb__CampaignRequest *)msg;
+    if (conc_auth_refused(m, call, req->name.data, req->name.len, true, req->lease, NULL, 0,
+                          false))
+        return;
     if (conc_full(m, call))
         return;
     campaign *c = metcd_calloc(1, sizeof(*c));
@@ -390,6 +393,8 @@ static void start_leader_op(struct rpc_call *call, const V3electionpb__LeaderKey
         member_fail_call_relayed(call, MERR_ELECTION_NO_LEADER_KEY);
         return;
     }
+    if (conc_auth_refused(m, call, NULL, 0, false, 0, lk->key.data, lk->key.len, true))
+        return;
     if (conc_full(m, call))
         return;
     leader_op *op = metcd_calloc(1, sizeof(*op));
@@ -487,6 +492,9 @@ static void on_leader(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
     const V3electionpb__LeaderRequest *req = (const V3electionpb__LeaderRequest *)msg;
+    if (conc_auth_refused(m, call, req->name.data, req->name.len, false, 0, NULL, 0,
+                          false))
+        return;
     if (conc_full(m, call))
         return;
     leader_query *q = metcd_calloc(1, sizeof(*q));
@@ -748,6 +756,9 @@ static void on_observe(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
     const V3electionpb__LeaderRequest *req = (const V3electionpb__LeaderRequest *)msg;
+    if (conc_auth_refused(m, call, req->name.data, req->name.len, false, 0, NULL, 0,
+                          false))
+        return;
     if (conc_full(m, call))
         return;
     observer *o = metcd_calloc(1, sizeof(*o));

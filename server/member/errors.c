@@ -55,6 +55,33 @@ static const struct status_entry table[] = {
      "etcdserver: can only promote a learner member which is in sync with leader"},
     {MERR_BAD_LEADER_TRANSFEREE, RPC_CODE_FAILED_PRECONDITION,
      "etcdserver: bad leader transferee"},
+    /* auth (rpctypes/error.go) */
+    {MERR_AUTH_NOT_ENABLED, RPC_CODE_FAILED_PRECONDITION,
+     "etcdserver: authentication is not enabled"},
+    {MERR_ROOT_USER_NOT_EXIST, RPC_CODE_FAILED_PRECONDITION,
+     "etcdserver: root user does not exist"},
+    {MERR_ROOT_ROLE_NOT_EXIST, RPC_CODE_FAILED_PRECONDITION,
+     "etcdserver: root user does not have root role"},
+    {MERR_USER_ALREADY_EXIST, RPC_CODE_FAILED_PRECONDITION, "etcdserver: user name already exists"},
+    {MERR_USER_EMPTY, RPC_CODE_INVALID_ARGUMENT, "etcdserver: user name is empty"},
+    {MERR_USER_NOT_FOUND, RPC_CODE_FAILED_PRECONDITION, "etcdserver: user name not found"},
+    {MERR_ROLE_ALREADY_EXIST, RPC_CODE_FAILED_PRECONDITION, "etcdserver: role name already exists"},
+    {MERR_ROLE_NOT_FOUND, RPC_CODE_FAILED_PRECONDITION, "etcdserver: role name not found"},
+    {MERR_ROLE_EMPTY, RPC_CODE_INVALID_ARGUMENT, "etcdserver: role name is empty"},
+    {MERR_AUTH_FAILED, RPC_CODE_INVALID_ARGUMENT,
+     "etcdserver: authentication failed, invalid user ID or password"},
+    {MERR_PERMISSION_DENIED, RPC_CODE_PERMISSION_DENIED, "etcdserver: permission denied"},
+    {MERR_ROLE_NOT_GRANTED, RPC_CODE_FAILED_PRECONDITION,
+     "etcdserver: role is not granted to the user"},
+    {MERR_PERMISSION_NOT_GRANTED, RPC_CODE_FAILED_PRECONDITION,
+     "etcdserver: permission is not granted to the role"},
+    {MERR_INVALID_AUTH_TOKEN, RPC_CODE_UNAUTHENTICATED, "etcdserver: invalid auth token"},
+    {MERR_INVALID_AUTH_MGMT, RPC_CODE_INVALID_ARGUMENT, "etcdserver: invalid auth management"},
+    {MERR_AUTH_OLD_REVISION, RPC_CODE_INVALID_ARGUMENT,
+     "etcdserver: revision of auth store is old"},
+    /* not in etcd's gRPC table: a plain error, UNKNOWN with the auth text */
+    {MERR_NO_PASSWORD_USER, RPC_CODE_UNKNOWN,
+     "auth: authentication failed, password was given for no password user"},
     /* clientv3/concurrency and v3election: plain Go errors, UNKNOWN on the wire */
     {MERR_ELECTION_NOT_LEADER, RPC_CODE_UNKNOWN, "election: not leader"},
     {MERR_ELECTION_NO_LEADER, RPC_CODE_UNKNOWN, "election: no leader"},
@@ -113,4 +140,28 @@ void member_fail_call_relayed(struct rpc_call *call, int err)
     const char *msg;
     member_error_status(err, &code, &msg);
     rpc_call_finish(call, RPC_CODE_UNKNOWN, msg);
+}
+
+/* The auth package's own texts (auth/store.go), for the services that hand
+ * them to gRPC unconverted. */
+static const struct {
+    int err;
+    const char *msg;
+} auth_raw[] = {
+    {MERR_USER_EMPTY, "auth: user name is empty"},
+    {MERR_USER_NOT_FOUND, "auth: user not found"},
+    {MERR_PERMISSION_DENIED, "auth: permission denied"},
+    {MERR_INVALID_AUTH_TOKEN, "auth: invalid auth token"},
+    {MERR_AUTH_OLD_REVISION, "auth: revision in header is old"},
+};
+
+void member_fail_call_auth_raw(struct rpc_call *call, int err)
+{
+    for (size_t i = 0; i < sizeof(auth_raw) / sizeof(auth_raw[0]); i++) {
+        if (auth_raw[i].err == err) {
+            rpc_call_finish(call, RPC_CODE_UNKNOWN, auth_raw[i].msg);
+            return;
+        }
+    }
+    member_fail_call(call, err);
 }

@@ -33,6 +33,24 @@ typedef enum member_error {
     MERR_ELECTION_NOT_LEADER = -2021,
     MERR_ELECTION_NO_LEADER = -2022,
     MERR_ELECTION_NO_LEADER_KEY = -2023,
+    /* auth (etcd's auth package errors, rpctypes texts) */
+    MERR_AUTH_NOT_ENABLED = -2030,
+    MERR_ROOT_USER_NOT_EXIST = -2031,
+    MERR_ROOT_ROLE_NOT_EXIST = -2032,
+    MERR_USER_ALREADY_EXIST = -2033,
+    MERR_USER_EMPTY = -2034,
+    MERR_USER_NOT_FOUND = -2035,
+    MERR_ROLE_ALREADY_EXIST = -2036,
+    MERR_ROLE_NOT_FOUND = -2037,
+    MERR_ROLE_EMPTY = -2038,
+    MERR_AUTH_FAILED = -2039,
+    MERR_PERMISSION_DENIED = -2040,
+    MERR_ROLE_NOT_GRANTED = -2041,
+    MERR_PERMISSION_NOT_GRANTED = -2042,
+    MERR_INVALID_AUTH_TOKEN = -2043,
+    MERR_INVALID_AUTH_MGMT = -2044,
+    MERR_AUTH_OLD_REVISION = -2045,
+    MERR_NO_PASSWORD_USER = -2046,
 } member_error;
 
 /* Finishes call with the gRPC status for err (an MVCC_E*, MERR_*, RAFT_E*
@@ -42,12 +60,16 @@ void member_fail_call(struct rpc_call *call, int err);
  * in-process client, which turns every server error into a plain error, so
  * the status is UNKNOWN with etcd's text. */
 void member_fail_call_relayed(struct rpc_call *call, int err);
+/* As etcd's authMaintenanceServer answers an auth error: not converted to
+ * a gRPC status, so UNKNOWN with the auth package's text ("auth:
+ * permission denied"); other errors as member_fail_call. */
+void member_fail_call_auth_raw(struct rpc_call *call, int err);
 /* The gRPC code and etcd message for err. */
 void member_error_status(int err, enum rpc_code *code, const char **msg);
 
 /* ---- waiters: proposals parked until applied, with a deadline ---- */
 typedef enum waiter_kind { WAIT_PUT, WAIT_DELETE, WAIT_TXN, WAIT_COMPACT, WAIT_ALARM,
-                           WAIT_CONF, WAIT_PROMOTE, WAIT_LEASE } waiter_kind;
+                           WAIT_CONF, WAIT_PROMOTE, WAIT_LEASE, WAIT_AUTH } waiter_kind;
 
 /* An internal proposal's completion (member_propose): rc is 0 and r the
  * applied result (borrowed for the call; NULL for requests without one),
@@ -177,6 +199,9 @@ struct member {
     int snap_fd;         /* a received database waiting for raft's Ready */
     uint64_t snap_index;
     bool removed;
+
+    /* auth store, tokens and the bcrypt worker (auth.c) */
+    struct auth_state *auth;
 
     /* Lock and Election calls and their clean-ups (lock.c, election.c) */
     size_t n_conc_ops;
@@ -324,6 +349,37 @@ int member_lease_grant(member *m, int64_t ttl, int64_t *id, member_done_fn done,
  * raft, so it disappears here too). *ttl gets the granted TTL. Returns 0 or
  * MVCC_ELEASE_NOT_FOUND (or MERR_STOPPED). */
 int member_lease_keepalive(member *m, int64_t id, int64_t *ttl);
+
+/* auth.c: etcd's auth store (auth/store.go semantics) over the auth,
+ * authUsers and authRoles buckets, simple tokens, and the Auth service. */
+int auth_store_open(member *m, char *errbuf, size_t errlen); /* after lease_store_open */
+int auth_start(member *m);  /* registers the Auth service, starts the bcrypt worker */
+void auth_stop(member *m);  /* fails pending calls, joins the worker, frees */
+bool auth_enabled(const member *m);
+/* The caller's identity from the call's `token` metadata (etcd's
+ * AuthInfoFromCtx): *user NULL (and *rev 0) without a token; *user is
+ * borrowed until the loop next runs auth code. MERR_INVALID_AUTH_TOKEN for
+ * an unknown or expired token. */
+int auth_call_info(member *m, struct rpc_call *call, const char **user, uint64_t *rev);
+/* Stamps a client's proposal with its identity (or fails with the token
+ * error); proposals without a call are marked system. */
+int auth_stamp(member *m, struct rpc_call *call, Memberpb__Request *req);
+/* etcd's IsAdminPermitted for the caller of call (token looked up). */
+int auth_check_call_admin(member *m, struct rpc_call *call);
+/* Read checks of a served read (doSerialize's chk): range or txn. */
+int auth_check_call_range(member *m, struct rpc_call *call, const Etcdserverpb__RangeRequest *r);
+int auth_check_call_txn(member *m, struct rpc_call *call, const Etcdserverpb__TxnRequest *t);
+int auth_check_call_watch(member *m, struct rpc_call *call, const uint8_t *key, size_t klen,
+                          const uint8_t *end, size_t elen);
+/* The caller's read (or write) permission on [key, end) (end empty: the
+ * key alone; "\0": every key from key). */
+int auth_check_call_key(member *m, struct rpc_call *call, const uint8_t *key, size_t klen,
+                        const uint8_t *end, size_t elen, bool write);
+/* apply_auth.go's checks of a KV or lease request at apply; 0 or an error. */
+int auth_check_apply(member *m, const Memberpb__Request *req);
+/* Applies an Auth* request (index: the entry's, for tokens). */
+void auth_apply(member *m, const Memberpb__Request *req, waiter *w, uint64_t index);
+bool auth_is_request(const Memberpb__Request *req);
 
 /* metrics.c: /metrics on srv (the client server or the metrics one) */
 int metrics_register(member *m, struct rpc_server *srv);

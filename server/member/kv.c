@@ -419,10 +419,15 @@ static bool txn_is_serializable(const Etcdserverpb__TxnRequest *t)
 
 static void serve_range(member *m, struct rpc_call *call, const Etcdserverpb__RangeRequest *r)
 {
+    int rc = auth_check_call_range(m, call, r);
+    if (rc) {
+        member_fail_call(call, rc);
+        return;
+    }
     mvcc_range_req q;
     conv_range_req(r, &q);
     mvcc_result res = {0};
-    int rc = mvcc_range(m->kv, &q, &res);
+    rc = mvcc_range(m->kv, &q, &res);
     if (rc)
         member_fail_call(call, rc);
     else
@@ -432,8 +437,13 @@ static void serve_range(member *m, struct rpc_call *call, const Etcdserverpb__Ra
 
 static void serve_txn_read(member *m, struct rpc_call *call, const Etcdserverpb__TxnRequest *t)
 {
+    int rc = auth_check_call_txn(m, call, t);
+    if (rc) {
+        member_fail_call(call, rc);
+        return;
+    }
     mvcc_txn_req q;
-    int rc = conv_txn_req(t, &q);
+    rc = conv_txn_req(t, &q);
     if (rc) {
         member_fail_call(call, rc);
         return;
@@ -667,6 +677,9 @@ static bool quota_ok(member *m, size_t cost)
 static int propose(member *m, Memberpb__Request *req, waiter_kind kind, bool check_quota,
                    struct rpc_call *call, member_done_fn done, void *arg, bool physical)
 {
+    int arc = auth_stamp(m, call, req);
+    if (arc)
+        return arc;
     if (check_quota && !quota_ok(m, memberpb__request__get_packed_size(req) + 64))
         return MERR_NO_SPACE;
     waiter *w = wait_register(m, kind, call);

@@ -330,6 +330,7 @@ static void ttl_fwd_done(const ProtobufCMessage *resp, enum rpc_code code, const
 static void propose_plain(member *m, Memberpb__Request *req)
 {
     req->id = 0; /* nobody waits */
+    req->system = true; /* the lessor's own: no permission checks (etcd's WithRoot) */
     if (raftnode_propose(m, req) != 0)
         m->proposals_failed++;
 }

@@ -185,6 +185,9 @@ static void on_lock(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
     const V3lockpb__LockRequest *req = (const V3lockpb__LockRequest *)msg;
+    if (conc_auth_refused(m, call, req->name.data, req->name.len, true, req->lease, NULL, 0,
+                          false))
+        return;
     if (m->n_conc_ops >= CONC_MAX_OPS) {
         member_fail_call_relayed(call, MERR_TOO_MANY_REQUESTS);
         return;
@@ -263,6 +266,8 @@ static void on_unlock(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     member *m = rpc_call_service_data(call);
     const V3lockpb__UnlockRequest *req = (const V3lockpb__UnlockRequest *)msg;
+    if (conc_auth_refused(m, call, NULL, 0, false, 0, req->key.data, req->key.len, false))
+        return;
     if (m->n_conc_ops >= CONC_MAX_OPS) {
         member_fail_call_relayed(call, MERR_TOO_MANY_REQUESTS);
         return;

@@ -46,6 +46,7 @@ static const char *const implemented[] = {
     /* metcd always checkpoints lease TTLs and persists them (lease.c) */
     "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
     "listen-metrics-urls", "metrics",
+    "auth-token", "auth-token-ttl", "bcrypt-cost",
     NULL,
 };
 
@@ -314,6 +315,21 @@ int main(int argc, char **argv)
                                      cl.members[i].nurls, false};
     }
 
+    /* --auth-token: simple or jwt,... (checked when the member starts) */
+    if (cfg.auth_token && strcmp(cfg.auth_token, "simple") != 0 &&
+        strcmp(cfg.auth_token, "jwt") != 0 && strncmp(cfg.auth_token, "jwt,", 4) != 0) {
+        metcd_free(peers);
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "failed to create auth token provider: %s",
+                   "auth: invalid auth options");
+        return 1;
+    }
+    if (cfg.bcrypt_cost < 4 || cfg.bcrypt_cost > 31) {
+        metcd_free(peers);
+        log_printf(lg, LOG_LVL_CRIT, "etcdmain", "invalid --bcrypt-cost %llu (4 to 31)",
+                   (unsigned long long)cfg.bcrypt_cost);
+        return 1;
+    }
+
     /* --cipher-suites, in OpenSSL's names (validated by config.c) */
     const char **ciphers = metcd_calloc(cfg.cipher_suites.n + 1, sizeof(*ciphers));
     if (!ciphers) {
@@ -374,6 +390,9 @@ int main(int argc, char **argv)
         .listen_metrics_urls = cfg.listen_metrics_urls.v,
         .n_listen_metrics_urls = cfg.listen_metrics_urls.n,
         .metrics_extensive = cfg.metrics && strcmp(cfg.metrics, "extensive") == 0,
+        .auth_token = cfg.auth_token,
+        .bcrypt_cost = (uint32_t)cfg.bcrypt_cost,
+        .auth_token_ttl = (uint32_t)cfg.auth_token_ttl,
         .auto_compaction_mode = ac_mode,
         .auto_compaction_retention = ac_retention,
         .log = log_adapter,

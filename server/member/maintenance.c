@@ -67,8 +67,21 @@ static int skip_consistent_index(void *arg, int bucket, backend_val key)
            memcmp(key.data, "consistent_index", key.len) == 0;
 }
 
+/* etcd's admin-only maintenance (authMaintenanceServer.isAuthenticated):
+ * with auth enabled, only a user with the root role. Fails the call with
+ * the unconverted auth error, as etcd, and returns true when refused. */
+static bool admin_refused(struct rpc_call *call)
+{
+    int rc = auth_check_call_admin(rpc_call_service_data(call), call);
+    if (rc)
+        member_fail_call_auth_raw(call, rc);
+    return rc != 0;
+}
+
 static void on_hash(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     (void)msg;
     member *m = rpc_call_service_data(call);
     uint32_t hash;
@@ -87,6 +100,8 @@ static void on_hash(struct rpc_call *call, const ProtobufCMessage *msg)
 
 static void on_hash_kv(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     member *m = rpc_call_service_data(call);
     const Etcdserverpb__HashKVRequest *req = (const Etcdserverpb__HashKVRequest *)msg;
     uint32_t hash;
@@ -107,6 +122,8 @@ static void on_hash_kv(struct rpc_call *call, const ProtobufCMessage *msg)
 
 static void on_defragment(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     (void)msg;
     member *m = rpc_call_service_data(call);
     member_logf(m, MLOG_NOTICE, "etcdserver", "starting to defragment the storage backend...");
@@ -236,6 +253,8 @@ static void snap_cancel(struct rpc_call *call, enum rpc_code code)
 
 static void on_snapshot(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     (void)msg;
     member *m = rpc_call_service_data(call);
     struct snap_stream *s = metcd_calloc(1, sizeof(*s));
@@ -363,6 +382,8 @@ static void on_move_leader_cancel(struct rpc_call *call, enum rpc_code code)
  * up: "leader transfer took too long"). */
 static void on_move_leader(struct rpc_call *call, const ProtobufCMessage *msg)
 {
+    if (admin_refused(call))
+        return;
     member *m = rpc_call_service_data(call);
     const Etcdserverpb__MoveLeaderRequest *req = (const Etcdserverpb__MoveLeaderRequest *)msg;
     if (m->state != RAFT_LEADER) {

@@ -235,6 +235,8 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (rc == 0)
         rc = lease_start(m);
     if (rc == 0)
+        rc = auth_start(m);
+    if (rc == 0)
         rc = lock_register(m);
     if (rc == 0)
         rc = election_register(m);
@@ -350,7 +352,9 @@ int member_open_store(member *m, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot restore the key-value store: %s", mvcc_strerror(rc));
         return -1;
     }
-    return lease_store_open(m, errbuf, errlen);
+    if (lease_store_open(m, errbuf, errlen) != 0)
+        return -1;
+    return auth_store_open(m, errbuf, errlen);
 }
 
 int member_start(member **out, struct event_base *base, const member_options *opt,
@@ -444,6 +448,7 @@ void member_stop(member *m)
     lease_stop(m);
     gateway_free(m->gw); /* answers its HTTP requests: before the server goes */
     m->gw = NULL;
+    auth_stop(m);
     observe_stop(m);
     rpc_server_free(m->metrics_rpc);
     m->metrics_rpc = NULL;

@@ -108,6 +108,11 @@ typedef struct member_options {
      * revisions (revision); 0 disables */
     int auto_compaction_mode;
     int64_t auto_compaction_retention;
+    /* auth: --auth-token ("simple" or NULL, or etcd's "jwt,..." options),
+     * --bcrypt-cost (0: 10), --auth-token-ttl seconds (0: 300) */
+    const char *auth_token;
+    uint32_t bcrypt_cost;
+    uint32_t auth_token_ttl;
     /* logging */
     member_log_fn log;
     void *log_ctx;

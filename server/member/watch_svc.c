@@ -91,6 +91,35 @@ static void on_open(struct rpc_call *call)
     rpc_call_send_headers(call);
 }
 
+/* etcd 3.4's isWatchPermitted: read permission on the watched range (a
+ * from-key watch is checked on its key alone, as etcd does after turning
+ * "\0" into an empty range end). A refused create is answered {watch_id -1,
+ * created, canceled, cancel_reason}; returns true then. */
+static bool watch_refused(struct watch_call *wc, const Etcdserverpb__WatchCreateRequest *c)
+{
+    member *m = wc->m;
+    size_t elen = c->range_end.len == 1 && c->range_end.data[0] == 0 ? 0 : c->range_end.len;
+    int rc = auth_check_call_watch(m, wc->call, c->key.data, c->key.len, c->range_end.data, elen);
+    if (rc == 0)
+        return false;
+    const char *reason = "etcdserver: permission denied";
+    if (rc == MERR_INVALID_AUTH_TOKEN)
+        reason = "etcdserver: invalid auth token";
+    else if (rc == MERR_AUTH_OLD_REVISION)
+        reason = "etcdserver: revision of auth store is old";
+    else if (rc == MERR_USER_EMPTY)
+        reason = "etcdserver: user name is empty";
+    watch_response r = {
+        .revision = mvcc_current_rev(m->kv),
+        .watch_id = -1,
+        .created = true,
+        .canceled = true,
+        .cancel_reason = reason,
+    };
+    send_response(wc, &r);
+    return true;
+}
+
 static void on_message(struct rpc_call *call, const ProtobufCMessage *msg)
 {
     struct watch_call *wc = rpc_call_get_data(call);
@@ -100,6 +129,8 @@ static void on_message(struct rpc_call *call, const ProtobufCMessage *msg)
     switch (req->request_union_case) {
     case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST: {
         const Etcdserverpb__WatchCreateRequest *c = req->create_request;
+        if (watch_refused(wc, c))
+            break;
         watch_create wcr = {
             .key = c->key.data,
             .key_len = c->key.len,

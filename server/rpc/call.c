@@ -471,6 +471,7 @@ const struct rpc_md *rpc_call_metadata_all(const struct rpc_call *call, size_t *
 
 const char *rpc_call_path(const struct rpc_call *call) { return call->path; }
 const char *rpc_call_peer(const struct rpc_call *call) { return call->conn->peer; }
+const char *rpc_call_peer_cn(const struct rpc_call *call) { return call->conn->cert_cn; }
 void *rpc_call_service_data(const struct rpc_call *call) { return call->rm ? call->rm->data : NULL; }
 void rpc_call_set_data(struct rpc_call *call, void *data) { call->data = data; }
 void *rpc_call_get_data(const struct rpc_call *call) { return call->data; }

@@ -151,6 +151,7 @@ struct rpc_conn {
     bool ping_outstanding;
     uint64_t ping_sent_ms;
     char peer[64];
+    char cert_cn[256]; /* verified TLS client certificate's common name, or "" */
     struct channelz_node *cz;
     struct rpc_conn *prev, *next;
 };
@@ -189,9 +190,11 @@ void rpc_conn_kill(struct rpc_conn *c);
 /* Frees a connection: the one place its resources go. */
 void rpc_conn_free(struct rpc_conn *c);
 void rpc_server_conn_gone(struct rpc_server *srv);
-/* rpc_server_adopt with the connection's peer address ("ip:port", copied)
- * and the channelz listen socket it came through (may be NULL). */
-int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer,
+/* rpc_server_adopt with the connection's peer address ("ip:port", copied),
+ * the common name of its verified TLS client certificate (copied; NULL or
+ * "" without one) and the channelz listen socket it came through (may be
+ * NULL). */
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer, const char *cert_cn,
                           struct channelz_node *listen_cz);
 /* Logs through cfg.log_warn (printf-style), if set. */
 void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)

@@ -322,6 +322,9 @@ const struct rpc_md *rpc_call_metadata_all(const struct rpc_call *call, size_t *
 
 const char *rpc_call_path(const struct rpc_call *call);     /* borrowed */
 const char *rpc_call_peer(const struct rpc_call *call);     /* "ip:port", borrowed */
+/* The common name of the connection's verified TLS client certificate
+ * (https listeners with client certificates); "" without one. Borrowed. */
+const char *rpc_call_peer_cn(const struct rpc_call *call);
 void *rpc_call_service_data(const struct rpc_call *call);   /* from rpc_server_register */
 /* Per-call handler pointer, NULL until set. */
 void rpc_call_set_data(struct rpc_call *call, void *data);

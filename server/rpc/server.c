@@ -350,7 +350,7 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
 }
 
 static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen_cz,
-                    const char *peer_name)
+                    const char *peer_name, const char *cert_cn)
 {
     (void)listen_cz;
     if (srv->shutting_down) {
@@ -376,6 +376,8 @@ static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_storage peer, local;
     socklen_t plen = sizeof peer, llen = sizeof local;
+    if (cert_cn)
+        snprintf(c->cert_cn, sizeof c->cert_cn, "%s", cert_cn);
     if (peer_name)
         snprintf(c->peer, sizeof c->peer, "%s", peer_name);
     else if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
@@ -412,13 +414,13 @@ int rpc_server_adopt(struct rpc_server *srv, int fd)
             close(fd);
         return RPC_ERR_INVAL;
     }
-    return conn_new(srv, fd, NULL, NULL);
+    return conn_new(srv, fd, NULL, NULL, NULL);
 }
 
-int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer,
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer, const char *cert_cn,
                           struct channelz_node *listen_cz)
 {
-    return conn_new(srv, fd, listen_cz, peer);
+    return conn_new(srv, fd, listen_cz, peer, cert_cn);
 }
 
 void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
@@ -443,7 +445,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (li->tls)
         rpc_tls_accept(li, fd);
     else
-        conn_new(li->srv, fd, li->cz, NULL);
+        conn_new(li->srv, fd, li->cz, NULL, NULL);
 }
 
 static int listen_any(struct rpc_server *srv, const char *host, uint16_t port,

@@ -20,6 +20,8 @@
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 struct rpc_tls_conn {
     struct rpc_server *srv;
@@ -118,6 +120,23 @@ static void on_plain_event(struct bufferevent *bev, short what, void *arg)
         relay_end(arg, bev, (what & BEV_EVENT_ERROR) != 0);
 }
 
+/* The common name of the client's certificate when the handshake verified
+ * it (etcd's AuthInfoFromTLS reads the verified chain's leaf); "" otherwise. */
+static void peer_cn(struct rpc_tls_conn *t, char *out, size_t len)
+{
+    out[0] = 0;
+    SSL *ssl = bufferevent_openssl_get_ssl(t->tls);
+    if (!ssl || SSL_get_verify_result(ssl) != X509_V_OK)
+        return;
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    if (!cert)
+        return;
+    X509_NAME *name = X509_get_subject_name(cert);
+    if (name && X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)len) < 0)
+        out[0] = 0;
+    X509_free(cert);
+}
+
 /* The handshake is done: start the connection behind a socketpair. */
 static void tls_established(struct rpc_tls_conn *t)
 {
@@ -136,7 +155,9 @@ static void tls_established(struct rpc_tls_conn *t)
         tconn_free(t);
         return;
     }
-    if (rpc_server_adopt_peer(srv, sp[1], t->peer, NULL) != 0) { /* sp[1] closed */
+    char cn[256] = "";
+    peer_cn(t, cn, sizeof(cn));
+    if (rpc_server_adopt_peer(srv, sp[1], t->peer, cn, NULL) != 0) { /* sp[1] closed */
         tconn_free(t);
         return;
     }
