@@ -205,6 +205,30 @@ static int gateway_start(member *m, const char *host, uint16_t port, bool tls, c
     return 0;
 }
 
+
+/* Listens on one http:// or https:// URL of srv (TLS with the client
+ * settings); host, the asked and the bound port and whether it is TLS come
+ * back for logging. Returns 0, or an rpc error with errbuf set. */
+static int listen_url(member *m, struct rpc_server *srv, const char *u, char *host,
+                      size_t hostlen, uint16_t *port, uint16_t *bound, bool *tls, char *errbuf,
+                      size_t errlen)
+{
+    int prc = parse_listen_url(u, host, hostlen, port);
+    if (prc < 0) {
+        snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
+        return RPC_ERR_INVAL;
+    }
+    *tls = prc == 1;
+    if (*tls && client_tls_setup(m, true, errbuf, errlen) != 0)
+        return RPC_ERR_INVAL;
+    *bound = *port;
+    int rc = *tls ? rpc_server_listen_tls(srv, host, *port, m->client_tls, bound)
+                  : rpc_server_listen(srv, host, *port, bound);
+    if (rc)
+        snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, *port, rpc_strerror(rc));
+    return rc;
+}
+
 static int start_rpc(member *m, char *errbuf, size_t errlen)
 {
     struct rpc_server_config rc_cfg = {
@@ -255,40 +279,21 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
     if (client_tls_setup(m, false, errbuf, errlen) != 0)
         return RPC_ERR_INVAL;
     for (size_t i = 0; i < m->opt.n_listen_client_urls; i++) {
-        const char *u = m->opt.listen_client_urls[i];
         char host[256];
-        uint16_t port;
-        int prc = parse_listen_url(u, host, sizeof(host), &port);
-        if (prc < 0) {
-            snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
-            return RPC_ERR_INVAL;
-        }
-        if (prc == 1 && client_tls_setup(m, true, errbuf, errlen) != 0)
-            return RPC_ERR_INVAL;
-        uint16_t bound = port;
-        rc = prc == 1 ? rpc_server_listen_tls(m->rpc, host, port, m->client_tls, &bound)
-                      : rpc_server_listen(m->rpc, host, port, &bound);
-        if (rc) {
-            snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
+        uint16_t port, bound;
+        bool tls;
+        rc = listen_url(m, m->rpc, m->opt.listen_client_urls[i], host, sizeof(host), &port,
+                        &bound, &tls, errbuf, errlen);
+        if (rc)
             return rc;
-        }
         member_logf(m, MLOG_INFO, "embed", "listening for client requests on %s:%u%s", host, port,
-                    prc == 1 ? " (TLS)" : "");
-        if (i == 0 && gateway_start(m, host, bound, prc == 1, errbuf, errlen) != 0)
+                    tls ? " (TLS)" : "");
+        if (i == 0 && gateway_start(m, host, bound, tls, errbuf, errlen) != 0)
             return RPC_ERR_INVAL;
     }
     /* --listen-metrics-urls: a server of its own with /metrics and /health */
     for (size_t i = 0; i < m->opt.n_listen_metrics_urls; i++) {
         const char *u = m->opt.listen_metrics_urls[i];
-        char host[256];
-        uint16_t port;
-        int prc = parse_listen_url(u, host, sizeof(host), &port);
-        if (prc < 0) {
-            snprintf(errbuf, errlen, "%s: not an http(s)://host:port URL", u);
-            return RPC_ERR_INVAL;
-        }
-        if (prc == 1 && client_tls_setup(m, true, errbuf, errlen) != 0)
-            return RPC_ERR_INVAL;
         if (!m->metrics_rpc) {
             struct rpc_server_config mc = {
                 .name = "metrics", .log_warn = on_rpc_warn, .log_arg = m};
@@ -303,12 +308,13 @@ static int start_rpc(member *m, char *errbuf, size_t errlen)
                 return rc;
             }
         }
-        rc = prc == 1 ? rpc_server_listen_tls(m->metrics_rpc, host, port, m->client_tls, NULL)
-                      : rpc_server_listen(m->metrics_rpc, host, port, NULL);
-        if (rc) {
-            snprintf(errbuf, errlen, "listen tcp %s:%u: %s", host, port, rpc_strerror(rc));
+        char host[256];
+        uint16_t port, bound;
+        bool tls;
+        rc = listen_url(m, m->metrics_rpc, u, host, sizeof(host), &port, &bound, &tls, errbuf,
+                        errlen);
+        if (rc)
             return rc;
-        }
         member_logf(m, MLOG_INFO, "embed", "listening for metrics on %s", u);
     }
     return 0;
