@@ -232,6 +232,42 @@ void gj_quote(const char *s, size_t n, char *buf, size_t bufsize)
     copy_out(&b, buf, bufsize);
 }
 
+int pbjson_go_quote(const void *s, size_t n, char **out, size_t *len)
+{
+    struct gj_buf b = {0};
+    put_c(&b, '"');
+    const unsigned char *u = s;
+    for (size_t i = 0; i < n;) {
+        uint32_t r = 0;
+        int w = utf8_decode(u + i, n - i, &r);
+        quote_rune(&b, r, w > 0, u[i], '"');
+        i += w > 0 ? (size_t)w : 1;
+    }
+    put_c(&b, '"');
+    put_c(&b, 0);
+    if (b.nomem) {
+        metcd_free(b.p);
+        return PBJSON_ERR_NOMEM;
+    }
+    *out = b.p;
+    *len = b.len - 1;
+    return 0;
+}
+
+int pbjson_go_string(const void *s, size_t n, char **out, size_t *len)
+{
+    struct gj_buf b = {0};
+    gj_put_string(&b, s, n);
+    put_c(&b, 0);
+    if (b.nomem) {
+        metcd_free(b.p);
+        return PBJSON_ERR_NOMEM;
+    }
+    *out = b.p;
+    *len = b.len - 1;
+    return 0;
+}
+
 /* scanner.go quoteChar: the byte as a rune, in single quotes. */
 static void quote_char(struct gj_buf *b, unsigned char c)
 {

@@ -66,6 +66,15 @@ int pbjson_dump(const json_t *v, char **out, size_t *len);
 /* pbjson_encode + pbjson_dump. */
 int pbjson_encode_text(const ProtobufCMessage *msg, char **out, size_t *len);
 
+/* Go's strconv.Quote (what fmt's %q prints) of s[0..n), quotes
+ * included; invalid UTF-8 bytes as \x escapes. *out NUL-terminated,
+ * caller frees with metcd_free. PBJSON_ERR_NOMEM. */
+int pbjson_go_quote(const void *s, size_t n, char **out, size_t *len);
+
+/* A JSON string as Go's encoding/json writes it (quotes, HTML-safe
+ * escapes, invalid UTF-8 as \ufffd). Same ownership as pbjson_go_quote. */
+int pbjson_go_string(const void *s, size_t n, char **out, size_t *len);
+
 /* ------------------------------------------------------------------------ */
 /* Reading                                                                  */
 

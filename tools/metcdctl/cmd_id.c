@@ -47,28 +47,24 @@ static void print_ranges(struct ctl *c, Idgenpb__IdRange **rs, size_t n)
             fprintf(c->out, "%" PRIu64 "\n", rs[i]->start + k);
 }
 
-static int parse_count(struct ctl *c, const char *v, uint64_t max, uint64_t *count)
+static int parse_count(struct ctl *c, const struct ctl_args *a, uint64_t max, uint64_t *count)
 {
-    *count = 1;
-    if (v && ctl_parse_u64(v, 1, max, count) != 0)
+    int64_t v = ctl_int(a, "count");
+    if (v < 1 || (uint64_t)v > max)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "--count wants an integer in 1..%" PRIu64, max);
+    *count = (uint64_t)v;
     return 0;
 }
 
-static int cmd_next(struct ctl *c, int argc, char **argv)
+static int cmd_next(struct ctl *c, const struct ctl_args *a)
 {
-    static const char *const names[] = {"--count", NULL};
-    const char *vals[1] = {NULL}, *pos[1];
-    size_t np;
-    int rc = ctl_flags(c, argc, argv, names, vals, pos, 1, &np);
-    if (rc != 0)
-        return rc;
-    if (np != 1)
+    if (a->n_pos != 1)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "id next needs a tag: id next TAG [--count N]");
     Idgenpb__NextRequest req = IDGENPB__NEXT_REQUEST__INIT;
-    if ((rc = parse_count(c, vals[0], MAX_NEXT, &req.count)) != 0)
+    int rc;
+    if ((rc = parse_count(c, a, MAX_NEXT, &req.count)) != 0)
         return rc;
-    req.tag = (char *)pos[0];
+    req.tag = (char *)a->pos[0];
     ProtobufCMessage *m;
     rc = ctl_unary(c, "/idgenpb.IdGen/Next", &req.base, &idgenpb__next_response__descriptor, &m);
     if (rc != 0)
@@ -76,7 +72,7 @@ static int cmd_next(struct ctl *c, int argc, char **argv)
     Idgenpb__NextResponse *r = (Idgenpb__NextResponse *)m;
     if (c->format == CTL_FORMAT_JSON) {
         fputs("{\"tag\":", c->out);
-        ctl_json_str(c->out, pos[0]);
+        ctl_json_str(c->out, a->pos[0]);
         fprintf(c->out, ",\"member_id\":\"%016" PRIx64 "\",", r->member_id);
     }
     print_ranges(c, r->ranges, r->n_ranges);
@@ -84,18 +80,13 @@ static int cmd_next(struct ctl *c, int argc, char **argv)
     return 0;
 }
 
-static int cmd_snowflake(struct ctl *c, int argc, char **argv)
+static int cmd_snowflake(struct ctl *c, const struct ctl_args *a)
 {
-    static const char *const names[] = {"--count", NULL};
-    const char *vals[1] = {NULL}, *pos[1];
-    size_t np;
-    int rc = ctl_flags(c, argc, argv, names, vals, pos, 1, &np);
-    if (rc != 0)
-        return rc;
-    if (np != 0)
+    if (a->n_pos != 0)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "id snowflake takes no argument but --count");
     Idgenpb__SnowflakeRequest req = IDGENPB__SNOWFLAKE_REQUEST__INIT;
-    if ((rc = parse_count(c, vals[0], MAX_SNOWFLAKE, &req.count)) != 0)
+    int rc;
+    if ((rc = parse_count(c, a, MAX_SNOWFLAKE, &req.count)) != 0)
         return rc;
     ProtobufCMessage *m;
     rc = ctl_unary(c, "/idgenpb.IdGen/Snowflake", &req.base,
@@ -111,19 +102,13 @@ static int cmd_snowflake(struct ctl *c, int argc, char **argv)
     return 0;
 }
 
-static int cmd_decode(struct ctl *c, int argc, char **argv)
+static int cmd_decode(struct ctl *c, const struct ctl_args *a)
 {
-    static const char *const names[] = {NULL};
-    const char *pos[1];
-    size_t np;
-    int rc = ctl_flags(c, argc, argv, names, NULL, pos, 1, &np);
-    if (rc != 0)
-        return rc;
     Idgenpb__DecodeRequest req = IDGENPB__DECODE_REQUEST__INIT;
-    if (np != 1 || ctl_parse_u64(pos[0], 0, UINT64_MAX, &req.id) != 0)
+    if (a->n_pos != 1 || ctl_parse_u64(a->pos[0], 0, UINT64_MAX, &req.id) != 0)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "id decode needs an ID: id decode ID");
     ProtobufCMessage *m;
-    rc =
+    int rc =
         ctl_unary(c, "/idgenpb.IdGen/Decode", &req.base, &idgenpb__decode_response__descriptor, &m);
     if (rc != 0)
         return rc;
@@ -142,28 +127,23 @@ static int cmd_decode(struct ctl *c, int argc, char **argv)
     return 0;
 }
 
-static int cmd_create_tag(struct ctl *c, int argc, char **argv)
+static int cmd_create_tag(struct ctl *c, const struct ctl_args *a)
 {
-    static const char *const names[] = {"--start", "--step", "--description", NULL};
-    const char *vals[3] = {NULL, NULL, NULL}, *pos[1];
-    size_t np;
-    int rc = ctl_flags(c, argc, argv, names, vals, pos, 1, &np);
-    if (rc != 0)
-        return rc;
     Idgenpb__CreateTagRequest req = IDGENPB__CREATE_TAG_REQUEST__INIT;
-    uint64_t step = 1000;
-    if (np != 1)
+    if (a->n_pos != 1)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS,
                         "id create-tag needs a tag: id create-tag TAG --start N --step N");
-    if (vals[0] && ctl_parse_u64(vals[0], 0, INT64_MAX, &req.start) != 0)
+    int64_t start = ctl_int(a, "start"), step = ctl_int(a, "step");
+    if (start < 0)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "--start wants a non-negative integer");
-    if (vals[1] && ctl_parse_u64(vals[1], 1, INT64_MAX, &step) != 0)
+    if (step < 1)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "--step wants a positive integer");
-    req.tag = (char *)pos[0];
-    req.step = (int64_t)step;
-    req.description = (char *)(vals[2] ? vals[2] : "");
+    req.start = (uint64_t)start;
+    req.tag = (char *)a->pos[0];
+    req.step = step;
+    req.description = (char *)ctl_str(a, "description");
     ProtobufCMessage *m;
-    rc = ctl_unary(c, "/idgenpb.IdGen/CreateTag", &req.base,
+    int rc = ctl_unary(c, "/idgenpb.IdGen/CreateTag", &req.base,
                    &idgenpb__create_tag_response__descriptor, &m);
     if (rc != 0)
         return rc;
@@ -193,14 +173,11 @@ static void print_segment(struct ctl *c, const Idgenpb__Segment *s)
         fputs("none", c->out);
 }
 
-static int cmd_tags(struct ctl *c, int argc, char **argv)
+static int cmd_tags(struct ctl *c, const struct ctl_args *a)
 {
-    static const char *const names[] = {NULL};
-    const char *pos[1];
-    size_t np;
-    int rc = ctl_flags(c, argc, argv, names, NULL, pos, 0, &np);
-    if (rc != 0)
-        return rc;
+    if (a->n_pos != 0)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "id tags takes no argument");
+    int rc;
     Idgenpb__ListTagsRequest req = IDGENPB__LIST_TAGS_REQUEST__INIT;
     ProtobufCMessage *m;
     rc = ctl_unary(c, "/idgenpb.IdGen/ListTags", &req.base,
@@ -256,14 +233,11 @@ static int cmd_tags(struct ctl *c, int argc, char **argv)
     return 0;
 }
 
-static int cmd_workers(struct ctl *c, int argc, char **argv)
+static int cmd_workers(struct ctl *c, const struct ctl_args *a)
 {
-    static const char *const names[] = {NULL};
-    const char *pos[1];
-    size_t np;
-    int rc = ctl_flags(c, argc, argv, names, NULL, pos, 0, &np);
-    if (rc != 0)
-        return rc;
+    if (a->n_pos != 0)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "id workers takes no argument");
+    int rc;
     Idgenpb__WorkersRequest req = IDGENPB__WORKERS_REQUEST__INIT;
     ProtobufCMessage *m;
     rc = ctl_unary(c, "/idgenpb.IdGen/Workers", &req.base, &idgenpb__workers_response__descriptor,
@@ -307,20 +281,45 @@ static int cmd_workers(struct ctl *c, int argc, char **argv)
     return 0;
 }
 
-static const struct ctl_command id_commands[] = {
-    {"next", "TAG [--count N]", "segment IDs of TAG (Leaf's segment mode), one per line", cmd_next},
-    {"snowflake", "[--count N]", "snowflake IDs from the member's worker, one per line",
-     cmd_snowflake},
-    {"decode", "ID", "the time, worker id and sequence of a snowflake ID", cmd_decode},
-    {"tags", "", "the tags, with both of the member's buffers of each", cmd_tags},
-    {"create-tag", "TAG --start N --step N [--description TEXT]",
-     "creates a tag whose first ID is N (fails if it exists)", cmd_create_tag},
-    {"workers", "", "the registered snowflake workers and their stored timestamps", cmd_workers},
+static const struct ctl_flag count_flag[] = {
+    {"count", 0, CTL_FLAG_INT, "1", "how many IDs"},
+};
+static const struct ctl_flag create_flags[] = {
+    {"start", 0, CTL_FLAG_INT, "0", "the tag's first ID"},
+    {"step", 0, CTL_FLAG_INT, "1000", "IDs a member takes from the tag at a time"},
+    {"description", 0, CTL_FLAG_STRING, "", "what the tag numbers"},
 };
 
-const struct ctl_group ctl_id_group = {
+static const struct ctl_cmd id_next = {
+    .name = "next", .use = "next <tag> [options]",
+    .summary = "Segment IDs of a tag (Leaf's segment mode), one per line",
+    .flags = count_flag, .n_flags = 1, .run = cmd_next};
+static const struct ctl_cmd id_snowflake = {
+    .name = "snowflake", .use = "snowflake [options]",
+    .summary = "Snowflake IDs from the member's worker, one per line",
+    .flags = count_flag, .n_flags = 1, .run = cmd_snowflake};
+static const struct ctl_cmd id_decode = {
+    .name = "decode", .use = "decode <id>",
+    .summary = "The time, worker id and sequence of a snowflake ID", .run = cmd_decode};
+static const struct ctl_cmd id_tags = {
+    .name = "tags", .use = "tags",
+    .summary = "The tags, with both of the member's buffers of each", .run = cmd_tags};
+static const struct ctl_cmd id_create_tag = {
+    .name = "create-tag", .use = "create-tag <tag> [options]",
+    .summary = "Creates a tag whose first ID is --start (fails if it exists)",
+    .flags = create_flags, .n_flags = 3, .run = cmd_create_tag};
+static const struct ctl_cmd id_workers = {
+    .name = "workers", .use = "workers",
+    .summary = "The registered snowflake workers and their stored timestamps",
+    .run = cmd_workers};
+
+static const struct ctl_cmd *const id_subs[] = {
+    &id_create_tag, &id_decode, &id_next, &id_snowflake, &id_tags, &id_workers, NULL,
+};
+
+const struct ctl_cmd ctl_cmd_id = {
     .name = "id",
+    .use = "id <subcommand>",
     .summary = "ID allocation: snowflake IDs and Leaf segments (metcd's own service)",
-    .commands = id_commands,
-    .n_commands = sizeof(id_commands) / sizeof(id_commands[0]),
+    .subs = id_subs,
 };

@@ -1,0 +1,8 @@
+/* tools/metcdctl/commands.c - the root's commands, in the order help
+ * lists them (etcdctl's, then metcd's own). Each lives in its cmd_*.c. */
+#include "tools/metcdctl/ctl.h"
+
+const struct ctl_cmd *const ctl_commands[] = {
+    &ctl_cmd_id,
+    NULL,
+};
