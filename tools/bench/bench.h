@@ -189,10 +189,10 @@ struct bench_options {
     /* txn mode: each request puts --txn-ops keys (key numbers k, k+1, ...
      * k+N-1: the first drawn like a put's, modulo --key-space), after one
      * always-true compare version(first key) > -1 with --txn-compare */
-    uint32_t txn_ops;       /* 1..BENCH_MAX_TXN_OPS (default 1) */
+    uint32_t txn_ops; /* 1..BENCH_MAX_TXN_OPS (default 1) */
     bool txn_compare;
     /* mixed mode: a Range (--consistency) with probability read_ratio */
-    double read_ratio;      /* 0..1 (default 0.9) */
+    double read_ratio; /* 0..1 (default 0.9) */
     /* --compare: the same load (seed, flags) against these endpoints after
      * the run against `endpoints`; 0 entries when not given. They point
      * into `compare_buf`. put, range, txn and mixed only. */

@@ -205,8 +205,8 @@ static void txn_fill(struct bench *b, Etcdserverpb__TxnRequest *txn, Etcdserverp
 {
     uint32_t n = b->o.txn_ops, ks = b->o.key_size;
     uint64_t space = b->o.key_space;
-    uint64_t first = space ? (uint64_t)(((unsigned __int128)next_rand(&b->rng) * space) >> 64)
-                           : b->issued * n;
+    uint64_t first =
+        space ? (uint64_t)(((unsigned __int128)next_rand(&b->rng) * space) >> 64) : b->issued * n;
     for (uint32_t j = 0; j < n; j++) {
         /* distinct keys: etcd refuses a txn that puts one key twice */
         uint64_t k = space ? (first + j) % space : first + j;
@@ -426,13 +426,12 @@ static char *params_json(const struct bench *b)
     json_t *eps = json_array();
     for (size_t i = 0; eps && i < b->n_eps; i++)
         json_array_append_new(eps, json_string(b->eps[i]));
-    json_t *o =
-        json_pack("{s:s,s:o,s:i,s:i,s:I,s:i,s:i,s:I,s:s,s:f,s:b,s:I}", "mode",
-                  mode_name(b->o.mode), "endpoints", eps, "conns", (int)b->o.conns, "clients",
-                  (int)b->o.clients, "total", (json_int_t)b->o.total, "key_size",
-                  (int)b->o.key_size, "val_size", (int)b->o.val_size, "key_space",
-                  (json_int_t)b->o.key_space, "consistency", b->o.serializable ? "s" : "l", "rate",
-                  b->o.rate, "interrupted", b->interrupted, "seed", (json_int_t)b->o.seed);
+    json_t *o = json_pack(
+        "{s:s,s:o,s:i,s:i,s:I,s:i,s:i,s:I,s:s,s:f,s:b,s:I}", "mode", mode_name(b->o.mode),
+        "endpoints", eps, "conns", (int)b->o.conns, "clients", (int)b->o.clients, "total",
+        (json_int_t)b->o.total, "key_size", (int)b->o.key_size, "val_size", (int)b->o.val_size,
+        "key_space", (json_int_t)b->o.key_space, "consistency", b->o.serializable ? "s" : "l",
+        "rate", b->o.rate, "interrupted", b->interrupted, "seed", (json_int_t)b->o.seed);
     int bad = !o;
     if (o && b->o.mode == BENCH_TXN) {
         bad |= json_object_set_new(o, "txn_ops", json_integer(b->o.txn_ops));
@@ -505,10 +504,9 @@ static int report(const struct bench *b, const struct run_result *r)
 static int report_compare(const struct bench *b, const struct run_result *first,
                           const struct run_result *second)
 {
-    int rc = b->o.json
-                 ? bench_compare_print_json(&first->sum, first->params, &second->sum,
-                                            second->params, stdout)
-                 : bench_summary_print(&second->sum, stdout);
+    int rc = b->o.json ? bench_compare_print_json(&first->sum, first->params, &second->sum,
+                                                  second->params, stdout)
+                       : bench_summary_print(&second->sum, stdout);
     if (rc == 0 && !b->o.json)
         rc = bench_compare_print(&first->sum, &second->sum, stdout);
     if (print_failed(rc))

@@ -37,7 +37,7 @@ void bench_usage(FILE *out)
           "  --clients N        requests in flight over all connections (default 1)\n"
           "  --total N          requests to send (default 10000)\n"
           "  --key-size N       key bytes: decimal key number padded with '0' (default 8)\n"
-          "  --val-size N       value bytes for put (default 8)\n"
+          "  --val-size N       value bytes for put, txn and mixed (default 8)\n"
           "  --key-space N      draw keys uniformly from N keys; 0: sequential 0, 1, ...\n"
           "                     (default 0)\n"
           "  --consistency l|s  range and mixed: range consistency (default l)\n"
@@ -159,11 +159,11 @@ int bench_format_key(char *buf, uint32_t key_size, uint64_t n)
 static bool takes_value(const char *name)
 {
     static const char *const with_value[] = {
-        "--endpoints", "--conns",       "--clients", "--total",      "--key-size", "--val-size",
-        "--key-space", "--consistency", "--rate",    "--timeout-ms", "--seed",
-        "--watchers",  "--keys",        "--streams", "--server-pid", "--settle-ms",
-        "--drain-ms",  "--max-samples", "--leases", "--ttl",      "--txn-ops",  "--read-ratio",
-        "--compare",
+        "--endpoints", "--conns",      "--clients",     "--total",   "--key-size",
+        "--val-size",  "--key-space",  "--consistency", "--rate",    "--timeout-ms",
+        "--seed",      "--watchers",   "--keys",        "--streams", "--server-pid",
+        "--settle-ms", "--drain-ms",   "--max-samples", "--leases",  "--ttl",
+        "--txn-ops",   "--read-ratio", "--compare",
     };
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
         if (strcmp(name, with_value[i]) == 0)
@@ -340,7 +340,8 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
 {
     defaults(o);
     if (argc < 2) {
-        fprintf(err, "metcd-bench: missing mode: put, range, txn, mixed, watch or lease (see --help)\n");
+        fprintf(err,
+                "metcd-bench: missing mode: put, range, txn, mixed, watch or lease (see --help)\n");
         return 2;
     }
     int i = 1;
@@ -360,7 +361,8 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
     } else if (strcmp(argv[1], "lease") == 0) {
         o->mode = BENCH_LEASE;
     } else {
-        fprintf(err, "metcd-bench: unknown mode \"%s\": want put, range, txn, mixed, watch or "
+        fprintf(err,
+                "metcd-bench: unknown mode \"%s\": want put, range, txn, mixed, watch or "
                 "lease\n",
                 argv[1]);
         return 2;
@@ -436,8 +438,7 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
     if (o->key_space && o->key_space < per_req) {
         /* a txn may not put the same key twice (etcd: duplicate key given) */
         fprintf(err,
-                "metcd-bench: --key-space (%" PRIu64 ") must be at least --txn-ops (%" PRIu32
-                ")\n",
+                "metcd-bench: --key-space (%" PRIu64 ") must be at least --txn-ops (%" PRIu32 ")\n",
                 o->key_space, o->txn_ops);
         return 2;
     }

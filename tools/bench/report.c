@@ -322,9 +322,9 @@ struct cmp_row {
     const char *label; /* text table */
     const char *key;   /* JSON */
     double a, b;
-    bool latency;      /* milliseconds, lower is better */
+    bool latency; /* milliseconds, lower is better */
     bool higher_better;
-    bool defined;      /* both runs have the figure (latencies need a success) */
+    bool defined; /* both runs have the figure (latencies need a success) */
 };
 
 #define N_CMP_ROWS 7
@@ -338,17 +338,17 @@ static void cmp_rows(const struct bench_summary *x, const struct bench_summary *
                      struct cmp_row rows[N_CMP_ROWS])
 {
     bool lat = x->ok > 0 && y->ok > 0;
-    rows[0] = (struct cmp_row){"Requests/sec", "requests_per_sec", x->rps, y->rps, false, true,
-                               true};
-    rows[1] = (struct cmp_row){"Average (ms)", "average", x->average * 1e3, y->average * 1e3,
-                               true, false, lat};
+    rows[0] =
+        (struct cmp_row){"Requests/sec", "requests_per_sec", x->rps, y->rps, false, true, true};
+    rows[1] = (struct cmp_row){"Average (ms)", "average", x->average * 1e3, y->average * 1e3, true,
+                               false,          lat};
     for (int i = 0; i < 4; i++) {
         int k = cmp_pct_index[i];
-        rows[2 + i] = (struct cmp_row){cmp_pct_text[i], cmp_pct_label[i], x->pct[k] * 1e3,
-                                       y->pct[k] * 1e3, true, false, lat};
+        rows[2 + i] = (struct cmp_row){
+            cmp_pct_text[i], cmp_pct_label[i], x->pct[k] * 1e3, y->pct[k] * 1e3, true, false, lat};
     }
     rows[6] = (struct cmp_row){"errors", "errors", (double)x->failed, (double)y->failed, false,
-                               false, true};
+                               false,    true};
 }
 
 /* "first", "second", "same", or NULL when the row has no figures. */
@@ -378,8 +378,7 @@ int bench_compare_print(const struct bench_summary *first, const struct bench_su
     cmp_rows(first, second, rows);
     fprintf(out, "\nComparison (latencies in ms; first/second: below 1 means the first has"
                  " less):\n");
-    fprintf(out, "  %-14s %14s %14s %14s  %s\n", "", "first", "second", "first/second",
-            "better");
+    fprintf(out, "  %-14s %14s %14s %14s  %s\n", "", "first", "second", "first/second", "better");
     for (int i = 0; i < N_CMP_ROWS; i++) {
         const struct cmp_row *r = &rows[i];
         char a[32], b[32], q[32];
