@@ -211,8 +211,8 @@ static int list_servers(struct ctl *c, struct pages *pg, struct ptrs *all)
 
 static int print_servers(struct ctl *c, Grpc__Channelz__V1__Server **s, size_t n)
 {
-    static const char *const hdr[] = {"ID",        "NAME",     "CALLS STARTED", "SUCCEEDED",
-                                      "FAILED",    "LAST CALL", "LISTEN SOCKETS"};
+    static const char *const hdr[] = {"ID",     "NAME",      "CALLS STARTED", "SUCCEEDED",
+                                      "FAILED", "LAST CALL", "LISTEN SOCKETS"};
     struct ctl_table *t = ctl_table_new(7, hdr);
     bool failed = false;
     for (size_t i = 0; t && i < n; i++) {
@@ -349,10 +349,17 @@ static int list_server_sockets(struct ctl *c, int64_t sid, struct pages *pg, str
 
 static int print_sockets(struct ctl *c, const struct ptrs *socks, const struct ptrs *owner)
 {
-    static const char *const hdr[] = {
-        "ID",           "SERVER",        "LOCAL",           "REMOTE",
-        "STREAMS STARTED", "STREAMS SUCCEEDED", "STREAMS FAILED", "MESSAGES SENT",
-        "MESSAGES RECV",   "KEEPALIVES",        "LAST MESSAGE"};
+    static const char *const hdr[] = {"ID",
+                                      "SERVER",
+                                      "LOCAL",
+                                      "REMOTE",
+                                      "STREAMS STARTED",
+                                      "STREAMS SUCCEEDED",
+                                      "STREAMS FAILED",
+                                      "MESSAGES SENT",
+                                      "MESSAGES RECV",
+                                      "KEEPALIVES",
+                                      "LAST MESSAGE"};
     struct ctl_table *t = ctl_table_new(11, hdr);
     bool failed = false;
     for (size_t i = 0; t && i < socks->n; i++) {
@@ -362,8 +369,7 @@ static int print_sockets(struct ctl *c, const struct ptrs *socks, const struct p
             last[40];
         fmt_addr(s->local, loc, sizeof(loc));
         fmt_addr(s->remote, rem, sizeof(rem));
-        fmt_ts(d ? later(d->last_message_sent_timestamp, d->last_message_received_timestamp)
-                 : NULL,
+        fmt_ts(d ? later(d->last_message_sent_timestamp, d->last_message_received_timestamp) : NULL,
                last, sizeof(last));
         const char *row[] = {I64(id, s->ref ? s->ref->socket_id : 0),
                              I64(srv, (intptr_t)owner->v[i]),
@@ -476,7 +482,7 @@ out:
 
 static int print_channels(struct ctl *c, Grpc__Channelz__V1__Channel **ch, size_t n)
 {
-    static const char *const hdr[] = {"ID",     "TARGET",    "STATE",       "CALLS STARTED",
+    static const char *const hdr[] = {"ID",        "TARGET", "STATE",     "CALLS STARTED",
                                       "SUCCEEDED", "FAILED", "LAST CALL", "SUBCHANNELS",
                                       "SOCKETS"};
     struct ctl_table *t = ctl_table_new(9, hdr);
@@ -629,13 +635,12 @@ static int print_socket(struct ctl *c, const Grpc__Channelz__V1__Socket *s)
     } else if (sec->model_case == GRPC__CHANNELZ__V1__SECURITY__MODEL_TLS) {
         const Grpc__Channelz__V1__Security__Tls *tls = sec->tls;
         bad |= kv(t, "SECURITY", "tls");
-        const char *cs = tls->cipher_suite_case ==
-                                 GRPC__CHANNELZ__V1__SECURITY__TLS__CIPHER_SUITE_STANDARD_NAME
-                             ? tls->standard_name
-                         : tls->cipher_suite_case ==
-                                 GRPC__CHANNELZ__V1__SECURITY__TLS__CIPHER_SUITE_OTHER_NAME
-                             ? tls->other_name
-                             : NULL;
+        const char *cs =
+            tls->cipher_suite_case == GRPC__CHANNELZ__V1__SECURITY__TLS__CIPHER_SUITE_STANDARD_NAME
+                ? tls->standard_name
+            : tls->cipher_suite_case == GRPC__CHANNELZ__V1__SECURITY__TLS__CIPHER_SUITE_OTHER_NAME
+                ? tls->other_name
+                : NULL;
         bad |= kv(t, "TLS CIPHER SUITE", cs ? cs : "-");
         fmt_cert(&tls->local_certificate, b, sizeof(b));
         bad |= kv(t, "TLS LOCAL CERTIFICATE", b);
@@ -654,7 +659,8 @@ static int cmd_socket(struct ctl *c, const struct ctl_args *a)
         return rc;
     uint64_t id;
     if (a->n_pos != 1 || ctl_parse_u64(a->pos[0], 1, INT64_MAX, &id) != 0)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "channelz socket needs a socket ID: channelz socket ID");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "channelz socket needs a socket ID: channelz socket ID");
     Grpc__Channelz__V1__GetSocketRequest req = GRPC__CHANNELZ__V1__GET_SOCKET_REQUEST__INIT;
     req.socket_id = (int64_t)id;
     req.summary = ctl_bool(a, "summary");
@@ -687,21 +693,29 @@ static const struct ctl_flag socket_flags[] = {
 };
 
 static const struct ctl_cmd cz_servers = {
-    .name = "servers", .use = "servers",
+    .name = "servers",
+    .use = "servers",
     .summary = "Lists the member's gRPC servers, their calls and listen sockets",
     .run = cmd_servers};
 static const struct ctl_cmd cz_sockets = {
-    .name = "sockets", .use = "sockets [options]",
+    .name = "sockets",
+    .use = "sockets [options]",
     .summary = "Lists the connections of every server (or of --server ID) with their counters",
-    .flags = sockets_flags, .n_flags = 1, .run = cmd_sockets};
-static const struct ctl_cmd cz_channels = {
-    .name = "channels", .use = "channels",
-    .summary = "Lists the member's top-level client channels",
-    .run = cmd_channels};
-static const struct ctl_cmd cz_socket = {
-    .name = "socket", .use = "socket <id> [options]",
-    .summary = "Shows one socket in full, with its TLS data if any",
-    .flags = socket_flags, .n_flags = 1, .run = cmd_socket};
+    .flags = sockets_flags,
+    .n_flags = 1,
+    .run = cmd_sockets};
+static const struct ctl_cmd cz_channels = {.name = "channels",
+                                           .use = "channels",
+                                           .summary =
+                                               "Lists the member's top-level client channels",
+                                           .run = cmd_channels};
+static const struct ctl_cmd cz_socket = {.name = "socket",
+                                         .use = "socket <id> [options]",
+                                         .summary =
+                                             "Shows one socket in full, with its TLS data if any",
+                                         .flags = socket_flags,
+                                         .n_flags = 1,
+                                         .run = cmd_socket};
 
 static const struct ctl_cmd *const cz_subs[] = {
     &cz_channels, &cz_servers, &cz_socket, &cz_sockets, NULL,

@@ -239,11 +239,13 @@ static int cmd_zsh(struct ctl *c, const struct ctl_args *a)
 }
 
 static const struct ctl_cmd comp_bash = {
-    .name = "bash", .use = "bash",
+    .name = "bash",
+    .use = "bash",
     .summary = "Prints the bash completion script (source <(metcdctl completion bash))",
     .run = cmd_bash};
 static const struct ctl_cmd comp_zsh = {
-    .name = "zsh", .use = "zsh",
+    .name = "zsh",
+    .use = "zsh",
     .summary = "Prints the zsh completion script (save it as _metcdctl on $fpath)",
     .run = cmd_zsh};
 
