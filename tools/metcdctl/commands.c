@@ -3,6 +3,8 @@
 #include "tools/metcdctl/ctl.h"
 
 const struct ctl_cmd *const ctl_commands[] = {
+    &ctl_cmd_channelz,
+    &ctl_cmd_completion,
     &ctl_cmd_id,
     NULL,
 };

@@ -167,6 +167,8 @@ int ctl_apply_global(struct ctl *c, const struct ctl_flag *f, const char *value)
 
 /* The root's commands, NULL-terminated (commands.c). */
 extern const struct ctl_cmd *const ctl_commands[];
+extern const struct ctl_cmd ctl_cmd_channelz;   /* cmd_channelz.c */
+extern const struct ctl_cmd ctl_cmd_completion; /* cmd_completion.c */
 extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
