@@ -3,6 +3,11 @@
 #include "tools/metcdctl/ctl.h"
 
 const struct ctl_cmd *const ctl_commands[] = {
+    &ctl_cmd_compaction,
+    &ctl_cmd_del,
+    &ctl_cmd_get,
     &ctl_cmd_id,
+    &ctl_cmd_put,
+    &ctl_cmd_txn,
     NULL,
 };
