@@ -4,7 +4,12 @@
 
 const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_channelz,
+    &ctl_cmd_compaction,
     &ctl_cmd_completion,
+    &ctl_cmd_del,
+    &ctl_cmd_get,
     &ctl_cmd_id,
+    &ctl_cmd_put,
+    &ctl_cmd_txn,
     NULL,
 };

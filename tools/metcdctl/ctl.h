@@ -170,6 +170,8 @@ extern const struct ctl_cmd *const ctl_commands[];
 extern const struct ctl_cmd ctl_cmd_channelz;   /* cmd_channelz.c */
 extern const struct ctl_cmd ctl_cmd_completion; /* cmd_completion.c */
 extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
+extern const struct ctl_cmd ctl_cmd_compaction, ctl_cmd_del, ctl_cmd_get, ctl_cmd_put; /* cmd_kv.c */
+extern const struct ctl_cmd ctl_cmd_txn; /* cmd_txn.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
  * stdin). */
