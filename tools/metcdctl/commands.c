@@ -4,5 +4,6 @@
 
 const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_id,
+    &ctl_cmd_lease,
     NULL,
 };

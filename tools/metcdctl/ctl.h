@@ -168,6 +168,7 @@ int ctl_apply_global(struct ctl *c, const struct ctl_flag *f, const char *value)
 /* The root's commands, NULL-terminated (commands.c). */
 extern const struct ctl_cmd *const ctl_commands[];
 extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
+extern const struct ctl_cmd ctl_cmd_lease; /* cmd_lease.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
  * stdin). */
