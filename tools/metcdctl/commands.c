@@ -3,7 +3,10 @@
 #include "tools/metcdctl/ctl.h"
 
 const struct ctl_cmd *const ctl_commands[] = {
+    &ctl_cmd_auth,
     &ctl_cmd_id,
     &ctl_cmd_lease,
+    &ctl_cmd_role,
+    &ctl_cmd_user,
     NULL,
 };

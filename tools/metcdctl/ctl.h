@@ -169,6 +169,7 @@ int ctl_apply_global(struct ctl *c, const struct ctl_flag *f, const char *value)
 extern const struct ctl_cmd *const ctl_commands[];
 extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
 extern const struct ctl_cmd ctl_cmd_lease; /* cmd_lease.c */
+extern const struct ctl_cmd ctl_cmd_auth, ctl_cmd_role, ctl_cmd_user; /* cmd_auth.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
  * stdin). */
