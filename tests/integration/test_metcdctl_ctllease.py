@@ -5,6 +5,7 @@ make-mirror check when metcdctl has it.
     test_metcdctl_ctllease.py METCD METCDCTL"""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -135,10 +136,69 @@ def auth_script(g):
     g.step("user", "list")
 
 
+HOLD_MASK = golden.mask_regex(r'"key":"[^"]*"', r'"lease":\d+', r'"Lease" : \d+',
+                              r"[0-9a-f]{16}")
+
+
+def start_bg(g, *args):
+    cmd = [g.binary, "--endpoints", g.endpoints(), "--dial-timeout=2s"] + list(args)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, ETCDCTL_API="3"), cwd=g.workdir)
+
+
+def finish_bg(g, name, proc, sig=None, mask=None):
+    """Stops a background command (sig, or waits) and records it like a step."""
+    if sig is not None:
+        proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    out = g.normalize(out)
+    err = g.normalize(harness.error_line(err.decode(errors="replace")).encode())
+    if mask:
+        out, err = mask(out), mask(err)
+    g.records.append((name, proc.returncode, out, err))
+
+
+def lock_script(g):
+    sh = "echo key=$ETCD_LOCK_KEY rev=$ETCD_LOCK_REV; echo args: \"$@\""
+    g.step("lock", "mylock", "--", "sh", "-c", sh, "x", "a b", "c", mask=HOLD_MASK)
+    g.step("lock", "--ttl", "5", "mylock", "--", "sh", "-c", "exit 3")
+    g.step("lock", "mylock", "no-such-command-here")
+    g.step("lock", "mylock", "--", "sh", "-c", "kill -9 $$")
+    for f in ("simple", "json", "fields", "table"):
+        p = start_bg(g, "-w", f, "lock", "held")
+        time.sleep(0.8)
+        # the key is held meanwhile: a second locker waits its turn
+        etcdctl(g, "get", "--prefix", "held")
+        finish_bg(g, "-w %s lock held (SIGINT)" % f, p, signal.SIGINT, mask=HOLD_MASK)
+    p = start_bg(g, "lock", "held2")
+    time.sleep(0.8)
+    finish_bg(g, "lock held2 (SIGTERM)", p, signal.SIGTERM, mask=HOLD_MASK)
+    g.step("lock")
+    # elect: an observer, a campaigner, then both stopped
+    obs = start_bg(g, "elect", "-l", "el")
+    time.sleep(0.6)
+    cand = start_bg(g, "elect", "el", "prop1")
+    time.sleep(1.0)
+    finish_bg(g, "elect el prop1 (SIGTERM)", cand, signal.SIGTERM, mask=HOLD_MASK)
+    time.sleep(0.5)
+    finish_bg(g, "elect -l el (SIGINT)", obs, signal.SIGINT, mask=HOLD_MASK)
+    cand = start_bg(g, "-w", "json", "elect", "el2", "p2")
+    time.sleep(1.0)
+    finish_bg(g, "-w json elect el2 p2 (SIGINT)", cand, signal.SIGINT, mask=HOLD_MASK)
+    g.step("elect", "el")
+    g.step("elect", "-l", "el", "p")
+    g.step("elect")
+    g.step("elect", "a", "b", "c")
+
+
 def main():
     metcd, metcdctl = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     rc = 0
-    for script in (lease_script, auth_script):
+    for script in (lease_script, auth_script, lock_script):
         rc |= golden.compare(metcd, metcdctl, script, members=1)
     sys.exit(rc)
 
