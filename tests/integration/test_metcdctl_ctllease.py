@@ -195,11 +195,68 @@ def lock_script(g):
     g.step("elect", "a", "b", "c")
 
 
+def mirror_check(metcd, metcdctl):
+    """make-mirror into a second member: the synced keys, then watched
+    puts, deletes and a multi-key txn, under --dest-prefix and without a
+    prefix. Not golden (etcdctl's mirror prints only every 30 s)."""
+    failures = 0
+    src, dst = harness.Server(metcd, name="src"), harness.Server(metcd, name="dst")
+    src.start()
+    dst.start()
+    try:
+        for i in range(3):
+            src.ctl("put", "mm/k%d" % i, "v%d" % i, check=True)
+        src.ctl("put", "other", "x", check=True)
+        cases = [(["--prefix", "mm/", "--dest-prefix", "copy/"], "copy/"),
+                 ([], "")]
+        for flags, dpfx in cases:
+            p = subprocess.Popen([metcdctl, "--endpoints", src.endpoint, "make-mirror"] + flags +
+                                 [dst.endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.0)
+            src.ctl("put", "mm/new", "n", check=True)
+            src.ctl("del", "mm/k0", check=True)
+            src.ctl("txn", stdin="\nput mm/t1 a\nput mm/t2 b\n\n\n", check=True)
+            deadline = time.time() + 10
+            want = ["%s%s" % (dpfx, k) for k in ("mm/k1", "mm/k2", "mm/new", "mm/t1", "mm/t2")]
+            if dpfx:
+                want = [w.replace("copy/mm/", "copy/") for w in want]
+            else:
+                want.append("other")
+            while time.time() < deadline:
+                keys = dst.ctl("get", "--prefix", dpfx or "", "--keys-only").stdout.split()
+                if sorted(keys) == sorted(want):
+                    break
+                time.sleep(0.2)
+            p.terminate()
+            _, err = p.communicate(timeout=10)
+            ok = sorted(keys) == sorted(want)
+            print("%s make-mirror %s: %s" % ("ok  " if ok else "FAIL", " ".join(flags) or
+                                             "(all keys)", keys if not ok else "mirrored"))
+            failures += not ok
+            dst.ctl("del", "--prefix", "", check=True)
+            src.ctl("put", "mm/k0", "v0", check=True)
+        r = subprocess.run([metcdctl, "--endpoints", src.endpoint, "make-mirror",
+                            "--no-dest-prefix", "--dest-prefix", "x", dst.endpoint],
+                           capture_output=True, timeout=20)
+        ok = r.returncode == 128 and b"cannot be set at the same time" in r.stderr
+        print("%s make-mirror --no-dest-prefix with --dest-prefix refused" % ("ok  " if ok
+                                                                              else "FAIL"))
+        failures += not ok
+    finally:
+        src.kill()
+        dst.kill()
+        src.cleanup()
+        dst.cleanup()
+    print("make-mirror: %d failed" % failures)
+    return 1 if failures else 0
+
+
 def main():
     metcd, metcdctl = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     rc = 0
     for script in (lease_script, auth_script, lock_script):
         rc |= golden.compare(metcd, metcdctl, script, members=1)
+    rc |= mirror_check(metcd, metcdctl)
     sys.exit(rc)
 
 

@@ -8,6 +8,7 @@ const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_id,
     &ctl_cmd_lease,
     &ctl_cmd_lock,
+    &ctl_cmd_make_mirror,
     &ctl_cmd_role,
     &ctl_cmd_user,
     NULL,
