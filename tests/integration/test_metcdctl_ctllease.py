@@ -61,6 +61,7 @@ def lease_script(g):
     g.step("lease", "timetolive", "1234", formats=FMTS)
     g.step("lease", "keep-alive", "--once", "1234", formats=("simple", "json"))
     g.step("lease", "revoke", "1234")
+    g.step("lease", "keep-alive", "1234", formats=("simple", "json"))
     g.step("lease", "grant")
     g.step("lease", "grant", "x")
     g.step("lease", "grant", "1", "2")
@@ -103,6 +104,10 @@ def auth_script(g):
     # errors
     g.step("user", "add", "u1:x")
     g.step("user", "add", ":x")
+    g.step("user", "add", "ask", stdin="abc\nabd\n")
+    g.step("user", "add", "ask", stdin="\n")
+    g.step("user", "add", "ask", stdin="abc\n")
+    g.step("user", "passwd", "u1", stdin="abc\nabd\n")
     g.step("user", "add")
     g.step("user", "delete", "nobody")
     g.step("user", "get", "nobody")

@@ -99,25 +99,30 @@ static void scan_word(struct ctl *c, char *buf, size_t len)
     buf[n] = 0;
 }
 
-/* speakeasy.Ask twice, as etcdctl's readPasswordInteractive: 0, or the
- * error printed and its exit status. */
+/* speakeasy.Ask: the prompt and then a newline on stdout, a line from
+ * stdin (echo off on a terminal); "" at EOF. */
+static void ask_line(struct ctl *c, const char *prompt, char *buf, size_t len)
+{
+    fputs(prompt, c->out);
+    fflush(c->out);
+    if (!fgets(buf, (int)len, c->in))
+        buf[0] = 0;
+    fputc('\n', c->out);
+    fflush(c->out);
+    buf[strcspn(buf, "\r\n")] = 0;
+}
+
+/* etcdctl's readPasswordInteractive: asks twice. 0, or the error printed
+ * and its exit status. */
 static int ask_password(struct ctl *c, const char *name, char *buf, size_t len)
 {
-    char again[256];
-    fprintf(c->err, "Password of %s: ", name);
-    fflush(c->err);
-    if (!fgets(buf, (int)len, c->in))
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "failed to ask password: EOF");
-    buf[strcspn(buf, "\r\n")] = 0;
-    fputc('\n', c->err);
+    char prompt[320], again[256];
+    snprintf(prompt, sizeof(prompt), "Password of %s: ", name);
+    ask_line(c, prompt, buf, len);
     if (!buf[0])
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "empty password");
-    fprintf(c->err, "Type password of %s again for confirmation: ", name);
-    fflush(c->err);
-    if (!fgets(again, (int)sizeof(again), c->in))
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "failed to ask password: EOF");
-    again[strcspn(again, "\r\n")] = 0;
-    fputc('\n', c->err);
+    snprintf(prompt, sizeof(prompt), "Type password of %s again for confirmation: ", name);
+    ask_line(c, prompt, again, sizeof(again));
     if (strcmp(buf, again) != 0)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "given passwords are different");
     return 0;
