@@ -175,12 +175,12 @@ def lock_script(g):
     g.step("lock", "mylock", "--", "sh", "-c", "kill -9 $$")
     for f in ("simple", "json", "fields", "table"):
         p = start_bg(g, "-w", f, "lock", "held")
-        time.sleep(0.8)
+        time.sleep(1.2)
         # the key is held meanwhile: a second locker waits its turn
         etcdctl(g, "get", "--prefix", "held")
         finish_bg(g, "-w %s lock held (SIGINT)" % f, p, signal.SIGINT, mask=HOLD_MASK)
     p = start_bg(g, "lock", "held2")
-    time.sleep(0.8)
+    time.sleep(1.2)
     finish_bg(g, "lock held2 (SIGTERM)", p, signal.SIGTERM, mask=HOLD_MASK)
     g.step("lock")
     # elect: an observer, a campaigner, then both stopped
