@@ -134,7 +134,8 @@ static int ask_password(struct ctl *c, const char *name, char *buf, size_t len)
 static int cmd_user_add(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "user add command requires user name as its argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "user add command requires user name as its argument");
     char user[256], pass[256] = "";
     Authpb__UserAddOptions opts = AUTHPB__USER_ADD_OPTIONS__INIT;
     const char *arg = a->pos[0];
@@ -282,7 +283,8 @@ static int fetch_role(struct ctl *c, const char *role)
 static int cmd_user_get(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "user get command requires user name as its argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "user get command requires user name as its argument");
     Etcdserverpb__AuthUserGetRequest req = ETCDSERVERPB__AUTH_USER_GET_REQUEST__INIT;
     req.name = (char *)a->pos[0];
     ProtobufCMessage *m;
@@ -378,8 +380,7 @@ static int cmd_user_revoke_role(struct ctl *c, const struct ctl_args *a)
     if (a->n_pos != 2)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS,
                         "user revoke-role requires user name and role name as its argument");
-    Etcdserverpb__AuthUserRevokeRoleRequest req =
-        ETCDSERVERPB__AUTH_USER_REVOKE_ROLE_REQUEST__INIT;
+    Etcdserverpb__AuthUserRevokeRoleRequest req = ETCDSERVERPB__AUTH_USER_REVOKE_ROLE_REQUEST__INIT;
     req.name = (char *)a->pos[0];
     req.role = (char *)a->pos[1];
     char line[600];
@@ -394,7 +395,8 @@ static int cmd_user_revoke_role(struct ctl *c, const struct ctl_args *a)
 static int cmd_role_add(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "role add command requires role name as its argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "role add command requires role name as its argument");
     Etcdserverpb__AuthRoleAddRequest req = ETCDSERVERPB__AUTH_ROLE_ADD_REQUEST__INIT;
     req.name = (char *)a->pos[0];
     char line[320];
@@ -419,7 +421,8 @@ static int cmd_role_delete(struct ctl *c, const struct ctl_args *a)
 static int cmd_role_get(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "role get command requires role name as its argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "role get command requires role name as its argument");
     return fetch_role(c, a->pos[0]);
 }
 
@@ -459,9 +462,8 @@ static int cmd_role_list(struct ctl *c, const struct ctl_args *a)
 /* etcdctl's permRange: the key and range end a permission command's
  * arguments and --prefix/--from-key name. 0 or the error's status. end
  * must hold strlen(args[0]) + 1 bytes. */
-static int perm_range(struct ctl *c, const struct ctl_args *a, const char *const *args,
-                      size_t n, ProtobufCBinaryData *key, ProtobufCBinaryData *end,
-                      uint8_t *endbuf)
+static int perm_range(struct ctl *c, const struct ctl_args *a, const char *const *args, size_t n,
+                      ProtobufCBinaryData *key, ProtobufCBinaryData *end, uint8_t *endbuf)
 {
     bool prefix = ctl_bool(a, "prefix"), from_key = ctl_bool(a, "from-key");
     static uint8_t zero[1] = {0};
@@ -469,7 +471,8 @@ static int perm_range(struct ctl *c, const struct ctl_args *a, const char *const
     *end = (ProtobufCBinaryData){0, NULL};
     if (!args[0][0]) {
         if (prefix && from_key)
-            return ctl_fail(c, CTL_EXIT_BAD_ARGS, "--from-key and --prefix flags are mutually exclusive");
+            return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                            "--from-key and --prefix flags are mutually exclusive");
         *key = (ProtobufCBinaryData){1, zero};
         if (prefix || from_key)
             *end = (ProtobufCBinaryData){1, zero};
@@ -477,7 +480,8 @@ static int perm_range(struct ctl *c, const struct ctl_args *a, const char *const
     }
     if (n == 1) {
         if (prefix && from_key)
-            return ctl_fail(c, CTL_EXIT_BAD_ARGS, "--from-key and --prefix flags are mutually exclusive");
+            return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                            "--from-key and --prefix flags are mutually exclusive");
         if (prefix)
             *end = (ProtobufCBinaryData){prefix_end(key->data, key->len, endbuf), endbuf};
         else if (from_key)
@@ -552,8 +556,8 @@ static int cmd_role_revoke(struct ctl *c, const struct ctl_args *a)
         if (!e->len) {
             fprintf(f, "Permission of key %s is revoked from role %s\n", a->pos[1], a->pos[0]);
         } else if (e->len == 1 && e->data[0] == 0) {
-            fprintf(f, "Permission of range [%s, <open ended> is revoked from role %s\n",
-                    a->pos[1], a->pos[0]);
+            fprintf(f, "Permission of range [%s, <open ended> is revoked from role %s\n", a->pos[1],
+                    a->pos[0]);
         } else {
             fprintf(f, "Permission of range [%s, ", a->pos[1]);
             fwrite(e->data, 1, e->len, f);
@@ -586,8 +590,8 @@ static int cmd_auth_enable(struct ctl *c, const struct ctl_args *a)
         int code;
         char *msg;
         rc = ctl_unary_quiet(c, "/etcdserverpb.Auth/AuthEnable", &req.base,
-                             &etcdserverpb__auth_enable_response__descriptor,
-                             c->command_timeout_ms, &m, &code, &msg);
+                             &etcdserverpb__auth_enable_response__descriptor, c->command_timeout_ms,
+                             &m, &code, &msg);
         if (m)
             protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
         bool no_root_role =
@@ -597,8 +601,7 @@ static int cmd_auth_enable(struct ctl *c, const struct ctl_args *a)
                 rc = ctl_fail(c, CTL_EXIT_ERROR, "%s",
                               rc != 0 || code == 4 /* DEADLINE_EXCEEDED */
                                   ? "context deadline exceeded"
-                              : msg && msg[0] ? msg
-                                              : "unknown error");
+                                  : msg && msg[0] ? msg : "unknown error");
                 metcd_free(msg);
                 return rc;
             }
@@ -671,75 +674,94 @@ static const struct ctl_flag revoke_flags[] = {
      "compare"},
 };
 
-static const struct ctl_cmd user_add = {
-    .name = "add", .use = "add <user name or user:password> [options]",
-    .summary = "Adds a new user", .flags = user_add_flags, .n_flags = 3, .run = cmd_user_add};
-static const struct ctl_cmd user_delete = {
-    .name = "delete", .use = "delete <user name>", .summary = "Deletes a user",
-    .run = cmd_user_delete};
-static const struct ctl_cmd user_get = {
-    .name = "get", .use = "get <user name> [options]",
-    .summary = "Gets detailed information of a user", .flags = user_get_flags, .n_flags = 1,
-    .run = cmd_user_get};
+static const struct ctl_cmd user_add = {.name = "add",
+                                        .use = "add <user name or user:password> [options]",
+                                        .summary = "Adds a new user",
+                                        .flags = user_add_flags,
+                                        .n_flags = 3,
+                                        .run = cmd_user_add};
+static const struct ctl_cmd user_delete = {.name = "delete",
+                                           .use = "delete <user name>",
+                                           .summary = "Deletes a user",
+                                           .run = cmd_user_delete};
+static const struct ctl_cmd user_get = {.name = "get",
+                                        .use = "get <user name> [options]",
+                                        .summary = "Gets detailed information of a user",
+                                        .flags = user_get_flags,
+                                        .n_flags = 1,
+                                        .run = cmd_user_get};
 static const struct ctl_cmd user_list = {
     .name = "list", .use = "list", .summary = "Lists all users", .run = cmd_user_list};
-static const struct ctl_cmd user_passwd = {
-    .name = "passwd", .use = "passwd <user name> [options]",
-    .summary = "Changes password of user", .flags = user_passwd_flags, .n_flags = 1,
-    .run = cmd_user_passwd};
-static const struct ctl_cmd user_grant_role = {
-    .name = "grant-role", .use = "grant-role <user name> <role name>",
-    .summary = "Grants a role to a user", .run = cmd_user_grant_role};
-static const struct ctl_cmd user_revoke_role = {
-    .name = "revoke-role", .use = "revoke-role <user name> <role name>",
-    .summary = "Revokes a role from a user", .run = cmd_user_revoke_role};
+static const struct ctl_cmd user_passwd = {.name = "passwd",
+                                           .use = "passwd <user name> [options]",
+                                           .summary = "Changes password of user",
+                                           .flags = user_passwd_flags,
+                                           .n_flags = 1,
+                                           .run = cmd_user_passwd};
+static const struct ctl_cmd user_grant_role = {.name = "grant-role",
+                                               .use = "grant-role <user name> <role name>",
+                                               .summary = "Grants a role to a user",
+                                               .run = cmd_user_grant_role};
+static const struct ctl_cmd user_revoke_role = {.name = "revoke-role",
+                                                .use = "revoke-role <user name> <role name>",
+                                                .summary = "Revokes a role from a user",
+                                                .run = cmd_user_revoke_role};
 
 static const struct ctl_cmd *const user_subs[] = {
-    &user_add, &user_delete, &user_get, &user_list, &user_passwd, &user_grant_role,
-    &user_revoke_role, NULL,
+    &user_add,    &user_delete,     &user_get,         &user_list,
+    &user_passwd, &user_grant_role, &user_revoke_role, NULL,
 };
 
-const struct ctl_cmd ctl_cmd_user = {
-    .name = "user", .use = "user <subcommand>", .summary = "User related commands",
-    .subs = user_subs};
+const struct ctl_cmd ctl_cmd_user = {.name = "user",
+                                     .use = "user <subcommand>",
+                                     .summary = "User related commands",
+                                     .subs = user_subs};
 
 static const struct ctl_cmd role_add = {
     .name = "add", .use = "add <role name>", .summary = "Adds a new role", .run = cmd_role_add};
-static const struct ctl_cmd role_delete = {
-    .name = "delete", .use = "delete <role name>", .summary = "Deletes a role",
-    .run = cmd_role_delete};
-static const struct ctl_cmd role_get = {
-    .name = "get", .use = "get <role name>", .summary = "Gets detailed information of a role",
-    .run = cmd_role_get};
+static const struct ctl_cmd role_delete = {.name = "delete",
+                                           .use = "delete <role name>",
+                                           .summary = "Deletes a role",
+                                           .run = cmd_role_delete};
+static const struct ctl_cmd role_get = {.name = "get",
+                                        .use = "get <role name>",
+                                        .summary = "Gets detailed information of a role",
+                                        .run = cmd_role_get};
 static const struct ctl_cmd role_list = {
     .name = "list", .use = "list", .summary = "Lists all roles", .run = cmd_role_list};
 static const struct ctl_cmd role_grant = {
     .name = "grant-permission",
     .use = "grant-permission [options] <role name> <permission type> <key> [endkey]",
-    .summary = "Grants a key to a role", .flags = grant_flags, .n_flags = 2,
+    .summary = "Grants a key to a role",
+    .flags = grant_flags,
+    .n_flags = 2,
     .run = cmd_role_grant};
-static const struct ctl_cmd role_revoke = {
-    .name = "revoke-permission", .use = "revoke-permission <role name> <key> [endkey]",
-    .summary = "Revokes a key from a role", .flags = revoke_flags, .n_flags = 2,
-    .run = cmd_role_revoke};
+static const struct ctl_cmd role_revoke = {.name = "revoke-permission",
+                                           .use = "revoke-permission <role name> <key> [endkey]",
+                                           .summary = "Revokes a key from a role",
+                                           .flags = revoke_flags,
+                                           .n_flags = 2,
+                                           .run = cmd_role_revoke};
 
 static const struct ctl_cmd *const role_subs[] = {
     &role_add, &role_delete, &role_get, &role_list, &role_grant, &role_revoke, NULL,
 };
 
-const struct ctl_cmd ctl_cmd_role = {
-    .name = "role", .use = "role <subcommand>", .summary = "Role related commands",
-    .subs = role_subs};
+const struct ctl_cmd ctl_cmd_role = {.name = "role",
+                                     .use = "role <subcommand>",
+                                     .summary = "Role related commands",
+                                     .subs = role_subs};
 
 static const struct ctl_cmd auth_enable = {
-    .name = "enable", .use = "enable", .summary = "Enables authentication",
-    .run = cmd_auth_enable};
-static const struct ctl_cmd auth_disable = {
-    .name = "disable", .use = "disable", .summary = "Disables authentication",
-    .run = cmd_auth_disable};
+    .name = "enable", .use = "enable", .summary = "Enables authentication", .run = cmd_auth_enable};
+static const struct ctl_cmd auth_disable = {.name = "disable",
+                                            .use = "disable",
+                                            .summary = "Disables authentication",
+                                            .run = cmd_auth_disable};
 
 static const struct ctl_cmd *const auth_subs[] = {&auth_enable, &auth_disable, NULL};
 
-const struct ctl_cmd ctl_cmd_auth = {
-    .name = "auth", .use = "auth <enable or disable>",
-    .summary = "Enable or disable authentication", .subs = auth_subs};
+const struct ctl_cmd ctl_cmd_auth = {.name = "auth",
+                                     .use = "auth <enable or disable>",
+                                     .summary = "Enable or disable authentication",
+                                     .subs = auth_subs};

@@ -141,13 +141,13 @@ static int cmd_grant(struct ctl *c, const struct ctl_args *a)
     int code;
     char *msg;
     rc = ctl_unary_quiet(c, "/etcdserverpb.Lease/LeaseGrant", &req.base,
-                         &etcdserverpb__lease_grant_response__descriptor, c->command_timeout_ms,
-                         &m, &code, &msg);
+                         &etcdserverpb__lease_grant_response__descriptor, c->command_timeout_ms, &m,
+                         &code, &msg);
     if (rc != 0 || code != RPC_CODE_OK) {
         rc = ctl_fail(c, CTL_EXIT_ERROR, "failed to grant lease (%s)",
                       rc != 0 || code == RPC_CODE_DEADLINE_EXCEEDED ? "context deadline exceeded"
-                      : msg && msg[0]                              ? msg
-                                                                   : rpc_code_name(code));
+                      : msg && msg[0]                               ? msg
+                                                                    : rpc_code_name(code));
         metcd_free(msg);
         if (m)
             protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
@@ -202,8 +202,8 @@ static int cmd_revoke(struct ctl *c, const struct ctl_args *a)
     if (rc != 0 || code != RPC_CODE_OK) {
         rc = ctl_fail(c, CTL_EXIT_ERROR, "failed to revoke lease (%s)",
                       rc != 0 || code == RPC_CODE_DEADLINE_EXCEEDED ? "context deadline exceeded"
-                      : msg && msg[0]                              ? msg
-                                                                   : rpc_code_name(code));
+                      : msg && msg[0]                               ? msg
+                                                                    : rpc_code_name(code));
         metcd_free(msg);
         if (m)
             protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
@@ -239,7 +239,8 @@ static int cmd_revoke(struct ctl *c, const struct ctl_args *a)
 static int cmd_timetolive(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "lease timetolive command needs lease ID as argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "lease timetolive command needs lease ID as argument");
     Etcdserverpb__LeaseTimeToLiveRequest req = ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
     int rc = ctl_lease_parse_id(c, a->pos[0], &req.id);
     if (rc != 0)
@@ -251,12 +252,14 @@ static int cmd_timetolive(struct ctl *c, const struct ctl_args *a)
     ProtobufCMessage *m;
     int code;
     char *msg;
-    rc = ctl_unary_quiet(c, "/etcdserverpb.Lease/LeaseTimeToLive", &req.base,
-                         &etcdserverpb__lease_time_to_live_response__descriptor, 0, &m, &code,
-                         &msg);
+    rc =
+        ctl_unary_quiet(c, "/etcdserverpb.Lease/LeaseTimeToLive", &req.base,
+                        &etcdserverpb__lease_time_to_live_response__descriptor, 0, &m, &code, &msg);
     if (rc != 0 || code != RPC_CODE_OK) {
         rc = ctl_fail(c, CTL_EXIT_BAD_CONNECTION, "%s",
-                      rc != 0 ? rpc_strerror(rc) : msg && msg[0] ? msg : rpc_code_name(code));
+                      rc != 0         ? rpc_strerror(rc)
+                      : msg && msg[0] ? msg
+                                      : rpc_code_name(code));
         metcd_free(msg);
         if (m)
             protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
@@ -283,7 +286,8 @@ static int cmd_timetolive(struct ctl *c, const struct ctl_args *a)
         break;
     case CTL_FORMAT_FIELDS:
         ctl_fields_header(c, r->header ? &r->header->base : NULL);
-        fprintf(c->out, "\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n\"GrantedTTL\" : %" PRId64 "\n",
+        fprintf(c->out,
+                "\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n\"GrantedTTL\" : %" PRId64 "\n",
                 r->id, r->ttl, r->grantedttl);
         for (size_t i = 0; i < r->n_keys; i++) {
             fputs("\"Key\" : ", c->out);
@@ -303,7 +307,8 @@ static int cmd_timetolive(struct ctl *c, const struct ctl_args *a)
             fprintf(c->out, "lease %016" PRIx64 " already expired\n", (uint64_t)r->id);
             break;
         }
-        fprintf(c->out, "lease %016" PRIx64 " granted with TTL(%" PRId64 "s), remaining(%" PRId64 "s)",
+        fprintf(c->out,
+                "lease %016" PRIx64 " granted with TTL(%" PRId64 "s), remaining(%" PRId64 "s)",
                 (uint64_t)r->id, r->grantedttl, r->ttl);
         if (keys) {
             fputs(", attached keys([", c->out);
@@ -335,7 +340,9 @@ static int cmd_list(struct ctl *c, const struct ctl_args *a)
                          &etcdserverpb__lease_leases_response__descriptor, 0, &m, &code, &msg);
     if (rc != 0 || code != RPC_CODE_OK) {
         rc = ctl_fail(c, CTL_EXIT_BAD_CONNECTION, "%s",
-                      rc != 0 ? rpc_strerror(rc) : msg && msg[0] ? msg : rpc_code_name(code));
+                      rc != 0         ? rpc_strerror(rc)
+                      : msg && msg[0] ? msg
+                                      : rpc_code_name(code));
         metcd_free(msg);
         if (m)
             protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
@@ -395,8 +402,7 @@ static void on_ka_response(int64_t id, int64_t ttl, const Etcdserverpb__Response
         event_base_loopbreak(k->c->base);
         return;
     }
-    print_id_ttl(k->c, h, id, ttl, NULL,
-                 "lease %016" PRIx64 " keepalived with TTL(%" PRId64 ")\n");
+    print_id_ttl(k->c, h, id, ttl, NULL, "lease %016" PRIx64 " keepalived with TTL(%" PRId64 ")\n");
     if (k->once)
         event_base_loopbreak(k->c->base);
 }
@@ -415,7 +421,8 @@ static void on_ka_end(int code, const char *msg, void *data)
 static int cmd_keep_alive(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "lease keep-alive command needs lease ID as argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "lease keep-alive command needs lease ID as argument");
     struct ka_cmd k = {.c = c, .once = ctl_bool(a, "once")};
     int rc = ctl_lease_parse_id(c, a->pos[0], &k.id);
     if (rc != 0)
@@ -443,16 +450,20 @@ static const struct ctl_cmd lease_grant = {
     .name = "grant", .use = "grant <ttl>", .summary = "Creates leases", .run = cmd_grant};
 static const struct ctl_cmd lease_revoke = {
     .name = "revoke", .use = "revoke <leaseID>", .summary = "Revokes leases", .run = cmd_revoke};
-static const struct ctl_cmd lease_timetolive = {
-    .name = "timetolive", .use = "timetolive <leaseID> [options]",
-    .summary = "Get lease information", .flags = ttl_flags, .n_flags = 1,
-    .run = cmd_timetolive};
+static const struct ctl_cmd lease_timetolive = {.name = "timetolive",
+                                                .use = "timetolive <leaseID> [options]",
+                                                .summary = "Get lease information",
+                                                .flags = ttl_flags,
+                                                .n_flags = 1,
+                                                .run = cmd_timetolive};
 static const struct ctl_cmd lease_list = {
     .name = "list", .use = "list", .summary = "List all active leases", .run = cmd_list};
-static const struct ctl_cmd lease_keep_alive = {
-    .name = "keep-alive", .use = "keep-alive [options] <leaseID>",
-    .summary = "Keeps leases alive (renew)", .flags = ka_flags, .n_flags = 1,
-    .run = cmd_keep_alive};
+static const struct ctl_cmd lease_keep_alive = {.name = "keep-alive",
+                                                .use = "keep-alive [options] <leaseID>",
+                                                .summary = "Keeps leases alive (renew)",
+                                                .flags = ka_flags,
+                                                .n_flags = 1,
+                                                .run = cmd_keep_alive};
 
 static const struct ctl_cmd *const lease_subs[] = {
     &lease_grant, &lease_revoke, &lease_timetolive, &lease_list, &lease_keep_alive, NULL,

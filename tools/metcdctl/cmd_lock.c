@@ -135,7 +135,7 @@ static int call_unbounded(struct ctl *c, const char *path, const ProtobufCMessag
     int rc = ctl_unary_quiet(c, path, req, desc, 0, resp, &code, &msg);
     if (rc != 0 || code != RPC_CODE_OK) {
         rc = ctl_fail(c, CTL_EXIT_ERROR, "%s",
-                      rc != 0        ? rpc_strerror(rc)
+                      rc != 0         ? rpc_strerror(rc)
                       : msg && msg[0] ? msg
                                       : rpc_code_name(code));
         metcd_free(msg);
@@ -247,9 +247,9 @@ static void exit_text(int st, char *buf, size_t len)
     static const struct {
         int sig;
         const char *name;
-    } names[] = {{SIGKILL, "killed"},     {SIGTERM, "terminated"}, {SIGINT, "interrupt"},
-                 {SIGHUP, "hangup"},      {SIGQUIT, "quit"},       {SIGSEGV, "segmentation fault"},
-                 {SIGABRT, "aborted"},    {SIGPIPE, "broken pipe"}};
+    } names[] = {{SIGKILL, "killed"},  {SIGTERM, "terminated"}, {SIGINT, "interrupt"},
+                 {SIGHUP, "hangup"},   {SIGQUIT, "quit"},       {SIGSEGV, "segmentation fault"},
+                 {SIGABRT, "aborted"}, {SIGPIPE, "broken pipe"}};
     int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (names[i].sig == sig) {
@@ -466,8 +466,8 @@ static int observe(struct ctl *c, const char *name)
     const struct rpc_md *md = ctl_md(c, &n_md);
     struct rpc_ccall *call = NULL;
     rc = rpc_ccall_start(c->client, "/v3electionpb.Election/Observe",
-                         &v3electionpb__leader_response__descriptor, md, n_md, 0, &observe_ops,
-                         &o, &call);
+                         &v3electionpb__leader_response__descriptor, md, n_md, 0, &observe_ops, &o,
+                         &call);
     if (rc != 0) {
         rc = ctl_fail(c, CTL_EXIT_ERROR, "%s", rpc_strerror(rc));
         goto out;
@@ -496,8 +496,9 @@ out:
 static int cmd_elect(struct ctl *c, const struct ctl_args *a)
 {
     if (a->n_pos != 1 && a->n_pos != 2)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "elect takes one election name argument and an "
-                                              "optional proposal argument");
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "elect takes one election name argument and an "
+                        "optional proposal argument");
     bool listen = ctl_bool(a, "listen");
     if (a->n_pos == 1 && !listen)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "no proposal argument but -l not set");

@@ -253,14 +253,12 @@ static void on_watch_message(struct rpc_ccall *call, const ProtobufCMessage *msg
     }
 }
 
-static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const char *msg,
-                           void *data)
+static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const char *msg, void *data)
 {
     (void)call;
     struct mirror *m = data;
     if (!m->done)
-        m->rc = ctl_fail(m->src, CTL_EXIT_ERROR, "%s",
-                         msg && msg[0] ? msg : rpc_code_name(code));
+        m->rc = ctl_fail(m->src, CTL_EXIT_ERROR, "%s", msg && msg[0] ? msg : rpc_code_name(code));
     m->done = true;
     event_base_loopbreak(m->src->base);
 }
@@ -292,8 +290,8 @@ static int sync_updates(struct mirror *m, uint8_t *endbuf, int64_t rev)
     const struct rpc_md *md = ctl_md(c, &n_md);
     struct rpc_ccall *call;
     int rc = rpc_ccall_start(c->client, "/etcdserverpb.Watch/Watch",
-                             &etcdserverpb__watch_response__descriptor, md, n_md, 0, &watch_ops,
-                             m, &call);
+                             &etcdserverpb__watch_response__descriptor, md, n_md, 0, &watch_ops, m,
+                             &call);
     if (rc != 0)
         return ctl_fail(c, CTL_EXIT_ERROR, "%s", rpc_strerror(rc));
     if (rpc_ccall_send(call, &req.base) != 0) {

@@ -80,8 +80,8 @@ int ctl_keepalive_start(struct ctl *c, int64_t id, ctl_ka_response_fn on_respons
     struct ctl_keepalive *ka = metcd_calloc(1, sizeof(*ka));
     if (!ka)
         return RPC_ERR_NOMEM;
-    *ka = (struct ctl_keepalive){.c = c, .id = id, .on_response = on_response,
-                                 .on_end = on_end, .data = data};
+    *ka = (struct ctl_keepalive){
+        .c = c, .id = id, .on_response = on_response, .on_end = on_end, .data = data};
     ka->timer = evtimer_new(c->base, on_ka_timer, ka);
     if (!ka->timer) {
         metcd_free(ka);
