@@ -132,6 +132,11 @@ static int cmd_grant(struct ctl *c, const struct ctl_args *a)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "lease grant command needs TTL argument");
     Etcdserverpb__LeaseGrantRequest req = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
     char err[160];
+    /* strconv.ParseInt(s, 10, 64): decimal only, no base prefix */
+    const char *d = a->pos[0] + (a->pos[0][0] == '+' || a->pos[0][0] == '-');
+    if (!d[0] || strspn(d, "0123456789") != strlen(d))
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "bad TTL (strconv.ParseInt: parsing \"%s\": invalid syntax)", a->pos[0]);
     if (ctl_go_parse_int(a->pos[0], &req.ttl, err, sizeof(err)) != 0)
         return ctl_fail(c, CTL_EXIT_BAD_ARGS, "bad TTL (%s)", err);
     int rc = ctl_connect(c);
