@@ -3,13 +3,20 @@
 #include "tools/metcdctl/ctl.h"
 
 const struct ctl_cmd *const ctl_commands[] = {
+    &ctl_cmd_auth,
     &ctl_cmd_channelz,
     &ctl_cmd_compaction,
     &ctl_cmd_completion,
     &ctl_cmd_del,
+    &ctl_cmd_elect,
     &ctl_cmd_get,
     &ctl_cmd_id,
+    &ctl_cmd_lease,
+    &ctl_cmd_lock,
+    &ctl_cmd_make_mirror,
     &ctl_cmd_put,
+    &ctl_cmd_role,
     &ctl_cmd_txn,
+    &ctl_cmd_user,
     NULL,
 };

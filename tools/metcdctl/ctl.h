@@ -172,6 +172,10 @@ extern const struct ctl_cmd ctl_cmd_completion; /* cmd_completion.c */
 extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
 extern const struct ctl_cmd ctl_cmd_compaction, ctl_cmd_del, ctl_cmd_get, ctl_cmd_put; /* cmd_kv.c */
 extern const struct ctl_cmd ctl_cmd_txn; /* cmd_txn.c */
+extern const struct ctl_cmd ctl_cmd_lease; /* cmd_lease.c */
+extern const struct ctl_cmd ctl_cmd_auth, ctl_cmd_role, ctl_cmd_user; /* cmd_auth.c */
+extern const struct ctl_cmd ctl_cmd_elect, ctl_cmd_lock; /* cmd_lock.c */
+extern const struct ctl_cmd ctl_cmd_make_mirror; /* cmd_mirror.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
  * stdin). */

@@ -79,7 +79,7 @@ void ctl_print_bytes(struct ctl *c, const void *s, size_t len)
 {
     if (c->hex)
         ctl_hex_bytes(c->out, s, len);
-    else
+    else if (len) /* an empty protobuf-c bytes field has data NULL */
         fwrite(s, 1, len, c->out);
 }
 
