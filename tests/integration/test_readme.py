@@ -3,7 +3,8 @@ checks every output it shows.
 
 Each `$ command` line of the section's indented blocks is a step; the
 lines under it, up to the next step, are its expected output, compared
-line by line (`*` matches what varies, nothing else is special). A step commented
+line by line (`*` matches what varies, nothing else is special; a line
+`...` stands for any number of lines). A step commented
 `# second terminal` runs in the background; its output is checked after
 the next block has run. The walkthrough's own set-up is replaced by the
 test's: `tools/cluster ...` lines are skipped (the test starts a
@@ -31,6 +32,15 @@ def match(line, pattern):
     """The whole line against pattern, where only '*' is special."""
     rx = ".*".join(re.escape(part) for part in pattern.split("*"))
     return re.fullmatch(rx, line) is not None
+
+
+def match_lines(got, want):
+    """Line by line; an expected line "..." stands for any number of lines."""
+    if not want:
+        return not got
+    if want[0] == "...":
+        return any(match_lines(got[k:], want[1:]) for k in range(len(got) + 1))
+    return bool(got) and match(got[0], want[0]) and match_lines(got[1:], want[1:])
 
 
 def parse(readme):
@@ -127,7 +137,7 @@ def main():
             want = st["expect"]
             while got and not got[-1]:
                 got = got[:-1]  # etcdctl ends a watch response with a blank line
-            ok = len(got) == len(want) and all(match(g, w) for g, w in zip(got, want))
+            ok = match_lines(got, want)
             checks += 1
             if ok:
                 print("ok   $ %s" % st["cmd"])
