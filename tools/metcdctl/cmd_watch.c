@@ -35,8 +35,8 @@
 
 extern char **environ;
 
-#define MAX_WATCHERS 64    /* interactive mode's watches on the stream */
-#define MAX_LINE 65536     /* an interactive request line */
+#define MAX_WATCHERS 64 /* interactive mode's watches on the stream */
+#define MAX_LINE 65536  /* an interactive request line */
 #define MAX_EXEC_ARGS CTL_MAX_ARGS
 #define BACKOFF_MAX_MS 1000
 
@@ -121,8 +121,8 @@ static int prefix_end(const uint8_t *key, size_t len, uint8_t **end, size_t *end
 
 /* getWatchChan: key [range_end] (a third argument is ignored, as there)
  * with the flags. 0, or -1 with the reason in err. */
-static int spec_make(struct wspec *s, const char *const *args, size_t n, bool prefix,
-                     char *err, size_t errlen)
+static int spec_make(struct wspec *s, const char *const *args, size_t n, bool prefix, char *err,
+                     size_t errlen)
 {
     if (n < 1) {
         snprintf(err, errlen, "bad number of arguments");
@@ -376,8 +376,8 @@ static char *quoted(const void *p, size_t n, const char *prefix)
 
 static bool is_ours(const char *e)
 {
-    static const char *const names[] = {"ETCD_WATCH_REVISION=", "ETCD_WATCH_EVENT_TYPE=",
-                                        "ETCD_WATCH_KEY=", "ETCD_WATCH_VALUE="};
+    static const char *const names[] = {
+        "ETCD_WATCH_REVISION=", "ETCD_WATCH_EVENT_TYPE=", "ETCD_WATCH_KEY=", "ETCD_WATCH_VALUE="};
     for (size_t i = 0; i < 4; i++)
         if (!strncmp(e, names[i], strlen(names[i])))
             return true;
@@ -510,8 +510,7 @@ static int send_create(struct wsession *s, struct watcher *w)
 }
 
 static void on_watch_message(struct rpc_ccall *call, const ProtobufCMessage *msg, void *data);
-static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const char *msg,
-                           void *data);
+static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const char *msg, void *data);
 static const struct rpc_ccall_ops watch_ops = {
     .on_message = on_watch_message,
     .on_close = on_watch_close,
@@ -689,8 +688,7 @@ static void on_watch_message(struct rpc_ccall *call, const ProtobufCMessage *msg
         deliver(s, w, r);
 }
 
-static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const char *msg,
-                           void *data)
+static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const char *msg, void *data)
 {
     (void)call;
     struct wsession *s = data;
@@ -700,7 +698,8 @@ static void on_watch_close(struct rpc_ccall *call, enum rpc_code code, const cha
         return;
     /* clientv3 resumes on Unavailable and Internal; any other status ends
      * the watch */
-    if (s->recreate || code == RPC_CODE_OK || code == RPC_CODE_UNAVAILABLE || code == RPC_CODE_INTERNAL) {
+    if (s->recreate || code == RPC_CODE_OK || code == RPC_CODE_UNAVAILABLE ||
+        code == RPC_CODE_INTERNAL) {
         s->recreate = false;
         schedule_retry(s);
         return;
@@ -735,12 +734,23 @@ static int argify(char *line, char **argv, size_t max)
                 if (q == '"' && *p == '\\' && p[1]) {
                     p++;
                     switch (*p) {
-                    case 'n': *out++ = '\n'; break;
-                    case 't': *out++ = '\t'; break;
-                    case 'r': *out++ = '\r'; break;
-                    case '\\': *out++ = '\\'; break;
-                    case '"': *out++ = '"'; break;
-                    default: return -1;
+                    case 'n':
+                        *out++ = '\n';
+                        break;
+                    case 't':
+                        *out++ = '\t';
+                        break;
+                    case 'r':
+                        *out++ = '\r';
+                        break;
+                    case '\\':
+                        *out++ = '\\';
+                        break;
+                    case '"':
+                        *out++ = '"';
+                        break;
+                    default:
+                        return -1;
                     }
                     p++;
                     continue;
@@ -829,8 +839,7 @@ static int parse_line_flags(char **argv, size_t argc, struct line_args *la, char
                 }
                 char why[200];
                 if (ctl_go_parse_int(v, &la->rev, why, sizeof(why)) != 0) {
-                    snprintf(err, errlen, "invalid argument \"%s\" for \"--rev\" flag: %s", v,
-                             why);
+                    snprintf(err, errlen, "invalid argument \"%s\" for \"--rev\" flag: %s", v, why);
                     return -1;
                 }
                 continue;
