@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from test_cluster import Cluster, wait_for  # noqa: E402
 
-BEFORE = 25  # writes acknowledged before the kill
-AFTER = 25   # writes acknowledged after the kill
+BEFORE = 20  # writes acknowledged before the first kill
+AFTER = 20   # writes acknowledged after each kill
 
 
 def attached_to(pid, port):
@@ -75,8 +75,10 @@ def main():
         victim = wait_for(lambda: c.leader(range(3)))
         if not check(victim is not None, "a leader is elected"):
             return 1
-        writer_at = (victim + 1) % 3
-        order = [victim] + [i for i in range(3) if i != victim]
+        leader = victim
+        follower, writer_at = [i for i in range(3) if i != leader]
+        # the watch tries the follower first, then the leader
+        order = [follower, leader, writer_at]
         r = c.ctl(writer_at, "get", "nothing", "-w", "json", check=True)
         start = json.loads(r.stdout)["header"]["revision"] + 1
         watch = subprocess.Popen(
@@ -106,22 +108,32 @@ def main():
                     acked[0] += 1
         wt = threading.Thread(target=writer, daemon=True)
         wt.start()
+
+        def kill_under(victim, what):
+            """Kills the member the watch is attached to while the watch
+            sleeps (SIGSTOP) across the kill and the writes that follow,
+            so its resumed stream must replay them: a watch resuming "from
+            now" would leave a gap, one resuming too early a duplicate."""
+            check(wait_for(lambda: attached_to(watch.pid, c.cports[victim]), timeout=10)
+                  is not None, "the watch is attached to the %s (member %d)" % (what, victim))
+            watch.send_signal(signal.SIGSTOP)
+            c.kill(victim, signal.SIGKILL)
+            base = acked[0]
+            check(wait_for(lambda: acked[0] >= base + AFTER // 2, timeout=40) is not None,
+                  "%d writes after killing the %s, the watch stopped" % (AFTER // 2, what))
+            watch.send_signal(signal.SIGCONT)
+            check(wait_for(lambda: acked[0] >= base + AFTER, timeout=40) is not None,
+                  "%d writes after killing the %s" % (AFTER, what))
+
         check(wait_for(lambda: acked[0] >= BEFORE, timeout=30) is not None,
-              "%d writes before the kill" % BEFORE)
-        check(attached_to(watch.pid, c.cports[victim]),
-              "the watch is attached to the leader (member %d)" % victim)
+              "%d writes before the first kill" % BEFORE)
         seen_before = out.count(b"PUT\n")
-        # The watch sleeps across the kill and the first writes under the
-        # new leader, so its resumed stream must replay them: a watch
-        # resuming "from now" would leave a gap.
-        watch.send_signal(signal.SIGSTOP)
-        c.kill(victim, signal.SIGKILL)
-        base = acked[0]
-        check(wait_for(lambda: acked[0] >= base + AFTER // 2, timeout=40) is not None,
-              "%d writes after the kill (a new leader), the watch stopped" % (AFTER // 2))
-        watch.send_signal(signal.SIGCONT)
-        check(wait_for(lambda: acked[0] >= base + AFTER, timeout=40) is not None,
-              "%d writes after the kill" % AFTER)
+        kill_under(follower, "follower")
+        # the follower comes back (quorum for the second kill); the watch
+        # has moved to the leader
+        c.start(follower)
+        c.wait_ready(follower)
+        kill_under(leader, "leader")
         stop.set()
         wt.join(timeout=40)
 
@@ -139,8 +151,8 @@ def main():
         rt.join(timeout=10)
         err = watch.stderr.read().decode(errors="replace")
         got = bytes(out)
-        check(seen_before > 0 and len(kvs) >= BEFORE + AFTER,
-              "events before the kill (%d) and a history of %d writes"
+        check(seen_before > 0 and len(kvs) >= BEFORE + 2 * AFTER,
+              "events before the first kill (%d) and a history of %d writes"
               % (seen_before, len(kvs)))
         if not check(got == want, "the watch printed exactly the write history "
                      "(%d events, no gap, no duplicate)" % len(kvs)):
