@@ -10,7 +10,6 @@ const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_del,
     &ctl_cmd_elect,
     &ctl_cmd_get,
-    &ctl_cmd_watch,
     &ctl_cmd_id,
     &ctl_cmd_lease,
     &ctl_cmd_lock,
@@ -19,5 +18,6 @@ const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_role,
     &ctl_cmd_txn,
     &ctl_cmd_user,
+    &ctl_cmd_watch,
     NULL,
 };
