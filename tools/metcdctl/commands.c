@@ -18,5 +18,6 @@ const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_role,
     &ctl_cmd_txn,
     &ctl_cmd_user,
+    &ctl_cmd_watch,
     NULL,
 };
