@@ -114,6 +114,23 @@ void channelz_set_addrs(struct channelz_node *n, const struct sockaddr *local,
 const struct sockaddr *channelz_local_addr(const struct channelz_node *n, socklen_t *len);
 const struct sockaddr *channelz_remote_addr(const struct channelz_node *n, socklen_t *len);
 
+/* A socket's TLS session (channelz.proto Security.Tls): the cipher
+ * suite's RFC name (or, when it has none, the library's name) and the DER
+ * certificates of both ends (either may be empty). */
+struct channelz_tls {
+    char *standard_name; /* "TLS_AES_128_GCM_SHA256", or NULL */
+    char *other_name;    /* used when standard_name is NULL */
+    uint8_t *local_cert, *remote_cert;
+    size_t local_cert_len, remote_cert_len;
+};
+/* Records a socket's TLS session (everything copied; replaces an earlier
+ * one). 0, or -1 when out of memory (the socket then shows none). */
+int channelz_set_tls(struct channelz_node *n, const char *standard_name, const char *other_name,
+                     const uint8_t *local_cert, size_t local_len, const uint8_t *remote_cert,
+                     size_t remote_len);
+/* The socket's TLS session, or NULL for a plaintext one (borrowed). */
+const struct channelz_tls *channelz_tls_of(const struct channelz_node *n);
+
 /* Appends an event to a channel's or subchannel's trace (no-op for other
  * kinds or when tracing is off). `ref`, when non-NULL, is a channel or
  * subchannel the event references: it is kept alive while the event is in

@@ -24,6 +24,7 @@ struct channelz_node {
     struct channelz_socket_data sock;
     struct sockaddr_storage local, remote;
     socklen_t local_len, remote_len;
+    struct channelz_tls *tls; /* sockets over TLS only */
     struct channelz_event *events; /* oldest first, up to cz->max_events */
     size_t n_events;
     uint64_t logged;
@@ -35,6 +36,63 @@ struct channelz {
     size_t n, cap;
     size_t max_events;
 };
+
+static void tls_clear(struct channelz_node *n)
+{
+    if (!n->tls)
+        return;
+    metcd_free(n->tls->standard_name);
+    metcd_free(n->tls->other_name);
+    metcd_free(n->tls->local_cert);
+    metcd_free(n->tls->remote_cert);
+    metcd_free(n->tls);
+    n->tls = NULL;
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t len, bool *failed)
+{
+    if (!p || !len)
+        return NULL;
+    uint8_t *d = metcd_malloc(len);
+    if (!d) {
+        *failed = true;
+        return NULL;
+    }
+    memcpy(d, p, len);
+    return d;
+}
+
+int channelz_set_tls(struct channelz_node *n, const char *standard_name, const char *other_name,
+                     const uint8_t *local_cert, size_t local_len, const uint8_t *remote_cert,
+                     size_t remote_len)
+{
+    if (!n)
+        return 0;
+    tls_clear(n);
+    struct channelz_tls *t = metcd_calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    bool failed = false;
+    if (standard_name && !(t->standard_name = metcd_strdup(standard_name)))
+        failed = true;
+    if (other_name && !(t->other_name = metcd_strdup(other_name)))
+        failed = true;
+    t->local_cert = dup_bytes(local_cert, local_len, &failed);
+    t->local_cert_len = t->local_cert ? local_len : 0;
+    t->remote_cert = dup_bytes(remote_cert, remote_len, &failed);
+    t->remote_cert_len = t->remote_cert ? remote_len : 0;
+    n->tls = t;
+    if (failed) {
+        tls_clear(n);
+        return -1;
+    }
+    return 0;
+}
+
+const struct channelz_tls *channelz_tls_of(const struct channelz_node *n)
+{
+    return n ? n->tls : NULL;
+}
 
 const char *channelz_strerror(int err)
 {
@@ -103,6 +161,7 @@ static void node_release(struct channelz_node *n)
         }
         struct channelz_node *parent = n->parent;
         events_clear(n);
+        tls_clear(n);
         metcd_free(n->name);
         metcd_free(n);
         if (parent)
@@ -120,6 +179,7 @@ void channelz_free(struct channelz *cz)
         for (size_t j = 0; j < n->n_events; j++)
             metcd_free(n->events[j].description);
         metcd_free(n->events);
+        tls_clear(n);
         metcd_free(n->name);
         metcd_free(n);
     }

@@ -321,6 +321,30 @@ static Grpc__Channelz__V1__Socket *socket_msg(struct arena *a, struct channelz_n
     s->local = address(a, sa, len);
     sa = channelz_remote_addr(n, &len);
     s->remote = address(a, sa, len);
+    const struct channelz_tls *tls = channelz_tls_of(n);
+    if (tls) {
+        Grpc__Channelz__V1__Security *sec =
+            MK(a, Grpc__Channelz__V1__Security, GRPC__CHANNELZ__V1__SECURITY__INIT);
+        Grpc__Channelz__V1__Security__Tls *st =
+            MK(a, Grpc__Channelz__V1__Security__Tls, GRPC__CHANNELZ__V1__SECURITY__TLS__INIT);
+        if (sec && st) {
+            /* borrowed from the registry until the reply is packed */
+            if (tls->standard_name) {
+                st->cipher_suite_case = GRPC__CHANNELZ__V1__SECURITY__TLS__CIPHER_SUITE_STANDARD_NAME;
+                st->standard_name = tls->standard_name;
+            } else if (tls->other_name) {
+                st->cipher_suite_case = GRPC__CHANNELZ__V1__SECURITY__TLS__CIPHER_SUITE_OTHER_NAME;
+                st->other_name = tls->other_name;
+            }
+            st->local_certificate.data = tls->local_cert;
+            st->local_certificate.len = tls->local_cert_len;
+            st->remote_certificate.data = tls->remote_cert;
+            st->remote_certificate.len = tls->remote_cert_len;
+            sec->model_case = GRPC__CHANNELZ__V1__SECURITY__MODEL_TLS;
+            sec->tls = st;
+            s->security = sec;
+        }
+    }
     const struct channelz_socket_data *sd = channelz_socket_of(n);
     Grpc__Channelz__V1__SocketData *d =
         MK(a, Grpc__Channelz__V1__SocketData, GRPC__CHANNELZ__V1__SOCKET_DATA__INIT);

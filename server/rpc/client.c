@@ -635,6 +635,8 @@ static void on_cconn_event(struct bufferevent *bev, short what, void *arg)
                 getsockname(fd, (struct sockaddr *)&l, &ll);
                 getpeername(fd, (struct sockaddr *)&r, &rl);
                 channelz_set_addrs(cc->cz, (struct sockaddr *)&l, ll, (struct sockaddr *)&r, rl);
+                if (cl->cfg.tls)
+                    rpc_channelz_tls(cc->cz, bufferevent_openssl_get_ssl(bev));
             }
         }
         if (cl->cz)

@@ -190,12 +190,23 @@ void rpc_conn_kill(struct rpc_conn *c);
 /* Frees a connection: the one place its resources go. */
 void rpc_conn_free(struct rpc_conn *c);
 void rpc_server_conn_gone(struct rpc_server *srv);
-/* rpc_server_adopt with the connection's peer address ("ip:port", copied),
- * the common name of its verified TLS client certificate (copied; NULL or
- * "" without one) and the channelz listen socket it came through (may be
- * NULL). */
-int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer, const char *cert_cn,
-                          struct channelz_node *listen_cz);
+/* What the TLS front end knows of a connection it hands over: the
+ * client's address ("ip:port") and both socket addresses (the adopted fd
+ * is one end of a socketpair), the common name of its verified client
+ * certificate ("" without one), and the session for channelz. Everything
+ * borrowed for the call (copied). */
+struct rpc_adopt_info {
+    const char *peer;
+    const char *cert_cn;
+    const struct sockaddr *local, *remote;
+    socklen_t local_len, remote_len;
+    struct ssl_st *ssl; /* the session (OpenSSL's SSL) */
+};
+/* rpc_server_adopt of a connection the TLS front end terminated. */
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const struct rpc_adopt_info *info);
+/* Records a TLS session's cipher suite and both certificates on a
+ * channelz socket (tls_front.c). No-op when either is NULL. */
+void rpc_channelz_tls(struct channelz_node *n, struct ssl_st *ssl);
 /* Logs through cfg.log_warn (printf-style), if set. */
 void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -349,10 +349,10 @@ static void on_conn_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen_cz,
-                    const char *peer_name, const char *cert_cn)
+static int conn_new(struct rpc_server *srv, int fd, const struct rpc_adopt_info *info)
 {
-    (void)listen_cz;
+    const char *peer_name = info ? info->peer : NULL;
+    const char *cert_cn = info ? info->cert_cn : NULL;
     if (srv->shutting_down) {
         close(fd);
         return RPC_ERR_STATE;
@@ -397,9 +397,20 @@ static int conn_new(struct rpc_server *srv, int fd, struct channelz_node *listen
         if (channelz_add(srv->cfg.channelz, CHANNELZ_SOCKET, srv->cz, c->peer, rpc_wall_ns(),
                          &c->cz) != 0)
             goto err;
-        getsockname(fd, (struct sockaddr *)&local, &llen);
-        channelz_set_addrs(c->cz, (struct sockaddr *)&local, llen, (struct sockaddr *)&peer,
-                           plen);
+        if (info && info->remote) {
+            /* behind the TLS front end: the client's socket, not the pair */
+            channelz_set_addrs(c->cz, info->local, info->local_len, info->remote,
+                               info->remote_len);
+            rpc_channelz_tls(c->cz, info->ssl);
+        } else {
+            plen = sizeof peer;
+            if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
+                plen = 0;
+            if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0)
+                llen = 0;
+            channelz_set_addrs(c->cz, llen ? (struct sockaddr *)&local : NULL, llen,
+                               plen ? (struct sockaddr *)&peer : NULL, plen);
+        }
     }
     return 0;
 err:
@@ -414,13 +425,12 @@ int rpc_server_adopt(struct rpc_server *srv, int fd)
             close(fd);
         return RPC_ERR_INVAL;
     }
-    return conn_new(srv, fd, NULL, NULL, NULL);
+    return conn_new(srv, fd, NULL);
 }
 
-int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const char *peer, const char *cert_cn,
-                          struct channelz_node *listen_cz)
+int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const struct rpc_adopt_info *info)
 {
-    return conn_new(srv, fd, listen_cz, peer, cert_cn);
+    return conn_new(srv, fd, info);
 }
 
 void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
@@ -445,7 +455,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (li->tls)
         rpc_tls_accept(li, fd);
     else
-        conn_new(li->srv, fd, li->cz, NULL, NULL);
+        conn_new(li->srv, fd, NULL);
 }
 
 static int listen_any(struct rpc_server *srv, const char *host, uint16_t port,

@@ -9,6 +9,7 @@
 #include "server/rpc/internal.h"
 
 #include "common/mem.h"
+#include "server/channelz/channelz.h"
 #include "server/tls/tls.h"
 
 #include <netinet/in.h>
@@ -137,6 +138,26 @@ static void peer_cn(struct rpc_tls_conn *t, char *out, size_t len)
     X509_free(cert);
 }
 
+void rpc_channelz_tls(struct channelz_node *n, SSL *ssl)
+{
+    if (!n || !ssl)
+        return;
+    const SSL_CIPHER *ciph = SSL_get_current_cipher(ssl);
+    const char *std = ciph ? SSL_CIPHER_standard_name(ciph) : NULL;
+    const char *other = std || !ciph ? NULL : SSL_CIPHER_get_name(ciph);
+    uint8_t *lder = NULL, *rder = NULL;
+    X509 *lc = SSL_get_certificate(ssl); /* borrowed */
+    int ln = lc ? i2d_X509(lc, &lder) : -1;
+    X509 *rc = SSL_get1_peer_certificate(ssl);
+    int rn = rc ? i2d_X509(rc, &rder) : -1;
+    X509_free(rc);
+    /* out of memory: the socket shows no security, nothing else changes */
+    (void)channelz_set_tls(n, std, other, ln > 0 ? lder : NULL, ln > 0 ? (size_t)ln : 0,
+                           rn > 0 ? rder : NULL, rn > 0 ? (size_t)rn : 0);
+    OPENSSL_free(lder);
+    OPENSSL_free(rder);
+}
+
 /* The handshake is done: start the connection behind a socketpair. */
 static void tls_established(struct rpc_tls_conn *t)
 {
@@ -157,7 +178,21 @@ static void tls_established(struct rpc_tls_conn *t)
     }
     char cn[256] = "";
     peer_cn(t, cn, sizeof(cn));
-    if (rpc_server_adopt_peer(srv, sp[1], t->peer, cn, NULL) != 0) { /* sp[1] closed */
+    struct rpc_adopt_info info = {.peer = t->peer, .cert_cn = cn};
+    /* for channelz: the client's socket and the session */
+    struct sockaddr_storage la, ra;
+    socklen_t ll = sizeof la, rl = sizeof ra;
+    evutil_socket_t fd = bufferevent_getfd(t->tls);
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&la, &ll) == 0 &&
+        getpeername(fd, (struct sockaddr *)&ra, &rl) == 0) {
+        info.local = (struct sockaddr *)&la;
+        info.local_len = ll;
+        info.remote = (struct sockaddr *)&ra;
+        info.remote_len = rl;
+    }
+    info.ssl = bufferevent_openssl_get_ssl(t->tls);
+    int adopted = rpc_server_adopt_peer(srv, sp[1], &info);
+    if (adopted != 0) { /* sp[1] closed */
         tconn_free(t);
         return;
     }

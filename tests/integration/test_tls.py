@@ -15,6 +15,7 @@ of every step must match):
 usage: test_tls.py METCD_BINARY
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -149,6 +150,13 @@ def scenario_client_cert_auth(binary, p):
         res["curl without cert"] = curl("--cacert", p("ca.crt"),
                                         "https://127.0.0.1:%d/health" % s.cport).stdout
         log = s.read_log()
+        if METCDCTL and binary != harness.ETCD:
+            # channelz over TLS: the sockets show their real addresses and
+            # the session (cipher suite, both certificates)
+            r = subprocess.run([METCDCTL, "--endpoints", s.endpoint] + full +
+                               ["channelz", "sockets", "-w", "json"],
+                               capture_output=True, text=True, timeout=30)
+            res["channelz"] = (r.returncode, r.stdout, r.stderr)
     finally:
         s.cleanup()
     return res, log
@@ -176,8 +184,14 @@ def compare(name, got, want):
                                                                       want[k]))
 
 
+METCDCTL = None
+
+
 def main():
+    global METCDCTL
     metcd = os.path.abspath(sys.argv[1])
+    if len(sys.argv) > 2:
+        METCDCTL = os.path.abspath(sys.argv[2])
     with tempfile.TemporaryDirectory(prefix="metcd-tls-") as d:
         p = make_certs(d)
 
@@ -197,6 +211,23 @@ def main():
         check(m["without cert"][0] != 0, "client-cert-auth refuses a client without one")
         check('rejected connection from "127.0.0.1:' in log and "ServerName" in log,
               "the refusal is logged in etcd's words")
+        if METCDCTL:
+            rc, out, err = m.pop("channelz")
+            socks = json.loads(out).get("socket", []) if rc == 0 else []
+            tls = [x for x in socks if x.get("security", {}).get("Model", {}).get("Tls")]
+            check(rc == 0 and socks and len(tls) == len(socks),
+                  "channelz over TLS: every socket has its TLS session (%d of %d) %s"
+                  % (len(tls), len(socks), err))
+            t = tls[0]["security"]["Model"]["Tls"] if tls else {}
+            name = t.get("CipherSuite", {}).get("StandardName", "")
+            check(name.startswith("TLS_"), "channelz: the cipher suite's RFC name (%r)" % name)
+            check(t.get("local_certificate") and t.get("remote_certificate"),
+                  "channelz: the server's and the client's certificates")
+            ips = [x.get("remote", {}).get("Address", {}).get("TcpipAddress", {}).get("ip_address")
+                   for x in tls]
+            check(ips and all(ip == "fwAAAQ==" for ip in ips),
+                  "channelz: remote addresses are the TLS clients' (127.0.0.1), not the "
+                  "socketpair's: %r" % ips)
         e, _ = scenario_client_cert_auth(harness.ETCD, p)
         compare("client-cert-auth", m, e)
 
