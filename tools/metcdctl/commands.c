@@ -3,6 +3,13 @@
 #include "tools/metcdctl/ctl.h"
 
 const struct ctl_cmd *const ctl_commands[] = {
+    &ctl_cmd_alarm,
+    &ctl_cmd_defrag,
+    &ctl_cmd_endpoint,
+    &ctl_cmd_member,
+    &ctl_cmd_move_leader,
+    &ctl_cmd_snapshot,
+    &ctl_cmd_version,
     &ctl_cmd_id,
     NULL,
 };

@@ -1,0 +1,391 @@
+/* tools/metcdctl/cmd_maint.c - etcdctl 3.4's maintenance commands: `alarm
+ * list|disarm`, `defrag [--cluster]`, `move-leader <id>`, `version` and
+ * `snapshot save <file>` (etcdserverpb.Maintenance).
+ *
+ * `snapshot status` and `snapshot restore` read or write etcd's bbolt
+ * files; metcd's snapshots are LMDB databases followed by their SHA-256
+ * (server/member/maintenance.c), restored with metcd-restore
+ * (server/member/restore.c), so metcdctl does not offer them yet. */
+#include "tools/metcdctl/ctl.h"
+
+#include "common/mem.h"
+#include "server/etcdserverpb/rpc.pb-c.h"
+#include "server/rpc/rpc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int unsupported(struct ctl *c)
+{
+    static const char *const names[] = {"simple", "json", "fields", "table", "protobuf"};
+    return ctl_fail(c, CTL_EXIT_BAD_FEATURE, "%s not supported as output format", names[c->format]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* alarm                                                                    */
+
+static const char *alarm_name(int a)
+{
+    switch (a) {
+    case ETCDSERVERPB__ALARM_TYPE__NOSPACE:
+        return "NOSPACE";
+    case ETCDSERVERPB__ALARM_TYPE__CORRUPT:
+        return "CORRUPT";
+    default:
+        return "NONE";
+    }
+}
+
+static int alarm_call(struct ctl *c, const struct ctl_args *a, int action, const char *name)
+{
+    if (a->n_pos != 0)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "alarm %s command accepts no arguments", name);
+    Etcdserverpb__AlarmRequest req = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    req.action = (Etcdserverpb__AlarmRequest__AlarmAction)action;
+    ProtobufCMessage *m;
+    int rc = ctl_unary(c, "/etcdserverpb.Maintenance/Alarm", &req.base,
+                       &etcdserverpb__alarm_response__descriptor, &m);
+    if (rc != 0)
+        return rc;
+    Etcdserverpb__AlarmResponse *r = (Etcdserverpb__AlarmResponse *)m;
+    switch (c->format) {
+    case CTL_FORMAT_JSON:
+        ctl_print_json(c, m);
+        break;
+    case CTL_FORMAT_PROTOBUF:
+        rc = ctl_print_protobuf(c, m);
+        break;
+    case CTL_FORMAT_FIELDS:
+        ctl_fields_header(c, r->header ? &r->header->base : NULL);
+        for (size_t i = 0; i < r->n_alarms; i++)
+            fprintf(c->out, "\"MemberID\" : %" PRIu64 "\n\"AlarmType\" : %s\n\n",
+                    r->alarms[i]->memberid, alarm_name(r->alarms[i]->alarm));
+        break;
+    case CTL_FORMAT_TABLE:
+        rc = unsupported(c);
+        break;
+    default:
+        /* %+v of the message: its compact text form, zero fields left out */
+        for (size_t i = 0; i < r->n_alarms; i++) {
+            const Etcdserverpb__AlarmMember *am = r->alarms[i];
+            if (am->memberid)
+                fprintf(c->out, "memberID:%" PRIu64 " ", am->memberid);
+            if (am->alarm)
+                fprintf(c->out, "alarm:%s ", alarm_name(am->alarm));
+            fputc('\n', c->out);
+        }
+    }
+    protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+    return rc;
+}
+
+static int cmd_alarm_list(struct ctl *c, const struct ctl_args *a)
+{
+    return alarm_call(c, a, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET, "list");
+}
+
+static int cmd_alarm_disarm(struct ctl *c, const struct ctl_args *a)
+{
+    return alarm_call(c, a, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE, "disarm");
+}
+
+/* ------------------------------------------------------------------------ */
+/* defrag                                                                   */
+
+static int cmd_defrag(struct ctl *c, const struct ctl_args *a)
+{
+    const char *dir = ctl_str(a, "data-dir");
+    if (dir[0]) {
+        fprintf(c->err,
+                "Failed to defragment etcd data[%s] (metcd's data directories are LMDB; "
+                "defragment a running member instead)\n",
+                dir);
+        return CTL_EXIT_ERROR;
+    }
+    struct ctl_endpoint_list l;
+    int rc = ctl_target_endpoints(c, ctl_bool(a, "cluster"), &l);
+    if (rc != 0)
+        return rc;
+    int failures = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        struct ctl sub;
+        char err[256] = "context deadline exceeded";
+        FILE *quiet = fopen("/dev/null", "w");
+        struct ctl tmp = *c;
+        if (quiet)
+            tmp.err = quiet;
+        Etcdserverpb__DefragmentRequest req = ETCDSERVERPB__DEFRAGMENT_REQUEST__INIT;
+        ProtobufCMessage *m = NULL;
+        int r = ctl_open_endpoint(&tmp, l.eps[i], &sub) == 0
+                    ? ctl_endpoint_call(&sub, "/etcdserverpb.Maintenance/Defragment", &req.base,
+                                        &etcdserverpb__defragment_response__descriptor, &m, err,
+                                        sizeof(err))
+                    : -1;
+        ctl_close(&sub);
+        if (quiet)
+            fclose(quiet);
+        if (m)
+            protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+        if (r != 0) {
+            fprintf(c->err, "Failed to defragment etcd member[%s] (%s)\n", l.eps[i], err);
+            failures++;
+        } else {
+            fprintf(c->out, "Finished defragmenting etcd member[%s]\n", l.eps[i]);
+        }
+    }
+    ctl_endpoint_list_free(&l);
+    return failures ? CTL_EXIT_ERROR : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* move-leader                                                              */
+
+static int cmd_move_leader(struct ctl *c, const struct ctl_args *a)
+{
+    if (a->n_pos != 1)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "move-leader command needs 1 argument");
+    const char *s = a->pos[0];
+    bool ok = s[0] != 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+            ok = false;
+    errno = 0;
+    uint64_t target = ok ? strtoull(s, NULL, 16) : 0;
+    if (!ok || errno == ERANGE) {
+        fputs("Error: strconv.ParseUint: parsing ", c->err);
+        ctl_go_quote(c->err, s, strlen(s));
+        fprintf(c->err, ": %s\n", ok ? "value out of range" : "invalid syntax");
+        return CTL_EXIT_BAD_ARGS;
+    }
+    /* the leader among --endpoints: the one whose Status names itself */
+    struct ctl sub;
+    bool found = false;
+    uint64_t leader = 0;
+    for (size_t i = 0; i < c->n_endpoints && !found; i++) {
+        int rc = ctl_open_endpoint(c, c->endpoints[i], &sub);
+        if (rc != 0) {
+            ctl_close(&sub);
+            return rc;
+        }
+        Etcdserverpb__StatusRequest req = ETCDSERVERPB__STATUS_REQUEST__INIT;
+        ProtobufCMessage *m = NULL;
+        char err[256];
+        if (ctl_endpoint_call(&sub, "/etcdserverpb.Maintenance/Status", &req.base,
+                              &etcdserverpb__status_response__descriptor, &m, err,
+                              sizeof(err)) != 0) {
+            ctl_close(&sub);
+            return ctl_fail(c, CTL_EXIT_ERROR, "%s", err);
+        }
+        Etcdserverpb__StatusResponse *st = (Etcdserverpb__StatusResponse *)m;
+        if (st->header && st->header->member_id == st->leader) {
+            found = true;
+            leader = st->leader;
+        }
+        protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+        if (!found)
+            ctl_close(&sub);
+    }
+    if (!found) {
+        fputs("Error: no leader endpoint given at [", c->err);
+        for (size_t i = 0; i < c->n_endpoints; i++)
+            fprintf(c->err, "%s%s", i ? " " : "", c->endpoints[i]);
+        fputs("]\n", c->err);
+        return CTL_EXIT_BAD_ARGS;
+    }
+    Etcdserverpb__MoveLeaderRequest req = ETCDSERVERPB__MOVE_LEADER_REQUEST__INIT;
+    req.targetid = target;
+    ProtobufCMessage *m = NULL;
+    int rc = ctl_unary(&sub, "/etcdserverpb.Maintenance/MoveLeader", &req.base,
+                       &etcdserverpb__move_leader_response__descriptor, &m);
+    ctl_close(&sub);
+    if (rc != 0)
+        return rc;
+    switch (c->format) {
+    case CTL_FORMAT_JSON:
+        ctl_print_json(c, m);
+        break;
+    case CTL_FORMAT_PROTOBUF:
+        rc = ctl_print_protobuf(c, m);
+        break;
+    case CTL_FORMAT_SIMPLE:
+        fprintf(c->out, "Leadership transferred from %" PRIx64 " to %" PRIx64 "\n", leader, target);
+        break;
+    default:
+        rc = unsupported(c);
+    }
+    protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* version                                                                  */
+
+static int cmd_version(struct ctl *c, const struct ctl_args *a)
+{
+    (void)a;
+    fprintf(c->out, "etcdctl version: %s\nAPI version: 3.4\n", CTL_VERSION);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* snapshot save                                                            */
+
+struct save {
+    struct ctl *c;
+    int fd;
+    bool done, io_failed;
+    int code;
+    char msg[256];
+};
+
+static void on_snap_message(struct rpc_ccall *call, const ProtobufCMessage *msg, void *data)
+{
+    struct save *s = data;
+    const Etcdserverpb__SnapshotResponse *r = (const Etcdserverpb__SnapshotResponse *)msg;
+    size_t off = 0;
+    while (!s->io_failed && off < r->blob.len) {
+        ssize_t n = write(s->fd, r->blob.data + off, r->blob.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            s->io_failed = true;
+            snprintf(s->msg, sizeof(s->msg), "%s", strerror(errno));
+            rpc_ccall_cancel(call);
+            return;
+        }
+        off += (size_t)n;
+    }
+}
+
+static void on_snap_close(struct rpc_ccall *call, enum rpc_code code, const char *msg, void *data)
+{
+    (void)call;
+    struct save *s = data;
+    s->done = true;
+    s->code = (int)code;
+    if (!s->io_failed && code != RPC_CODE_OK)
+        snprintf(s->msg, sizeof(s->msg), "%s", msg && msg[0] ? msg : rpc_code_name(code));
+    event_base_loopbreak(s->c->base);
+}
+
+static int cmd_snapshot_save(struct ctl *c, const struct ctl_args *a)
+{
+    if (a->n_pos != 1)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "snapshot save expects one argument");
+    if (c->n_endpoints != 1) {
+        fputs("Error: snapshot must be requested to one selected node, not multiple [", c->err);
+        for (size_t i = 0; i < c->n_endpoints; i++)
+            fprintf(c->err, "%s%s", i ? " " : "", c->endpoints[i]);
+        fputs("]\n", c->err);
+        return CTL_EXIT_INTERRUPTED;
+    }
+    const char *path = a->pos[0];
+    int rc = ctl_connect(c);
+    if (rc != 0)
+        return rc;
+    size_t plen = strlen(path) + 6;
+    char *part = metcd_malloc(plen);
+    if (!part)
+        return ctl_fail(c, CTL_EXIT_ERROR, "out of memory");
+    snprintf(part, plen, "%s.part", path);
+    struct save s = {.c = c, .fd = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0600)};
+    if (s.fd < 0) {
+        rc = ctl_fail(c, CTL_EXIT_INTERRUPTED, "open %s: %s", part, strerror(errno));
+        metcd_free(part);
+        return rc;
+    }
+    static const struct rpc_ccall_ops ops = {.on_message = on_snap_message,
+                                             .on_close = on_snap_close};
+    size_t n_md;
+    const struct rpc_md *md = ctl_md(c, &n_md);
+    Etcdserverpb__SnapshotRequest req = ETCDSERVERPB__SNAPSHOT_REQUEST__INIT;
+    struct rpc_ccall *call;
+    rc = rpc_ccall_start(c->client, "/etcdserverpb.Maintenance/Snapshot",
+                         &etcdserverpb__snapshot_response__descriptor, md, n_md,
+                         0 /* etcdctl: none unless --command-timeout is given */, &ops, &s, &call);
+    if (rc == 0 && (rc = rpc_ccall_send(call, &req.base)) == 0)
+        rc = rpc_ccall_close_send(call);
+    else if (rc == 0)
+        rpc_ccall_cancel(call);
+    if (rc != 0 && !s.done) {
+        snprintf(s.msg, sizeof(s.msg), "%s", rpc_strerror(rc));
+        s.code = RPC_CODE_UNAVAILABLE;
+        s.done = true;
+    }
+    while (!s.done)
+        event_base_loop(c->base, EVLOOP_ONCE);
+    bool ok = !s.io_failed && s.code == RPC_CODE_OK;
+    if (ok && fsync(s.fd) != 0) {
+        ok = false;
+        snprintf(s.msg, sizeof(s.msg), "%s", strerror(errno));
+    }
+    close(s.fd);
+    if (ok && rename(part, path) != 0) {
+        ok = false;
+        snprintf(s.msg, sizeof(s.msg), "%s", strerror(errno));
+    }
+    if (!ok) {
+        unlink(part);
+        metcd_free(part);
+        return ctl_fail(c, CTL_EXIT_INTERRUPTED, "%s", s.msg);
+    }
+    metcd_free(part);
+    fprintf(c->out, "Snapshot saved at %s\n", path);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The commands                                                             */
+
+static const struct ctl_cmd alarm_disarm = {
+    .name = "disarm", .use = "disarm", .summary = "Disarms all alarms", .run = cmd_alarm_disarm};
+static const struct ctl_cmd alarm_list = {
+    .name = "list", .use = "list", .summary = "Lists all alarms", .run = cmd_alarm_list};
+static const struct ctl_cmd *const alarm_subs[] = {&alarm_disarm, &alarm_list, NULL};
+
+const struct ctl_cmd ctl_cmd_alarm = {.name = "alarm",
+                                      .use = "alarm <subcommand>",
+                                      .summary = "Alarm related commands",
+                                      .subs = alarm_subs};
+
+static const struct ctl_flag defrag_flags[] = {
+    {"cluster", 0, CTL_FLAG_BOOL, "false", "use all endpoints from the cluster member list"},
+    {"data-dir", 0, CTL_FLAG_STRING, "",
+     "Optional. If present, defragments a data directory not in use by etcd."},
+};
+
+const struct ctl_cmd ctl_cmd_defrag = {
+    .name = "defrag",
+    .use = "defrag",
+    .summary = "Defragments the storage of the etcd members with given endpoints",
+    .flags = defrag_flags,
+    .n_flags = 2,
+    .run = cmd_defrag};
+
+const struct ctl_cmd ctl_cmd_move_leader = {
+    .name = "move-leader",
+    .use = "move-leader <transferee-member-id>",
+    .summary = "Transfers leadership to another etcd cluster member.",
+    .run = cmd_move_leader};
+
+const struct ctl_cmd ctl_cmd_version = {.name = "version",
+                                        .use = "version",
+                                        .summary = "Prints the version of etcdctl",
+                                        .run = cmd_version};
+
+static const struct ctl_cmd snapshot_save = {
+    .name = "save",
+    .use = "save <filename>",
+    .summary = "Stores an etcd node backend snapshot to a given file",
+    .run = cmd_snapshot_save};
+static const struct ctl_cmd *const snapshot_subs[] = {&snapshot_save, NULL};
+
+const struct ctl_cmd ctl_cmd_snapshot = {.name = "snapshot",
+                                         .use = "snapshot <subcommand>",
+                                         .summary = "Manages etcd node snapshots",
+                                         .subs = snapshot_subs};
