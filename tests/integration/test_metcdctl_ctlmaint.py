@@ -10,16 +10,22 @@ usage: test_metcdctl_ctlmaint.py METCD METCDCTL
 
 import json
 import os
+import re
 import subprocess
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden  # noqa: E402
 import harness  # noqa: E402
+from test_cluster import wait_for  # noqa: E402
+from test_join import start_joiner  # noqa: E402
 
 ALL = golden.ALL_FORMATS
 # peer URLs of members that are added but never started (same in both runs)
 P1, P2, P3 = harness.free_port(), harness.free_port(), harness.free_port()
+# a learner that is started, caught up and promoted
+L_CPORT, L_PPORT = harness.free_port(), harness.free_port()
 
 # what varies between two runs: health's timing, member IDs of added
 # members (drawn from the clock) before they are learned
@@ -98,6 +104,64 @@ def snapshot_status_checks(g):
     check(json.loads(again) == st if again.strip() else False, "snapshot status is stable")
 
 
+def check_perf_run(g):
+    """One `check perf` (60 seconds at 150 puts/s): etcdctl's progress line
+    and verdict lines, the keys gone afterwards, compaction and defrag."""
+    rc, out, err = g.run(["check", "perf", "--auto-compact", "--auto-defrag"],
+                         member=None, timeout=100)
+    lines = out.split("\n")
+    check(re.match(r"^(\r \d+ / 60 +\d+\.\d\d%( \d\dm\d\ds)?)+\r 60 / 60  100\.00% 1m[01]s$",
+                   lines[0]), "check perf progress line: %r" % lines[0][-120:])
+    eps = g.endpoints(None).split(",")
+    want = [r"Compacting with revision \d+", r"Compacted with revision \d+"]
+    for ep in eps:
+        want += [r'Defragmenting "%s"' % re.escape(ep), r'Defragmented "%s"' % re.escape(ep)]
+    want += [r"(PASS: Throughput is|FAIL: Throughput too low:) \d+ writes/s",
+             r"(PASS: Slowest request took|Slowest request took too long:) \d+\.\d{6}s",
+             r"(PASS: Stddev is|Stddev too high:) \d+\.\d{6}s", "(PASS|FAIL)", ""]
+    body = lines[1:]
+    check(len(body) == len(want) and all(re.fullmatch(w, b) for w, b in zip(want, body)),
+          "check perf lines:\n%s" % "\n".join(body))
+    check((rc == 0) == (body[-2:-1] == ["PASS"]), "check perf exit status %d" % rc)
+    r = subprocess.run([harness.ETCDCTL, "--endpoints", g.endpoints(), "get", "--prefix",
+                        "/etcdctl-check-perf/", "--count-only", "-w", "fields"],
+                       capture_output=True, text=True, timeout=30)
+    check('"Count" : 0' in r.stdout, "check perf deletes its keys")
+
+
+def promote_started_learner(g):
+    """member add --learner, the learner started and caught up, member
+    promote, member list, member remove."""
+    purl = "http://127.0.0.1:%d" % L_PPORT
+    g.step("member", "add", "l4", "--learner", "--peer-urls=" + purl, mask=ADD_IDS)
+    lid = member_id(g, purl)
+    g.learn("%x" % lid, "<L4>")
+    g.learn(str(lid), "<L4DEC>")
+    cl = g.cluster
+    initial = cl.initial + ",l4=" + purl
+    proc = start_joiner(cl, "l4", L_CPORT, L_PPORT, initial)
+    try:
+        lep = "127.0.0.1:%d" % L_CPORT
+
+        def in_sync():
+            r = subprocess.run([harness.ETCDCTL, "--endpoints", lep + "," + cl.endpoint(0),
+                                "-w", "json", "endpoint", "status"], capture_output=True,
+                               text=True, timeout=30)
+            if r.returncode != 0:
+                return None
+            st = [s["Status"] for s in json.loads(r.stdout)]
+            return st[0].get("raftAppliedIndex", 0) >= st[1].get("raftIndex", 0) or None
+        if wait_for(in_sync, timeout=20, step=0.2) is None:
+            raise RuntimeError("the learner did not catch up")
+        time.sleep(0.5)
+        g.step("member", "promote", "%x" % lid)
+        g.step("member", "list", formats=("simple", "json", "fields", "table"))
+        g.step("member", "remove", "%x" % lid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def script(g):
     g.step("version")
     g.step("member", "list", formats=ALL)
@@ -141,6 +205,7 @@ def script(g):
     g.learn(str(second), "<SECONDDEC>")
     g.step("member", "remove", "%x" % second, formats=("json",))
     g.step("member", "list", formats=("simple",))
+    promote_started_learner(g)
 
     # endpoints
     g.step("endpoint", "status", formats=ALL, mask=DBSIZE)
@@ -172,7 +237,13 @@ def script(g):
     g.step("snapshot", "status", "missing.db")
     if g.tool == "metcdctl":
         snapshot_status_checks(g)
+        check_perf_run(g)
     g.step("snapshot", "save", "x.db", member=None)
+
+    # check perf: the refusals (a run takes 60 seconds)
+    g.step("check", "perf", "--load", "bad")
+    etcdctl(g, "put", "/pp/x", "v")
+    g.step("check", "perf", "--prefix", "/pp/", "--load=xLarge")
 
     # move-leader: errors, then to a follower (masked: who leads varies)
     g.step("move-leader")

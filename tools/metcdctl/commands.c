@@ -4,6 +4,7 @@
 
 const struct ctl_cmd *const ctl_commands[] = {
     &ctl_cmd_alarm,
+    &ctl_cmd_check,
     &ctl_cmd_defrag,
     &ctl_cmd_endpoint,
     &ctl_cmd_member,

@@ -168,6 +168,7 @@ int ctl_apply_global(struct ctl *c, const struct ctl_flag *f, const char *value)
 /* The root's commands, NULL-terminated (commands.c). */
 extern const struct ctl_cmd *const ctl_commands[];
 extern const struct ctl_cmd ctl_cmd_alarm;       /* cmd_maint.c */
+extern const struct ctl_cmd ctl_cmd_check;       /* cmd_check.c */
 extern const struct ctl_cmd ctl_cmd_defrag;      /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_endpoint;    /* cmd_endpoint.c */
 extern const struct ctl_cmd ctl_cmd_id;          /* cmd_id.c */
