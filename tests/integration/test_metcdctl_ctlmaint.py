@@ -104,6 +104,41 @@ def snapshot_status_checks(g):
     check(json.loads(again) == st if again.strip() else False, "snapshot status is stable")
 
 
+def snapshot_restore_checks(g):
+    """snapshot restore of the saved file (metcd-restore's work, etcdctl's
+    flags): nothing on stdout, a data dir a new member starts from with the
+    saved keys."""
+    snap = os.path.join(g.workdir, "snap.db")
+    ddir = os.path.join(g.workdir, "restored")
+    cport, pport = harness.free_port(), harness.free_port()
+    purl, curl = "http://127.0.0.1:%d" % pport, "http://127.0.0.1:%d" % cport
+    rc, out, err = g.run(["snapshot", "restore", snap, "--name", "r0", "--data-dir", ddir,
+                          "--initial-cluster", "r0=" + purl, "--initial-cluster-token", "rt",
+                          "--initial-advertise-peer-urls", purl], globals_=False)
+    check(rc == 0 and out == "", "snapshot restore: rc=%d out=%r err=%r" % (rc, out, err[-300:]))
+    rc, out, err = g.run(["snapshot", "restore", snap, "--wal-dir", "w", "--data-dir", "x"],
+                         globals_=False)
+    check(rc == 128 and "--wal-dir" in err, "snapshot restore --wal-dir refused")
+    log = open(os.path.join(g.workdir, "r0.log"), "wb")
+    proc = subprocess.Popen([g.cluster.binary, "--name", "r0", "--data-dir", ddir,
+                             "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                             "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                             "--initial-cluster-token", "rt", "--initial-cluster", "r0=" + purl],
+                            stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    try:
+        def get():
+            r = subprocess.run([harness.ETCDCTL, "--endpoints", curl, "get", "k",
+                                "--print-value-only"], capture_output=True, text=True,
+                               timeout=10)
+            return r.stdout if r.returncode == 0 else None
+        got = wait_for(get, timeout=15, step=0.2)
+        check(got == "v\n", "a member started on the restored data dir serves k=v: %r" % got)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def check_perf_run(g):
     """One `check perf` (60 seconds at 150 puts/s): etcdctl's progress line
     and verdict lines, the keys gone afterwards, compaction and defrag."""
@@ -242,8 +277,13 @@ def script(g):
     g.step("snapshot", "status")
     g.step("snapshot", "status", "a", "b")
     g.step("snapshot", "status", "missing.db")
+    g.step("snapshot", "restore")
+    os.makedirs(os.path.join(g.workdir, "existing"), exist_ok=True)
+    g.step("snapshot", "restore", "snap.db", "--data-dir", "existing")
+    g.step("snapshot", "restore", "missing.db", "--data-dir", "fresh")
     if g.tool == "metcdctl":
         snapshot_status_checks(g)
+        snapshot_restore_checks(g)
         check_perf_run(g)
     g.step("snapshot", "save", "x.db", member=None)
 

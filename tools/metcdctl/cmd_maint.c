@@ -2,9 +2,8 @@
  * list|disarm`, `defrag [--cluster]`, `move-leader <id>`, `version` and
  * `snapshot save <file>` (etcdserverpb.Maintenance).
  *
- * `snapshot status` is metcd's own (cmd_snapshot.c: metcd's snapshots are
- * LMDB databases, not etcd's bbolt files). `snapshot restore` is not
- * offered: metcd-restore (server/member/restore.c) restores a saved file. */
+ * `snapshot status` and `snapshot restore` are in cmd_snapshot.c (metcd's
+ * snapshots are LMDB databases, not etcd's bbolt files). */
 #include "tools/metcdctl/ctl.h"
 
 #include "common/mem.h"
@@ -382,8 +381,8 @@ static const struct ctl_cmd snapshot_save = {
     .use = "save <filename>",
     .summary = "Stores an etcd node backend snapshot to a given file",
     .run = cmd_snapshot_save};
-static const struct ctl_cmd *const snapshot_subs[] = {&snapshot_save, &ctl_cmd_snapshot_status,
-                                                      NULL};
+static const struct ctl_cmd *const snapshot_subs[] = {&ctl_cmd_snapshot_restore, &snapshot_save,
+                                                      &ctl_cmd_snapshot_status, NULL};
 
 const struct ctl_cmd ctl_cmd_snapshot = {.name = "snapshot",
                                          .use = "snapshot <subcommand>",

@@ -1,5 +1,12 @@
-/* tools/metcdctl/cmd_snapshot.c - `snapshot status <file>` for the files
- * `snapshot save` writes from metcd.
+/* tools/metcdctl/cmd_snapshot.c - `snapshot status <file>` and `snapshot
+ * restore <file>` for the files `snapshot save` writes from metcd.
+ *
+ * restore takes etcdctl's flags and runs metcd-restore
+ * (server/member/restore.c, linked in): the database becomes
+ * DATA-DIR/member/db with its membership replaced by --initial-cluster.
+ * etcd's separate WAL directory has no counterpart (--wal-dir is refused).
+ * As etcdctl, it prints nothing on stdout (metcd-restore's progress lines
+ * go to stderr, where etcdctl logs).
  *
  * etcd's snapshot is a bbolt file and etcdctl's status reads it with bbolt;
  * metcd's is its LMDB database followed by the database's SHA-256 (the
@@ -220,6 +227,84 @@ static int cmd_status(struct ctl *c, const struct ctl_args *a)
         return 0;
     }
 }
+
+int metcd_restore_main(int argc, char **argv); /* server/member/restore.c */
+
+static int cmd_restore(struct ctl *c, const struct ctl_args *a)
+{
+    if (a->n_pos != 1)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "snapshot restore requires exactly one argument");
+    if (ctl_str(a, "wal-dir")[0])
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS,
+                        "--wal-dir is not supported: metcd keeps its log in the data directory");
+    const char *name = ctl_str(a, "name");
+    char dir[4096];
+    if (ctl_str(a, "data-dir")[0])
+        snprintf(dir, sizeof(dir), "%s", ctl_str(a, "data-dir"));
+    else
+        snprintf(dir, sizeof(dir), "%s.etcd", name);
+    /* etcdctl's checks, in its order */
+    char e[128];
+    if (access(dir, F_OK) == 0)
+        return ctl_fail(c, CTL_EXIT_ERROR, "data-dir \"%s\" exists", dir);
+    int fd = open(a->pos[0], O_RDONLY);
+    if (fd < 0) {
+        go_errno(errno, e, sizeof(e));
+        return ctl_fail(c, CTL_EXIT_ERROR, "open %s: %s", a->pos[0], e);
+    }
+    close(fd);
+    char *argv[12];
+    int n = 0;
+    argv[n++] = (char *)"metcd-restore";
+    argv[n++] = (char *)a->pos[0];
+    argv[n++] = (char *)"--name";
+    argv[n++] = (char *)name;
+    argv[n++] = (char *)"--data-dir";
+    argv[n++] = dir;
+    argv[n++] = (char *)"--initial-cluster";
+    argv[n++] = (char *)ctl_str(a, "initial-cluster");
+    argv[n++] = (char *)"--initial-cluster-token";
+    argv[n++] = (char *)ctl_str(a, "initial-cluster-token");
+    if (ctl_bool(a, "skip-hash-check"))
+        argv[n++] = (char *)"--skip-hash-check";
+    argv[n] = NULL;
+    /* its stdout lines to stderr */
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    if (saved < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        if (saved >= 0)
+            close(saved);
+        return ctl_fail(c, CTL_EXIT_ERROR, "dup: %s", strerror(errno));
+    }
+    int rc = metcd_restore_main(n, argv);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    return rc == 0 ? 0 : CTL_EXIT_ERROR;
+}
+
+static const struct ctl_flag restore_flags[] = {
+    {"data-dir", 0, CTL_FLAG_STRING, "", "Path to the data directory"},
+    {"initial-advertise-peer-urls", 0, CTL_FLAG_STRING, "http://localhost:2380",
+     "List of this member's peer URLs to advertise to the rest of the cluster"},
+    {"initial-cluster", 0, CTL_FLAG_STRING, "default=http://localhost:2380",
+     "Initial cluster configuration for restore bootstrap"},
+    {"initial-cluster-token", 0, CTL_FLAG_STRING, "etcd-cluster",
+     "Initial cluster token for the etcd cluster during restore bootstrap"},
+    {"name", 0, CTL_FLAG_STRING, "default", "Human-readable name for this member"},
+    {"skip-hash-check", 0, CTL_FLAG_BOOL, "false",
+     "Ignore snapshot integrity hash value (required if copied from data directory)"},
+    {"wal-dir", 0, CTL_FLAG_STRING, "", "Path to the WAL directory (use --data-dir if none given)"},
+};
+
+const struct ctl_cmd ctl_cmd_snapshot_restore = {
+    .name = "restore",
+    .use = "restore <filename> [options]",
+    .summary = "Restores an etcd member snapshot to an etcd directory",
+    .flags = restore_flags,
+    .n_flags = sizeof(restore_flags) / sizeof(restore_flags[0]),
+    .run = cmd_restore,
+};
 
 const struct ctl_cmd ctl_cmd_snapshot_status = {
     .name = "status",

@@ -175,7 +175,8 @@ extern const struct ctl_cmd ctl_cmd_id;          /* cmd_id.c */
 extern const struct ctl_cmd ctl_cmd_member;      /* cmd_member.c */
 extern const struct ctl_cmd ctl_cmd_move_leader; /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_snapshot;    /* cmd_maint.c */
-extern const struct ctl_cmd ctl_cmd_snapshot_status; /* cmd_snapshot.c */
+extern const struct ctl_cmd ctl_cmd_snapshot_status;  /* cmd_snapshot.c */
+extern const struct ctl_cmd ctl_cmd_snapshot_restore; /* cmd_snapshot.c */
 extern const struct ctl_cmd ctl_cmd_version;     /* cmd_maint.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
