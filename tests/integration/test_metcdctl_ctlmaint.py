@@ -26,6 +26,7 @@ ALL = golden.ALL_FORMATS
 P1, P2, P3 = harness.free_port(), harness.free_port(), harness.free_port()
 # a learner that is started, caught up and promoted
 L_CPORT, L_PPORT = harness.free_port(), harness.free_port()
+DEAD = "127.0.0.1:%d" % harness.free_port()  # an endpoint nobody serves
 
 # what varies between two runs: health's timing, member IDs of added
 # members (drawn from the clock) before they are learned
@@ -234,6 +235,11 @@ def script(g):
     g.step("member", "update", "%x" % new, "--peer-urls=http://127.0.0.1:%d" % P2,
            formats=("fields", "table"))
     g.step("member", "promote", "%x" % new, formats=("simple", "json"))
+    for i, fmt in enumerate(("fields", "table")):
+        # etcdctl adds the member, then refuses the format
+        url = "http://127.0.0.1:%d" % (P3 + 1 + i)
+        g.step("member", "add", "x%d" % i, "--peer-urls=" + url, formats=(fmt,), mask=ADD_IDS)
+        g.run(["member", "remove", "%x" % member_id(g, url)])
     g.step("member", "list", formats=("simple", "table"))
     g.step("member", "remove", "%x" % new)
 
@@ -261,6 +267,14 @@ def script(g):
     g.step("endpoint", "health", formats=("table",), mask=TOOK_TABLE)
     g.step("endpoint", "health", member=None, mask=HEALTHY_LINE)
     g.step("endpoint", "health", "--cluster", mask=HEALTHY_LINE)
+    # an endpoint that does not answer
+    dead = ["--endpoints", g.endpoints() + "," + DEAD, "--dial-timeout=1s",
+            "--command-timeout=1s"]
+    g.step(*dead, "endpoint", "health", globals_=False, mask=HEALTHY_LINE)
+    g.step(*dead, "endpoint", "health", globals_=False, mask=TOOK, formats=("json", "fields"))
+    g.step(*dead, "endpoint", "status", globals_=False, mask=DBSIZE, formats=("simple", "json"))
+    g.step(*dead, "endpoint", "hashkv", globals_=False, formats=("simple", "json"))
+    g.step(*dead, "defrag", globals_=False)
 
     # alarms, defrag, snapshot
     # (not -w fields: metcd's AlarmResponse has no header, on which

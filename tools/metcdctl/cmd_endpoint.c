@@ -104,18 +104,21 @@ int ctl_endpoint_call(struct ctl *sub, const char *path, const ProtobufCMessage 
         metcd_free(msg);
         return 0;
     }
-    const char *text =
-        rc != 0 || code == RPC_CODE_DEADLINE_EXCEEDED ||
-                (code == RPC_CODE_UNAVAILABLE && rpc_client_endpoint(sub->client) < 0)
-            ? "context deadline exceeded"
-        : msg && msg[0] ? msg
-                        : rpc_code_name(code);
+    bool unreached =
+        rc != 0 || (code == RPC_CODE_UNAVAILABLE && rpc_client_endpoint(sub->client) < 0);
+    const char *text;
+    if (unreached || code == RPC_CODE_DEADLINE_EXCEEDED)
+        text = "context deadline exceeded";
+    else
+        text = msg && msg[0] ? msg : rpc_code_name(code);
     snprintf(err, errlen, "%s", text);
     metcd_free(msg);
     if (*resp)
         protobuf_c_message_free_unpacked(*resp, &metcd_pb_allocator);
     *resp = NULL;
-    return code == RPC_CODE_PERMISSION_DENIED ? 1 : -1;
+    if (code == RPC_CODE_PERMISSION_DENIED)
+        return 1;
+    return unreached ? -2 : -1;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -240,7 +240,8 @@ void ctl_endpoint_list_free(struct ctl_endpoint_list *l);
 int ctl_open_endpoint(struct ctl *c, const char *ep, struct ctl *sub);
 /* A unary call on such a connection that prints nothing: 0 with *resp;
  * otherwise the error text (etcdctl's) in err and 1 when the server said
- * permission denied, -1 for anything else. */
+ * permission denied, -2 when the endpoint could not be reached, -1 for
+ * anything else. */
 int ctl_endpoint_call(struct ctl *sub, const char *path, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                       char *err, size_t errlen);
