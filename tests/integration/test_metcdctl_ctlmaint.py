@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.request
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -281,6 +282,21 @@ def script(g):
     # etcdctl's fields printer panics)
     g.step("alarm", "list", formats=("simple", "json", "protobuf", "table"))
     g.step("alarm", "disarm", formats=("simple", "json", "protobuf", "table"))
+    # a raised alarm (through the JSON gateway, as etcd's)
+    rc, out, _ = g.run(["-w", "json", "endpoint", "status"])
+    mid = json.loads(out)[0]["Status"]["header"]["member_id"]
+    body = json.dumps({"action": "ACTIVATE", "memberID": str(mid), "alarm": "NOSPACE"})
+    urllib.request.urlopen("http://%s/v3/maintenance/alarm" % g.endpoints(0),
+                           data=body.encode(), timeout=10).read()
+    g.step("alarm", "list", formats=("simple", "json", "protobuf", "table"))
+    g.step("alarm", "disarm", formats=("json",))
+    g.step("alarm", "list", formats=("simple", "json"))
+    urllib.request.urlopen("http://%s/v3/maintenance/alarm" % g.endpoints(0),
+                           data=body.encode(), timeout=10).read()
+    g.step("alarm", "disarm", formats=("simple",))
+    urllib.request.urlopen("http://%s/v3/maintenance/alarm" % g.endpoints(0),
+                           data=body.encode(), timeout=10).read()
+    g.step("alarm", "disarm", formats=("protobuf",))
     g.step("alarm", "list", "x")
     g.step("alarm", "disarm", "x")
     g.step("defrag")

@@ -39,34 +39,23 @@ static const char *alarm_name(int a)
     }
 }
 
-static int alarm_call(struct ctl *c, const struct ctl_args *a, int action, const char *name)
+/* Prints an AlarmResponse as etcdctl's printers do. */
+static int print_alarms(struct ctl *c, const Etcdserverpb__AlarmResponse *r)
 {
-    if (a->n_pos != 0)
-        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "alarm %s command accepts no arguments", name);
-    Etcdserverpb__AlarmRequest req = ETCDSERVERPB__ALARM_REQUEST__INIT;
-    req.action = (Etcdserverpb__AlarmRequest__AlarmAction)action;
-    ProtobufCMessage *m;
-    int rc = ctl_unary(c, "/etcdserverpb.Maintenance/Alarm", &req.base,
-                       &etcdserverpb__alarm_response__descriptor, &m);
-    if (rc != 0)
-        return rc;
-    Etcdserverpb__AlarmResponse *r = (Etcdserverpb__AlarmResponse *)m;
     switch (c->format) {
     case CTL_FORMAT_JSON:
-        ctl_print_json(c, m);
-        break;
+        ctl_print_json(c, &r->base);
+        return 0;
     case CTL_FORMAT_PROTOBUF:
-        rc = ctl_print_protobuf(c, m);
-        break;
+        return ctl_print_protobuf(c, &r->base);
     case CTL_FORMAT_FIELDS:
         ctl_fields_header(c, r->header ? &r->header->base : NULL);
         for (size_t i = 0; i < r->n_alarms; i++)
             fprintf(c->out, "\"MemberID\" : %" PRIu64 "\n\"AlarmType\" : %s\n\n",
                     r->alarms[i]->memberid, alarm_name(r->alarms[i]->alarm));
-        break;
+        return 0;
     case CTL_FORMAT_TABLE:
-        rc = unsupported(c);
-        break;
+        return unsupported(c);
     default:
         /* %+v of the message: its compact text form, zero fields left out */
         for (size_t i = 0; i < r->n_alarms; i++) {
@@ -77,19 +66,67 @@ static int alarm_call(struct ctl *c, const struct ctl_args *a, int action, const
                 fprintf(c->out, "alarm:%s ", alarm_name(am->alarm));
             fputc('\n', c->out);
         }
+        return 0;
     }
-    protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+}
+
+static int alarm_rpc(struct ctl *c, int action, uint64_t member, int alarm,
+                     Etcdserverpb__AlarmResponse **out)
+{
+    Etcdserverpb__AlarmRequest req = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    req.action = (Etcdserverpb__AlarmRequest__AlarmAction)action;
+    req.memberid = member;
+    req.alarm = (Etcdserverpb__AlarmType)alarm;
+    ProtobufCMessage *m;
+    int rc = ctl_unary(c, "/etcdserverpb.Maintenance/Alarm", &req.base,
+                       &etcdserverpb__alarm_response__descriptor, &m);
+    *out = rc == 0 ? (Etcdserverpb__AlarmResponse *)m : NULL;
     return rc;
 }
 
 static int cmd_alarm_list(struct ctl *c, const struct ctl_args *a)
 {
-    return alarm_call(c, a, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET, "list");
+    if (a->n_pos != 0)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "alarm list command accepts no arguments");
+    Etcdserverpb__AlarmResponse *r;
+    int rc = alarm_rpc(c, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET, 0, 0, &r);
+    if (rc != 0)
+        return rc;
+    rc = print_alarms(c, r);
+    protobuf_c_message_free_unpacked(&r->base, &metcd_pb_allocator);
+    return rc;
 }
 
+/* As clientv3's AlarmDisarm of an empty AlarmMember: the alarms listed,
+ * each deactivated on its own; the answer gathers what those calls
+ * returned, without a header. */
 static int cmd_alarm_disarm(struct ctl *c, const struct ctl_args *a)
 {
-    return alarm_call(c, a, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE, "disarm");
+    if (a->n_pos != 0)
+        return ctl_fail(c, CTL_EXIT_BAD_ARGS, "alarm disarm command accepts no arguments");
+    Etcdserverpb__AlarmResponse *list, *one[64];
+    size_t n_one = 0;
+    int rc = alarm_rpc(c, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET, 0, 0, &list);
+    if (rc != 0)
+        return rc;
+    Etcdserverpb__AlarmMember *gathered[256];
+    Etcdserverpb__AlarmResponse ret = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    ret.alarms = gathered;
+    for (size_t i = 0; i < list->n_alarms && rc == 0 && n_one < 64; i++) {
+        rc = alarm_rpc(c, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE,
+                       list->alarms[i]->memberid, list->alarms[i]->alarm, &one[n_one]);
+        if (rc != 0)
+            break;
+        for (size_t k = 0; k < one[n_one]->n_alarms && ret.n_alarms < 256; k++)
+            gathered[ret.n_alarms++] = one[n_one]->alarms[k];
+        n_one++;
+    }
+    if (rc == 0)
+        rc = print_alarms(c, &ret);
+    for (size_t i = 0; i < n_one; i++)
+        protobuf_c_message_free_unpacked(&one[i]->base, &metcd_pb_allocator);
+    protobuf_c_message_free_unpacked(&list->base, &metcd_pb_allocator);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
