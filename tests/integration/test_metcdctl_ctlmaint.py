@@ -121,6 +121,12 @@ def snapshot_restore_checks(g):
     rc, out, err = g.run(["snapshot", "restore", snap, "--wal-dir", "w", "--data-dir", "x"],
                          globals_=False)
     check(rc == 128 and "--wal-dir" in err, "snapshot restore --wal-dir refused")
+    rc, out, err = g.run(["defrag", "--data-dir", ddir], globals_=False)
+    check(rc == 0 and out == "" and err == "", "defrag --data-dir of a stopped member: rc=%d %r"
+          % (rc, err[-200:]))
+    rc, out, err = g.run(["defrag", "--data-dir", ddir + ".none"], globals_=False)
+    check(rc == 1 and "Failed to defragment etcd data[%s.none] (open " % ddir in err
+          and not os.path.exists(ddir + ".none"), "defrag --data-dir of no data dir")
     log = open(os.path.join(g.workdir, "r0.log"), "wb")
     proc = subprocess.Popen([g.cluster.binary, "--name", "r0", "--data-dir", ddir,
                              "--listen-client-urls", curl, "--advertise-client-urls", curl,
@@ -136,6 +142,15 @@ def snapshot_restore_checks(g):
             return r.stdout if r.returncode == 0 else None
         got = wait_for(get, timeout=15, step=0.2)
         check(got == "v\n", "a member started on the restored data dir serves k=v: %r" % got)
+        # while it runs, defrag --data-dir waits for it (killed after 1 s here)
+        p = subprocess.Popen([g.binary, "defrag", "--data-dir", ddir], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        time.sleep(1)
+        running = p.poll() is None
+        p.kill()
+        _, err = p.communicate()
+        check(running and b"waiting for etcd to close and release its lock" in err,
+              "defrag --data-dir of a running member waits: %r" % err[-200:])
     finally:
         proc.kill()
         proc.wait()

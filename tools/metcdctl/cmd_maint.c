@@ -6,6 +6,7 @@
  * snapshots are LMDB databases, not etcd's bbolt files). */
 #include "tools/metcdctl/ctl.h"
 
+#include "backend/backend.h"
 #include "common/mem.h"
 #include "server/etcdserverpb/rpc.pb-c.h"
 #include "server/rpc/rpc.h"
@@ -16,6 +17,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static int unsupported(struct ctl *c)
@@ -132,16 +134,55 @@ static int cmd_alarm_disarm(struct ctl *c, const struct ctl_args *a)
 /* ------------------------------------------------------------------------ */
 /* defrag                                                                   */
 
+/* defrag --data-dir: the LMDB database of a stopped member (DIR/member/db)
+ * rewritten compactly. The member's WAL directory (DIR/member/wal) is
+ * locked as a running metcd locks it, so a running member is waited for,
+ * as etcdctl waits for etcd's bolt lock. (A member whose WAL lives
+ * elsewhere, --wal-dir, is not detected.) */
+static int defrag_data_dir(struct ctl *c, const char *dir)
+{
+    char db[4096], wal_dir[4096], data[4200], e[128];
+    snprintf(db, sizeof(db), "%s/member/db", dir);
+    snprintf(data, sizeof(data), "%s/data.mdb", db);
+    snprintf(wal_dir, sizeof(wal_dir), "%s/member/wal", dir);
+    if (access(data, F_OK) != 0) {
+        snprintf(e, sizeof(e), "%s", strerror(errno));
+        e[0] = (char)(e[0] >= 'A' && e[0] <= 'Z' ? e[0] - 'A' + 'a' : e[0]);
+        fprintf(c->err, "Failed to defragment etcd data[%s] (open %s: %s)\n", dir, data, e);
+        return CTL_EXIT_ERROR;
+    }
+    int lock = open(wal_dir, O_RDONLY | O_DIRECTORY);
+    if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(c->err,
+                "waiting for etcd to close and release its lock on \"%s\". To defrag a running "
+                "etcd instance, omit --data-dir.\n",
+                db);
+        fflush(c->err);
+        flock(lock, LOCK_EX);
+    }
+    backend *be = NULL;
+    char err[256] = "";
+    int rc = backend_open(&be, db, NULL, err, sizeof(err));
+    if (rc == 0)
+        rc = backend_defrag(be);
+    if (rc != 0 && !err[0])
+        snprintf(err, sizeof(err), "%s", be ? backend_errmsg(be) : backend_strerror(rc));
+    backend_close(be);
+    if (lock >= 0)
+        close(lock);
+    if (rc != 0) {
+        fprintf(c->err, "Failed to defragment etcd data[%s] (%s)\n", dir,
+                err[0] ? err : backend_strerror(rc));
+        return CTL_EXIT_ERROR;
+    }
+    return 0;
+}
+
 static int cmd_defrag(struct ctl *c, const struct ctl_args *a)
 {
     const char *dir = ctl_str(a, "data-dir");
-    if (dir[0]) {
-        fprintf(c->err,
-                "Failed to defragment etcd data[%s] (metcd's data directories are LMDB; "
-                "defragment a running member instead)\n",
-                dir);
-        return CTL_EXIT_ERROR;
-    }
+    if (dir[0])
+        return defrag_data_dir(c, dir);
     struct ctl_endpoint_list l;
     int rc = ctl_target_endpoints(c, ctl_bool(a, "cluster"), &l);
     if (rc != 0)
