@@ -331,6 +331,9 @@ def script(g):
         snapshot_restore_checks(g)
         check_perf_run(g)
     g.step("snapshot", "save", "x.db", member=None)
+    g.step("snapshot", "save", "nodir/x.db", mask=NOLOG)
+    g.step("--endpoints", DEAD, "--dial-timeout=1s", "--command-timeout=2s", "snapshot", "save",
+           "y.db", globals_=False, mask=NOLOG)
 
     # check perf: the refusals (a run takes 60 seconds)
     g.step("check", "perf", "--load", "bad")

@@ -146,8 +146,7 @@ static int defrag_data_dir(struct ctl *c, const char *dir)
     snprintf(data, sizeof(data), "%s/data.mdb", db);
     snprintf(wal_dir, sizeof(wal_dir), "%s/member/wal", dir);
     if (access(data, F_OK) != 0) {
-        snprintf(e, sizeof(e), "%s", strerror(errno));
-        e[0] = (char)(e[0] >= 'A' && e[0] <= 'Z' ? e[0] - 'A' + 'a' : e[0]);
+        ctl_go_errno(errno, e, sizeof(e));
         fprintf(c->err, "Failed to defragment etcd data[%s] (open %s: %s)\n", dir, data, e);
         return CTL_EXIT_ERROR;
     }
@@ -344,8 +343,14 @@ static void on_snap_close(struct rpc_ccall *call, enum rpc_code code, const char
     struct save *s = data;
     s->done = true;
     s->code = (int)code;
+    /* a member never reached: etcdctl's dial gives up with its deadline */
+    bool unreached = code == RPC_CODE_DEADLINE_EXCEEDED ||
+                     (code == RPC_CODE_UNAVAILABLE && rpc_client_endpoint(s->c->client) < 0);
     if (!s->io_failed && code != RPC_CODE_OK)
-        snprintf(s->msg, sizeof(s->msg), "%s", msg && msg[0] ? msg : rpc_code_name(code));
+        snprintf(s->msg, sizeof(s->msg), "%s",
+                 unreached       ? "context deadline exceeded"
+                 : msg && msg[0] ? msg
+                                 : rpc_code_name(code));
     event_base_loopbreak(s->c->base);
 }
 
@@ -370,8 +375,10 @@ static int cmd_snapshot_save(struct ctl *c, const struct ctl_args *a)
         return ctl_fail(c, CTL_EXIT_ERROR, "out of memory");
     snprintf(part, plen, "%s.part", path);
     struct save s = {.c = c, .fd = open(part, O_WRONLY | O_CREAT | O_TRUNC, 0600)};
+    char e[128];
     if (s.fd < 0) {
-        rc = ctl_fail(c, CTL_EXIT_INTERRUPTED, "open %s: %s", part, strerror(errno));
+        ctl_go_errno(errno, e, sizeof(e));
+        rc = ctl_fail(c, CTL_EXIT_INTERRUPTED, "could not open %s (open %s: %s)", part, part, e);
         metcd_free(part);
         return rc;
     }
@@ -396,6 +403,11 @@ static int cmd_snapshot_save(struct ctl *c, const struct ctl_args *a)
     while (!s.done)
         event_base_loop(c->base, EVLOOP_ONCE);
     bool ok = !s.io_failed && s.code == RPC_CODE_OK;
+    off_t size = lseek(s.fd, 0, SEEK_CUR);
+    if (ok && size % 512 != 32) { /* the database's pages, then its SHA-256 */
+        ok = false;
+        snprintf(s.msg, sizeof(s.msg), "sha256 checksum not found [bytes: %lld]", (long long)size);
+    }
     if (ok && fsync(s.fd) != 0) {
         ok = false;
         snprintf(s.msg, sizeof(s.msg), "%s", strerror(errno));
@@ -403,7 +415,9 @@ static int cmd_snapshot_save(struct ctl *c, const struct ctl_args *a)
     close(s.fd);
     if (ok && rename(part, path) != 0) {
         ok = false;
-        snprintf(s.msg, sizeof(s.msg), "%s", strerror(errno));
+        ctl_go_errno(errno, e, sizeof(e));
+        snprintf(s.msg, sizeof(s.msg), "could not rename %s to %s (rename %s %s: %s)", part, path,
+                 part, path, e);
     }
     if (!ok) {
         unlink(part);

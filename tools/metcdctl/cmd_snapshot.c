@@ -34,9 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Go's text of an errno (syscall.Errno.Error): strerror's, lower-cased
- * first letter ("no such file or directory"). */
-static void go_errno(int e, char *buf, size_t len)
+void ctl_go_errno(int e, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", strerror(e));
     if (buf[0] >= 'A' && buf[0] <= 'Z')
@@ -103,13 +101,13 @@ static int db_status(const char *file, struct db_status *st, char *err, size_t e
     struct stat sb;
     char e[128];
     if (stat(file, &sb) != 0) {
-        go_errno(errno, e, sizeof(e));
+        ctl_go_errno(errno, e, sizeof(e));
         snprintf(err, errlen, "stat %s: %s", file, e);
         return -1;
     }
     FILE *f = fopen(file, "rb");
     if (!f) {
-        go_errno(errno, e, sizeof(e));
+        ctl_go_errno(errno, e, sizeof(e));
         snprintf(err, errlen, "open %s: %s", file, e);
         return -1;
     }
@@ -249,7 +247,7 @@ static int cmd_restore(struct ctl *c, const struct ctl_args *a)
         return ctl_fail(c, CTL_EXIT_ERROR, "data-dir \"%s\" exists", dir);
     int fd = open(a->pos[0], O_RDONLY);
     if (fd < 0) {
-        go_errno(errno, e, sizeof(e));
+        ctl_go_errno(errno, e, sizeof(e));
         return ctl_fail(c, CTL_EXIT_ERROR, "open %s: %s", a->pos[0], e);
     }
     close(fd);

@@ -288,6 +288,10 @@ void ctl_table_free(struct ctl_table *t);
  * print sizes. */
 void ctl_humanize_bytes(uint64_t n, char *buf, size_t len);
 
+/* Go's text of an errno (syscall.Errno.Error): strerror's with a
+ * lower-case first letter ("no such file or directory"). */
+void ctl_go_errno(int e, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Small parsers                                                            */
 
