@@ -232,11 +232,12 @@ static void stream_lost(struct peer_conn *c, const char *why)
                       (unsigned long long)p->id);
             peer_trace(p, CHANNELZ_SEV_WARNING, "lost connection to %s: %s", c->url, why);
             p->backoff_ms = 0;
-        } else if (!p->fail_logged) {
+        } else if (!p->fail_logged || strncmp(p->fail_why, why, sizeof(p->fail_why) - 1) != 0) {
             peer_logf(t, 'W', "failed to dial %016llx on stream Message (%s: %s)",
                       (unsigned long long)p->id, c->url, why);
             peer_trace(p, CHANNELZ_SEV_WARNING, "failed to dial %s: %s", c->url, why);
         }
+        snprintf(p->fail_why, sizeof(p->fail_why), "%s", why);
         p->fail_logged = true;
         p->unreachable = true;
         if (c->msgs_queued && !was_active) {
@@ -352,6 +353,7 @@ static void stream_read(struct peer_conn *c)
     bufferevent_set_timeouts(c->bev, NULL, &wtv);
     p->backoff_ms = 0;
     p->fail_logged = false;
+    p->fail_why[0] = 0;
     p->full_logged = false;
     p->unreachable = false;
     peer_logf(c->t, 'I', "peer %016llx became active", (unsigned long long)p->id);

@@ -132,6 +132,10 @@ struct peer {
     struct event *redial;
     uint32_t backoff_ms;
     bool fail_logged, full_logged;
+    /* the reason of the last dial failure logged: a failure is logged
+     * again only when its reason changes (refused while the peer starts,
+     * then its TLS refusal: both reach the log) */
+    char fail_why[96];
     bool unreachable; /* a dial or the stream failed since it was last active */
     bool pending_unreachable;
     int pending_snap; /* 0 none, 1 succeeded, 2 failed */

@@ -100,6 +100,16 @@ class Phase:
                 out, err = mask(out), mask(err)
             self.records.append((name or " ".join(cmd), r.returncode, out, err))
 
+    def record(self, name, rc, out, err, mask=None):
+        """Records a result the script obtained itself (e.g. from a
+        background process), normalized as step() does; out and err are
+        bytes (err: the whole stderr, its Error line is kept)."""
+        out = self.normalize(out)
+        err = self.normalize(harness.error_line(err.decode(errors="replace")).encode())
+        if mask:
+            out, err = mask(out), mask(err)
+        self.records.append((name, rc, out, err))
+
     def close(self):
         self.cluster.cleanup()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -94,7 +94,8 @@ def error_line(stderr):
     for line in stderr.splitlines():
         if line.startswith("Error:"):
             return line
-    return stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    rest = [ln for ln in stderr.strip().splitlines() if not ln.startswith('{"level":')]
+    return rest[-1] if rest else ""
 
 
 MASK_KEYS = {"cluster_id", "member_id", "raft_term", "ID", "leader", "dbSize", "dbSizeInUse",

@@ -112,6 +112,28 @@ int bench_summary_print(const struct bench_summary *s, FILE *out);
  * extra is not a JSON object; BENCH_ERR_IO when the write fails. */
 int bench_summary_print_json(const struct bench_summary *s, const char *extra, FILE *out);
 
+/* --compare: the same load against two servers. Prints a table with one
+ * row each for Requests/sec, Average, p50, p90, p99, p99.9 (milliseconds)
+ * and errors (failed requests), columns `first`, `second`, first/second and
+ * which side is better (higher requests/s, lower latency and errors; "same"
+ * when equal, "-" when there is nothing to compare). A ratio whose
+ * denominator is 0 prints "-". BENCH_ERR_IO when the write fails. */
+int bench_compare_print(const struct bench_summary *first, const struct bench_summary *second,
+                        FILE *out);
+
+/* --compare --json: one JSON object {"first": {...}, "second": {...},
+ * "ratios": {...}, "better": {...}} followed by a newline. first/second are
+ * what bench_summary_print_json prints for each run (extra_first and
+ * extra_second, optional, merged in as there); "ratios" holds first/second
+ * for requests_per_sec, average, p50, p90, p99, p99.9 and errors (null
+ * when the denominator is 0); "better" names "first", "second" or "same"
+ * for each (null when either run had no success, for the latency rows).
+ * BENCH_ERR_INVAL when an extra is not a JSON object, BENCH_ERR_IO when the
+ * write fails. */
+int bench_compare_print_json(const struct bench_summary *first, const char *extra_first,
+                             const struct bench_summary *second, const char *extra_second,
+                             FILE *out);
+
 /* ------------------------------------------------------------------------ */
 /* Options                                                                  */
 
@@ -120,7 +142,12 @@ enum bench_mode {
     BENCH_RANGE,
     BENCH_WATCH, /* watchers on --keys keys, then puts to them (watch.c) */
     BENCH_LEASE, /* --leases leases kept alive over --clients streams (lease.c) */
+    BENCH_TXN,   /* a Txn of --txn-ops puts per request (etcd's benchmark txn-put) */
+    BENCH_MIXED, /* a Range with probability --read-ratio, else a Put */
 };
+
+/* Most puts in one txn (etcd's default --max-txn-ops). */
+#define BENCH_MAX_TXN_OPS 128
 
 #define BENCH_MAX_ENDPOINTS 16
 
@@ -159,6 +186,19 @@ struct bench_options {
      * keep-alives in all */
     uint32_t leases;        /* 1..10000000 (default 100000) */
     int64_t ttl;            /* seconds, 1..9000000000 (default 60) */
+    /* txn mode: each request puts --txn-ops keys (key numbers k, k+1, ...
+     * k+N-1: the first drawn like a put's, modulo --key-space), after one
+     * always-true compare version(first key) > -1 with --txn-compare */
+    uint32_t txn_ops; /* 1..BENCH_MAX_TXN_OPS (default 1) */
+    bool txn_compare;
+    /* mixed mode: a Range (--consistency) with probability read_ratio */
+    double read_ratio; /* 0..1 (default 0.9) */
+    /* --compare: the same load (seed, flags) against these endpoints after
+     * the run against `endpoints`; 0 entries when not given. They point
+     * into `compare_buf`. put, range, txn and mixed only. */
+    const char *compare[BENCH_MAX_ENDPOINTS];
+    size_t n_compare;
+    char compare_buf[1024];
 };
 
 /* Parses argv (argv[0] is the program, argv[1] the mode) into *o.

@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +30,7 @@
 
 #define PATH_PUT "/etcdserverpb.KV/Put"
 #define PATH_RANGE "/etcdserverpb.KV/Range"
+#define PATH_TXN "/etcdserverpb.KV/Txn"
 #define WARMUP_KEY "metcd-bench/warmup"
 #define PROGRESS_MS 200
 #define BAR_WIDTH 40
@@ -46,7 +48,10 @@ struct slot {
 
 struct bench {
     struct bench_options o;
+    /* Everything below is per run (bench_reset clears it); base first. */
     struct event_base *base;
+    const char *const *eps; /* this run's endpoints: o.endpoints or o.compare */
+    size_t n_eps;
     struct rpc_client **conns; /* o.conns */
     struct slot *slots;        /* o.clients */
     uint32_t *idle;            /* stack of slots waiting for --rate, at most o.clients */
@@ -57,6 +62,12 @@ struct bench {
     uint64_t rng;
     char *key;    /* o.key_size bytes; requests are packed at send, so one buffer */
     uint8_t *val; /* o.val_size bytes */
+    /* txn: o.txn_ops puts, their ops and keys (o.key_size bytes each) */
+    char *txn_keys;
+    Etcdserverpb__PutRequest *txn_puts;
+    Etcdserverpb__RequestOp *txn_req_ops;
+    Etcdserverpb__RequestOp **txn_op_ptrs;
+    uint64_t reads, writes; /* mixed: requests of each kind issued */
     struct event *rate_ev, *progress_ev, *sigint_ev;
     uint32_t warm_left;
     int warm_failed; /* connection index + 1 of the first failed warm-up */
@@ -187,6 +198,34 @@ static void arm_rate_timer(struct bench *b)
     evtimer_add(b->rate_ev, &tv);
 }
 
+/* Fills txn with the next request's o.txn_ops puts (their keys in
+ * b->txn_keys, borrowed until it is packed) and the optional compare. */
+static void txn_fill(struct bench *b, Etcdserverpb__TxnRequest *txn, Etcdserverpb__Compare *cmp,
+                     Etcdserverpb__Compare **cmps)
+{
+    uint32_t n = b->o.txn_ops, ks = b->o.key_size;
+    uint64_t space = b->o.key_space;
+    uint64_t first =
+        space ? (uint64_t)(((unsigned __int128)next_rand(&b->rng) * space) >> 64) : b->issued * n;
+    for (uint32_t j = 0; j < n; j++) {
+        /* distinct keys: etcd refuses a txn that puts one key twice */
+        uint64_t k = space ? (first + j) % space : first + j;
+        bench_format_key(b->txn_keys + (size_t)j * ks, ks, k); /* size checked */
+    }
+    txn->n_success = n;
+    txn->success = b->txn_op_ptrs;
+    if (b->o.txn_compare) {
+        cmp->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER;
+        cmp->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION;
+        cmp->key.data = (uint8_t *)b->txn_keys;
+        cmp->key.len = ks;
+        cmp->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+        cmp->version = -1; /* version(key) >= 0: always true */
+        txn->n_compare = 1;
+        txn->compare = cmps;
+    }
+}
+
 /* Starts the slot's next request, or parks the slot. A request that cannot
  * even be started counts as failed and the slot tries the next one. */
 static void slot_issue(struct slot *s)
@@ -198,14 +237,33 @@ static void slot_issue(struct slot *s)
             arm_rate_timer(b);
             return;
         }
-        uint64_t k = next_key_number(b);
-        bench_format_key(b->key, b->o.key_size, k); /* size checked by the options */
         Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
         Etcdserverpb__RangeRequest range = ETCDSERVERPB__RANGE_REQUEST__INIT;
+        Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+        Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+        Etcdserverpb__Compare *cmps[1] = {&cmp};
         const ProtobufCMessage *req;
         const char *path;
         const ProtobufCMessageDescriptor *resp;
-        if (b->o.mode == BENCH_PUT) {
+        enum bench_mode kind = b->o.mode;
+        if (kind == BENCH_MIXED) {
+            /* 53 random bits as a double in [0, 1) */
+            double u = (double)(next_rand(&b->rng) >> 11) * 0x1p-53;
+            kind = u < b->o.read_ratio ? BENCH_RANGE : BENCH_PUT;
+            if (kind == BENCH_RANGE)
+                b->reads++;
+            else
+                b->writes++;
+        }
+        if (kind == BENCH_TXN)
+            txn_fill(b, &txn, &cmp, cmps);
+        else /* size checked by the options */
+            bench_format_key(b->key, b->o.key_size, next_key_number(b));
+        if (kind == BENCH_TXN) {
+            req = &txn.base;
+            path = PATH_TXN;
+            resp = &etcdserverpb__txn_response__descriptor;
+        } else if (kind == BENCH_PUT) {
             put.key.data = (uint8_t *)b->key;
             put.key.len = b->o.key_size;
             put.value.data = b->val;
@@ -316,7 +374,7 @@ static int warm_up(struct bench *b)
     if (b->warm_failed) {
         uint32_t i = (uint32_t)b->warm_failed - 1;
         fprintf(stderr, "metcd-bench: connection %" PRIu32 " (endpoint %s) failed: %s\n", i,
-                b->o.endpoints[i % b->o.n_endpoints], b->warm_err);
+                b->eps[i % b->n_eps], b->warm_err);
         return -1;
     }
     return 0;
@@ -328,10 +386,10 @@ static int make_conns(struct bench *b)
 {
     uint32_t per_conn = (b->o.clients + b->o.conns - 1) / b->o.conns;
     const char *eps[BENCH_MAX_ENDPOINTS];
-    size_t n = b->o.n_endpoints;
+    size_t n = b->n_eps;
     for (uint32_t i = 0; i < b->o.conns; i++) {
         for (size_t j = 0; j < n; j++)
-            eps[j] = b->o.endpoints[(i + j) % n];
+            eps[j] = b->eps[(i + j) % n];
         struct rpc_client_config cfg = {
             .endpoints = eps,
             .n_endpoints = n,
@@ -346,47 +404,120 @@ static int make_conns(struct bench *b)
     return 0;
 }
 
+static const char *mode_name(enum bench_mode m)
+{
+    switch (m) {
+    case BENCH_PUT:
+        return "put";
+    case BENCH_RANGE:
+        return "range";
+    case BENCH_TXN:
+        return "txn";
+    case BENCH_MIXED:
+        return "mixed";
+    default:
+        return "other";
+    }
+}
+
+/* The run's parameters as a JSON object text; caller frees with metcd_free. */
 static char *params_json(const struct bench *b)
 {
     json_t *eps = json_array();
-    for (size_t i = 0; eps && i < b->o.n_endpoints; i++)
-        json_array_append_new(eps, json_string(b->o.endpoints[i]));
-    json_t *o =
-        json_pack("{s:s,s:o,s:i,s:i,s:I,s:i,s:i,s:I,s:s,s:f,s:b}", "mode",
-                  b->o.mode == BENCH_PUT ? "put" : "range", "endpoints", eps, "conns",
-                  (int)b->o.conns, "clients", (int)b->o.clients, "total", (json_int_t)b->o.total,
-                  "key_size", (int)b->o.key_size, "val_size", (int)b->o.val_size, "key_space",
-                  (json_int_t)b->o.key_space, "consistency", b->o.serializable ? "s" : "l", "rate",
-                  b->o.rate, "interrupted", b->interrupted);
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    for (size_t i = 0; eps && i < b->n_eps; i++)
+        json_array_append_new(eps, json_string(b->eps[i]));
+    json_t *o = json_pack(
+        "{s:s,s:o,s:i,s:i,s:I,s:i,s:i,s:I,s:s,s:f,s:b,s:I}", "mode", mode_name(b->o.mode),
+        "endpoints", eps, "conns", (int)b->o.conns, "clients", (int)b->o.clients, "total",
+        (json_int_t)b->o.total, "key_size", (int)b->o.key_size, "val_size", (int)b->o.val_size,
+        "key_space", (json_int_t)b->o.key_space, "consistency", b->o.serializable ? "s" : "l",
+        "rate", b->o.rate, "interrupted", b->interrupted, "seed", (json_int_t)b->o.seed);
+    int bad = !o;
+    if (o && b->o.mode == BENCH_TXN) {
+        bad |= json_object_set_new(o, "txn_ops", json_integer(b->o.txn_ops));
+        bad |= json_object_set_new(o, "txn_compare", json_boolean(b->o.txn_compare));
+    } else if (o && b->o.mode == BENCH_MIXED) {
+        bad |= json_object_set_new(o, "read_ratio", json_real(b->o.read_ratio));
+        bad |= json_object_set_new(o, "reads", json_integer((json_int_t)b->reads));
+        bad |= json_object_set_new(o, "writes", json_integer((json_int_t)b->writes));
+    }
+    char *s = bad ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
 }
 
-static int report(struct bench *b)
+/* The outcome of one finished run, kept for --compare. */
+struct run_result {
+    struct bench_report *rep; /* owned */
+    struct bench_summary sum; /* its errors point into rep */
+    char *params;             /* JSON text (metcd_free), NULL without --json */
+    bool interrupted;
+};
+
+static void run_result_free(struct run_result *r)
 {
-    struct bench_summary sum;
-    bench_report_summarize(b->rep, b->end_ns - b->start_ns, &sum);
-    int rc;
+    bench_report_free(r->rep);
+    metcd_free(r->params);
+    memset(r, 0, sizeof *r);
+}
+
+/* Takes the finished run's report out of b into *r. */
+static int run_result_take(struct bench *b, struct run_result *r)
+{
+    memset(r, 0, sizeof *r);
+    bench_report_summarize(b->rep, b->end_ns - b->start_ns, &r->sum);
+    r->interrupted = b->interrupted;
     if (b->o.json) {
-        char *extra = params_json(b);
-        rc = extra ? bench_summary_print_json(&sum, extra, stdout) : BENCH_ERR_NOMEM;
-        metcd_free(extra); /* jansson allocates through metcd_malloc (main) */
-    } else {
-        rc = bench_summary_print(&sum, stdout);
+        r->params = params_json(b); /* jansson allocates through metcd_malloc (main) */
+        if (!r->params) {
+            fprintf(stderr, "metcd-bench: out of memory\n");
+            return -1;
+        }
     }
+    r->rep = b->rep;
+    b->rep = NULL;
+    return 0;
+}
+
+static int print_failed(int rc)
+{
     if (fflush(stdout) != 0)
         rc = BENCH_ERR_IO;
     if (rc != 0) {
         fprintf(stderr, "metcd-bench: printing the summary: %s\n", bench_strerror(rc));
         return 1;
     }
-    if (b->interrupted)
-        return 130;
-    return sum.ok > 0 ? 0 : 1;
+    return 0;
 }
 
-static void bench_close(struct bench *b)
+static int report(const struct bench *b, const struct run_result *r)
+{
+    int rc = b->o.json ? bench_summary_print_json(&r->sum, r->params, stdout)
+                       : bench_summary_print(&r->sum, stdout);
+    if (print_failed(rc))
+        return 1;
+    if (r->interrupted)
+        return 130;
+    return r->sum.ok > 0 ? 0 : 1;
+}
+
+static int report_compare(const struct bench *b, const struct run_result *first,
+                          const struct run_result *second)
+{
+    int rc = b->o.json ? bench_compare_print_json(&first->sum, first->params, &second->sum,
+                                                  second->params, stdout)
+                       : bench_summary_print(&second->sum, stdout);
+    if (rc == 0 && !b->o.json)
+        rc = bench_compare_print(&first->sum, &second->sum, stdout);
+    if (print_failed(rc))
+        return 1;
+    if (second->interrupted)
+        return 130;
+    return first->sum.ok > 0 && second->sum.ok > 0 ? 0 : 1;
+}
+
+/* Frees everything of one run and clears it, keeping the options. */
+static void bench_reset(struct bench *b)
 {
     b->stopping = true;
     if (b->conns)
@@ -406,11 +537,44 @@ static void bench_close(struct bench *b)
     metcd_free(b->idle);
     metcd_free(b->key);
     metcd_free(b->val);
+    metcd_free(b->txn_keys);
+    metcd_free(b->txn_puts);
+    metcd_free(b->txn_req_ops);
+    metcd_free(b->txn_op_ptrs);
+    size_t off = offsetof(struct bench, base);
+    memset((char *)b + off, 0, sizeof *b - off);
 }
 
-static int bench_setup(struct bench *b)
+static int txn_setup(struct bench *b)
+{
+    uint32_t n = b->o.txn_ops;
+    b->txn_keys = metcd_malloc((size_t)n * b->o.key_size);
+    b->txn_puts = metcd_calloc(n, sizeof *b->txn_puts);
+    b->txn_req_ops = metcd_calloc(n, sizeof *b->txn_req_ops);
+    b->txn_op_ptrs = metcd_calloc(n, sizeof *b->txn_op_ptrs);
+    if (!b->txn_keys || !b->txn_puts || !b->txn_req_ops || !b->txn_op_ptrs)
+        return -1;
+    for (uint32_t j = 0; j < n; j++) {
+        Etcdserverpb__PutRequest *put = &b->txn_puts[j];
+        Etcdserverpb__RequestOp *op = &b->txn_req_ops[j];
+        etcdserverpb__put_request__init(put);
+        put->key.data = (uint8_t *)b->txn_keys + (size_t)j * b->o.key_size;
+        put->key.len = b->o.key_size;
+        put->value.data = b->val;
+        put->value.len = b->o.val_size;
+        etcdserverpb__request_op__init(op);
+        op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+        op->request_put = put;
+        b->txn_op_ptrs[j] = op;
+    }
+    return 0;
+}
+
+static int bench_setup(struct bench *b, const char *const *eps, size_t n_eps)
 {
     const struct bench_options *o = &b->o;
+    b->eps = eps;
+    b->n_eps = n_eps;
     b->rng = o->seed;
     b->base = event_base_new();
     b->conns = metcd_calloc(o->conns, sizeof *b->conns);
@@ -419,7 +583,7 @@ static int bench_setup(struct bench *b)
     b->key = metcd_malloc(o->key_size);
     b->val = metcd_malloc(o->val_size ? o->val_size : 1);
     if (!b->base || !b->conns || !b->slots || !b->idle || !b->key || !b->val ||
-        bench_report_new(&b->rep, o->total) != 0) {
+        bench_report_new(&b->rep, o->total) != 0 || (o->mode == BENCH_TXN && txn_setup(b) != 0)) {
         fprintf(stderr, "metcd-bench: out of memory\n");
         return -1;
     }
@@ -439,6 +603,43 @@ static int bench_setup(struct bench *b)
     return make_conns(b);
 }
 
+/* One run of the load against eps: set up, warm up, send o.total
+ * requests, then take the outcome into *r. 0, or -1 after a message. */
+static int bench_run(struct bench *b, const char *const *eps, size_t n_eps, struct run_result *r)
+{
+    if (bench_setup(b, eps, n_eps) != 0 || warm_up(b) != 0)
+        return -1;
+    b->show_progress = b->o.progress && !b->o.json && isatty(STDOUT_FILENO);
+    b->start_ns = now_ns();
+    if (b->show_progress) {
+        struct timeval tv = {0, PROGRESS_MS * 1000};
+        event_add(b->progress_ev, &tv);
+    }
+    for (uint32_t i = 0; i < b->o.clients && !b->stopping; i++)
+        slot_issue(&b->slots[i]);
+    if (!b->stopping)
+        event_base_dispatch(b->base);
+    if (!b->end_ns)
+        b->end_ns = now_ns();
+    if (b->show_progress) {
+        event_del(b->progress_ev);
+        progress_draw(b, true);
+    }
+    return run_result_take(b, r);
+}
+
+static void print_run_header(const struct bench *b, const char *which, const char *const *eps,
+                             size_t n)
+{
+    if (b->o.json || b->o.n_compare == 0)
+        return;
+    printf("\n== %s: metcd-bench %s against ", which, mode_name(b->o.mode));
+    for (size_t i = 0; i < n; i++)
+        printf("%s%s", i ? "," : "", eps[i]);
+    printf("\n");
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     metcd_mem_tune();
@@ -456,27 +657,25 @@ int main(int argc, char **argv)
         return bench_watch_main(&b->o);
     if (b->o.mode == BENCH_LEASE)
         return bench_lease_main(&b->o);
-    b->show_progress = b->o.progress && !b->o.json && isatty(STDOUT_FILENO);
+    struct run_result first = {0}, second = {0};
     rc = 1;
-    if (bench_setup(b) != 0 || warm_up(b) != 0)
+    print_run_header(b, "first", b->o.endpoints, b->o.n_endpoints);
+    if (bench_run(b, b->o.endpoints, b->o.n_endpoints, &first) != 0)
         goto out;
-    b->start_ns = now_ns();
-    if (b->show_progress) {
-        struct timeval tv = {0, PROGRESS_MS * 1000};
-        event_add(b->progress_ev, &tv);
+    bench_reset(b);
+    if (b->o.n_compare == 0 || first.interrupted) {
+        rc = report(b, &first);
+        goto out;
     }
-    for (uint32_t i = 0; i < b->o.clients && !b->stopping; i++)
-        slot_issue(&b->slots[i]);
-    if (!b->stopping)
-        event_base_dispatch(b->base);
-    if (!b->end_ns)
-        b->end_ns = now_ns();
-    if (b->show_progress) {
-        event_del(b->progress_ev);
-        progress_draw(b, true);
-    }
-    rc = report(b);
+    if (!b->o.json && print_failed(bench_summary_print(&first.sum, stdout)))
+        goto out;
+    print_run_header(b, "second", b->o.compare, b->o.n_compare);
+    if (bench_run(b, b->o.compare, b->o.n_compare, &second) != 0)
+        goto out;
+    rc = report_compare(b, &first, &second);
 out:
-    bench_close(b);
+    bench_reset(b);
+    run_result_free(&second);
+    run_result_free(&first);
     return rc;
 }

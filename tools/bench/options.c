@@ -9,7 +9,7 @@
 
 void bench_usage(FILE *out)
 {
-    fputs("Usage: metcd-bench put|range|watch|lease [flags]\n"
+    fputs("Usage: metcd-bench put|range|txn|mixed|watch|lease [flags]\n"
           "\n"
           "Sends --total requests to an etcd v3 server, keeping --clients of them in\n"
           "flight over --conns gRPC connections, and prints a latency summary.\n"
@@ -17,6 +17,9 @@ void bench_usage(FILE *out)
           "Modes:\n"
           "  put      Put keys with values of --val-size bytes\n"
           "  range    Range single keys (--consistency l: linearizable, s: serializable)\n"
+          "  txn      Txns of --txn-ops puts each, to keys k, k+1, ... (k drawn as for\n"
+          "           put), after one always-true compare with --txn-compare\n"
+          "  mixed    Range a key with probability --read-ratio, else put it\n"
           "  watch    Create --watchers watchers on --keys keys over --streams Watch\n"
           "           streams (on --conns connections), then put --total times to\n"
           "           those keys (--rate, --clients): events/s delivered, put-to-event\n"
@@ -34,10 +37,16 @@ void bench_usage(FILE *out)
           "  --clients N        requests in flight over all connections (default 1)\n"
           "  --total N          requests to send (default 10000)\n"
           "  --key-size N       key bytes: decimal key number padded with '0' (default 8)\n"
-          "  --val-size N       value bytes for put (default 8)\n"
+          "  --val-size N       value bytes for put, txn and mixed (default 8)\n"
           "  --key-space N      draw keys uniformly from N keys; 0: sequential 0, 1, ...\n"
           "                     (default 0)\n"
-          "  --consistency l|s  range consistency (default l)\n"
+          "  --consistency l|s  range and mixed: range consistency (default l)\n"
+          "  --txn-ops N        txn: puts per txn, 1..128 (default 1)\n"
+          "  --txn-compare      txn: add the compare version(first key) > -1\n"
+          "  --read-ratio R     mixed: share of ranges, 0..1 (default 0.9)\n"
+          "  --compare LIST     put, range, txn, mixed: then run the same load (same\n"
+          "                     seed and flags) against LIST and print both summaries\n"
+          "                     and a table of first/second ratios\n"
           "  --rate R           requests per second over all clients; 0: unlimited\n"
           "                     (default 0)\n"
           "  --timeout-ms N     deadline of each request; 0: none (default 10000)\n"
@@ -86,18 +95,19 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-static int split_endpoints(struct bench_options *o, const char *val, FILE *err)
+/* Splits val into buf (bufsize bytes) and eps[]: --endpoints, --compare. */
+static int split_endpoints(const char *flag, char *buf, size_t bufsize, const char **eps,
+                           size_t *n_eps, const char *val, FILE *err)
 {
-    const char *flag = "--endpoints";
     size_t len = strlen(val);
     if (len == 0)
         return bad(err, flag, val, "want at least one host:port");
-    if (len >= sizeof o->endpoints_buf)
+    if (len >= bufsize)
         return bad(err, flag, val, "list too long");
-    memcpy(o->endpoints_buf, val, len + 1);
-    o->n_endpoints = 0;
+    memcpy(buf, val, len + 1);
+    *n_eps = 0;
     char *save = NULL;
-    char *p = o->endpoints_buf;
+    char *p = buf;
     /* strtok_r would skip empty entries; refuse them instead. */
     for (char *tok = p;; tok = save) {
         char *comma = strchr(tok, ',');
@@ -113,9 +123,9 @@ static int split_endpoints(struct bench_options *o, const char *val, FILE *err)
         uint64_t port;
         if (!colon || colon == hp || parse_u64(colon + 1, 1, 65535, &port) != 0)
             return bad(err, flag, val, "each entry needs host:port");
-        if (o->n_endpoints == BENCH_MAX_ENDPOINTS)
+        if (*n_eps == BENCH_MAX_ENDPOINTS)
             return bad(err, flag, val, "at most 16 endpoints");
-        o->endpoints[o->n_endpoints++] = tok;
+        eps[(*n_eps)++] = tok;
         if (!save)
             break;
     }
@@ -149,10 +159,11 @@ int bench_format_key(char *buf, uint32_t key_size, uint64_t n)
 static bool takes_value(const char *name)
 {
     static const char *const with_value[] = {
-        "--endpoints", "--conns",       "--clients", "--total",      "--key-size", "--val-size",
-        "--key-space", "--consistency", "--rate",    "--timeout-ms", "--seed",
-        "--watchers",  "--keys",        "--streams", "--server-pid", "--settle-ms",
-        "--drain-ms",  "--max-samples", "--leases", "--ttl",
+        "--endpoints", "--conns",      "--clients",     "--total",   "--key-size",
+        "--val-size",  "--key-space",  "--consistency", "--rate",    "--timeout-ms",
+        "--seed",      "--watchers",   "--keys",        "--streams", "--server-pid",
+        "--settle-ms", "--drain-ms",   "--max-samples", "--leases",  "--ttl",
+        "--txn-ops",   "--read-ratio", "--compare",
     };
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
         if (strcmp(name, with_value[i]) == 0)
@@ -164,7 +175,11 @@ static int set_flag(struct bench_options *o, const char *name, const char *val, 
 {
     uint64_t v;
     if (strcmp(name, "--endpoints") == 0)
-        return split_endpoints(o, val, err);
+        return split_endpoints(name, o->endpoints_buf, sizeof o->endpoints_buf, o->endpoints,
+                               &o->n_endpoints, val, err);
+    if (strcmp(name, "--compare") == 0)
+        return split_endpoints(name, o->compare_buf, sizeof o->compare_buf, o->compare,
+                               &o->n_compare, val, err);
     if (strcmp(name, "--conns") == 0) {
         if (parse_u64(val, 1, 1000, &v) != 0)
             return bad(err, name, val, "want an integer in 1..1000");
@@ -246,6 +261,17 @@ static int set_flag(struct bench_options *o, const char *name, const char *val, 
         if (parse_u64(val, 1, 9000000000ULL, &v) != 0)
             return bad(err, name, val, "want seconds in 1..9000000000");
         o->ttl = (int64_t)v;
+    } else if (strcmp(name, "--txn-ops") == 0) {
+        if (parse_u64(val, 1, BENCH_MAX_TXN_OPS, &v) != 0)
+            return bad(err, name, val, "want an integer in 1..128");
+        o->txn_ops = (uint32_t)v;
+    } else if (strcmp(name, "--read-ratio") == 0) {
+        char *end;
+        errno = 0;
+        double r = strtod(val, &end);
+        if (!val[0] || *end || errno || !(r >= 0 && r <= 1))
+            return bad(err, name, val, "want a number in 0..1");
+        o->read_ratio = r;
     } else if (strcmp(name, "--max-samples") == 0) {
         if (parse_u64(val, 1, 1000000000, &v) != 0)
             return bad(err, name, val, "want an integer in 1..1000000000");
@@ -306,13 +332,16 @@ static void defaults(struct bench_options *o)
     o->max_samples = 20000000;
     o->leases = 100000;
     o->ttl = 60;
+    o->txn_ops = 1;
+    o->read_ratio = 0.9;
 }
 
 int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, FILE *err)
 {
     defaults(o);
     if (argc < 2) {
-        fprintf(err, "metcd-bench: missing mode: put, range, watch or lease (see --help)\n");
+        fprintf(err,
+                "metcd-bench: missing mode: put, range, txn, mixed, watch or lease (see --help)\n");
         return 2;
     }
     int i = 1;
@@ -323,12 +352,18 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
         o->mode = BENCH_PUT;
     } else if (strcmp(argv[1], "range") == 0) {
         o->mode = BENCH_RANGE;
+    } else if (strcmp(argv[1], "txn") == 0) {
+        o->mode = BENCH_TXN;
+    } else if (strcmp(argv[1], "mixed") == 0) {
+        o->mode = BENCH_MIXED;
     } else if (strcmp(argv[1], "watch") == 0) {
         o->mode = BENCH_WATCH;
     } else if (strcmp(argv[1], "lease") == 0) {
         o->mode = BENCH_LEASE;
     } else {
-        fprintf(err, "metcd-bench: unknown mode \"%s\": want put, range, watch or lease\n",
+        fprintf(err,
+                "metcd-bench: unknown mode \"%s\": want put, range, txn, mixed, watch or "
+                "lease\n",
                 argv[1]);
         return 2;
     }
@@ -346,6 +381,10 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
             o->progress = false;
             continue;
         }
+        if (strcmp(arg, "--txn-compare") == 0) {
+            o->txn_compare = true;
+            continue;
+        }
         char name[32];
         const char *eq = strchr(arg, '=');
         size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -356,7 +395,8 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
         memcpy(name, arg, nl);
         name[nl] = '\0';
         if (!takes_value(name)) {
-            if (eq && (strcmp(name, "--json") == 0 || strcmp(name, "--no-progress") == 0))
+            if (eq && (strcmp(name, "--json") == 0 || strcmp(name, "--no-progress") == 0 ||
+                       strcmp(name, "--txn-compare") == 0))
                 fprintf(err, "metcd-bench: flag %s takes no value\n", name);
             else
                 fprintf(err, "metcd-bench: unknown flag %s (see --help)\n", name);
@@ -375,6 +415,10 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
         if (rc)
             return rc;
     }
+    if (o->n_compare > 0 && (o->mode == BENCH_WATCH || o->mode == BENCH_LEASE)) {
+        fprintf(err, "metcd-bench: --compare works with put, range, txn and mixed only\n");
+        return 2;
+    }
     if (o->mode == BENCH_WATCH) /* --clients are the puts, on a connection of their own */
         return check_watch(o, err);
     if (o->mode == BENCH_LEASE) {
@@ -390,7 +434,15 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *ou
                 o->clients, o->conns);
         return 2;
     }
-    uint64_t top = o->key_space ? o->key_space - 1 : o->total - 1;
+    uint64_t per_req = o->mode == BENCH_TXN ? o->txn_ops : 1;
+    if (o->key_space && o->key_space < per_req) {
+        /* a txn may not put the same key twice (etcd: duplicate key given) */
+        fprintf(err,
+                "metcd-bench: --key-space (%" PRIu64 ") must be at least --txn-ops (%" PRIu32 ")\n",
+                o->key_space, o->txn_ops);
+        return 2;
+    }
+    uint64_t top = o->key_space ? o->key_space - 1 : o->total * per_req - 1;
     if (bench_digits(top) > o->key_size) {
         fprintf(err,
                 "metcd-bench: --key-size %" PRIu32 " cannot hold key number %" PRIu64 " (%" PRIu32

@@ -241,7 +241,9 @@ static int json_set(json_t *obj, const char *key, json_t *v)
     return v ? json_object_set_new(obj, key, v) : -1;
 }
 
-int bench_summary_print_json(const struct bench_summary *s, const char *extra, FILE *out)
+/* The summary as a JSON object, extra's members first. 0 and *out (a new
+ * reference), or BENCH_ERR_INVAL / BENCH_ERR_NOMEM. */
+static int summary_json(const struct bench_summary *s, const char *extra, json_t **out)
 {
     int rc = BENCH_ERR_NOMEM;
     json_t *root = NULL;
@@ -283,14 +285,164 @@ int bench_summary_print_json(const struct bench_summary *s, const char *extra, F
     bad |= json_object_set(root, "errors", errs);
     if (bad)
         goto err_arrays;
-    rc = BENCH_ERR_IO;
-    if (json_dumpf(root, out, JSON_REAL_PRECISION(9)) != 0 || fputc('\n', out) == EOF)
-        goto err_arrays;
-    rc = ferror(out) ? BENCH_ERR_IO : 0;
+    *out = root;
+    root = NULL;
+    rc = 0;
 err_arrays:
     json_decref(errs);
     json_decref(pcts);
     json_decref(hist);
     json_decref(root);
+    return rc;
+}
+
+static int dump_line(json_t *root, FILE *out)
+{
+    if (json_dumpf(root, out, JSON_REAL_PRECISION(9)) != 0 || fputc('\n', out) == EOF)
+        return BENCH_ERR_IO;
+    return ferror(out) ? BENCH_ERR_IO : 0;
+}
+
+int bench_summary_print_json(const struct bench_summary *s, const char *extra, FILE *out)
+{
+    json_t *root = NULL;
+    int rc = summary_json(s, extra, &root);
+    if (rc != 0)
+        return rc;
+    rc = dump_line(root, out);
+    json_decref(root);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* --compare                                                                */
+
+/* One row of the comparison: a figure of each run. */
+struct cmp_row {
+    const char *label; /* text table */
+    const char *key;   /* JSON */
+    double a, b;
+    bool latency; /* milliseconds, lower is better */
+    bool higher_better;
+    bool defined; /* both runs have the figure (latencies need a success) */
+};
+
+#define N_CMP_ROWS 7
+
+/* Indices into bench_pcts of p50, p90, p99, p99.9. */
+static const int cmp_pct_index[4] = {2, 4, 6, 7};
+static const char *const cmp_pct_label[4] = {"p50", "p90", "p99", "p99.9"};
+static const char *const cmp_pct_text[4] = {"p50 (ms)", "p90 (ms)", "p99 (ms)", "p99.9 (ms)"};
+
+static void cmp_rows(const struct bench_summary *x, const struct bench_summary *y,
+                     struct cmp_row rows[N_CMP_ROWS])
+{
+    bool lat = x->ok > 0 && y->ok > 0;
+    rows[0] =
+        (struct cmp_row){"Requests/sec", "requests_per_sec", x->rps, y->rps, false, true, true};
+    rows[1] = (struct cmp_row){"Average (ms)", "average", x->average * 1e3, y->average * 1e3, true,
+                               false,          lat};
+    for (int i = 0; i < 4; i++) {
+        int k = cmp_pct_index[i];
+        rows[2 + i] = (struct cmp_row){
+            cmp_pct_text[i], cmp_pct_label[i], x->pct[k] * 1e3, y->pct[k] * 1e3, true, false, lat};
+    }
+    rows[6] = (struct cmp_row){"errors", "errors", (double)x->failed, (double)y->failed, false,
+                               false,    true};
+}
+
+/* "first", "second", "same", or NULL when the row has no figures. */
+static const char *cmp_better(const struct cmp_row *r)
+{
+    if (!r->defined)
+        return NULL;
+    if (r->a == r->b)
+        return "same";
+    bool first = r->higher_better ? r->a > r->b : r->a < r->b;
+    return first ? "first" : "second";
+}
+
+/* Ratio first/second; false when the row has none (undefined, or 0 below). */
+static bool cmp_ratio(const struct cmp_row *r, double *ratio)
+{
+    if (!r->defined || r->b == 0)
+        return false;
+    *ratio = r->a / r->b;
+    return true;
+}
+
+int bench_compare_print(const struct bench_summary *first, const struct bench_summary *second,
+                        FILE *out)
+{
+    struct cmp_row rows[N_CMP_ROWS];
+    cmp_rows(first, second, rows);
+    fprintf(out, "\nComparison (latencies in ms; first/second: below 1 means the first has"
+                 " less):\n");
+    fprintf(out, "  %-14s %14s %14s %14s  %s\n", "", "first", "second", "first/second", "better");
+    for (int i = 0; i < N_CMP_ROWS; i++) {
+        const struct cmp_row *r = &rows[i];
+        char a[32], b[32], q[32];
+        if (!r->defined) {
+            snprintf(a, sizeof a, "-");
+            snprintf(b, sizeof b, "-");
+        } else if (r->latency) {
+            snprintf(a, sizeof a, "%.3f", r->a);
+            snprintf(b, sizeof b, "%.3f", r->b);
+        } else if (i == N_CMP_ROWS - 1) {
+            snprintf(a, sizeof a, "%.0f", r->a);
+            snprintf(b, sizeof b, "%.0f", r->b);
+        } else {
+            snprintf(a, sizeof a, "%.1f", r->a);
+            snprintf(b, sizeof b, "%.1f", r->b);
+        }
+        double ratio;
+        if (cmp_ratio(r, &ratio))
+            snprintf(q, sizeof q, "%.2f", ratio);
+        else
+            snprintf(q, sizeof q, "-");
+        const char *better = cmp_better(r);
+        fprintf(out, "  %-14s %14s %14s %14s  %s\n", r->label, a, b, q, better ? better : "-");
+    }
+    return ferror(out) ? BENCH_ERR_IO : 0;
+}
+
+int bench_compare_print_json(const struct bench_summary *first, const char *extra_first,
+                             const struct bench_summary *second, const char *extra_second,
+                             FILE *out)
+{
+    json_t *a = NULL, *b = NULL;
+    int rc = summary_json(first, extra_first, &a);
+    if (rc != 0)
+        return rc;
+    rc = summary_json(second, extra_second, &b);
+    if (rc != 0)
+        goto err_a;
+    rc = BENCH_ERR_NOMEM;
+    json_t *root = json_object(), *ratios = json_object(), *better = json_object();
+    if (!root || !ratios || !better)
+        goto err_objects;
+    struct cmp_row rows[N_CMP_ROWS];
+    cmp_rows(first, second, rows);
+    int bad = 0;
+    for (int i = 0; i < N_CMP_ROWS; i++) {
+        double q;
+        const char *w = cmp_better(&rows[i]);
+        bad |= json_set(ratios, rows[i].key, cmp_ratio(&rows[i], &q) ? json_real(q) : json_null());
+        bad |= json_set(better, rows[i].key, w ? json_string(w) : json_null());
+    }
+    bad |= json_object_set(root, "first", a);
+    bad |= json_object_set(root, "second", b);
+    bad |= json_object_set(root, "ratios", ratios);
+    bad |= json_object_set(root, "better", better);
+    if (bad)
+        goto err_objects;
+    rc = dump_line(root, out);
+err_objects:
+    json_decref(better);
+    json_decref(ratios);
+    json_decref(root);
+    json_decref(b);
+err_a:
+    json_decref(a);
     return rc;
 }

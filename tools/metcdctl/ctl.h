@@ -124,6 +124,7 @@ struct ctl_args {
     const char *pos[CTL_MAX_ARGS]; /* arguments, in order ("--" dropped) */
     size_t n_pos;
     size_t dash_at; /* index in pos of the first argument after "--", or n_pos */
+    bool dashed;    /* "--" was given (even as the last word) */
     const char *val[CTL_MAX_FLAGS]; /* per cmd->flags[i]: last value, or NULL */
     bool set[CTL_MAX_FLAGS];
     const char *multi[CTL_MAX_FLAGS][8]; /* STRINGS: each occurrence */
@@ -171,13 +172,22 @@ extern const struct ctl_cmd ctl_cmd_alarm;       /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_check;       /* cmd_check.c */
 extern const struct ctl_cmd ctl_cmd_defrag;      /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_endpoint;    /* cmd_endpoint.c */
-extern const struct ctl_cmd ctl_cmd_id;          /* cmd_id.c */
 extern const struct ctl_cmd ctl_cmd_member;      /* cmd_member.c */
 extern const struct ctl_cmd ctl_cmd_move_leader; /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_snapshot;    /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_snapshot_status;  /* cmd_snapshot.c */
 extern const struct ctl_cmd ctl_cmd_snapshot_restore; /* cmd_snapshot.c */
 extern const struct ctl_cmd ctl_cmd_version;     /* cmd_maint.c */
+extern const struct ctl_cmd ctl_cmd_channelz;   /* cmd_channelz.c */
+extern const struct ctl_cmd ctl_cmd_completion; /* cmd_completion.c */
+extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
+extern const struct ctl_cmd ctl_cmd_compaction, ctl_cmd_del, ctl_cmd_get, ctl_cmd_put; /* cmd_kv.c */
+extern const struct ctl_cmd ctl_cmd_txn; /* cmd_txn.c */
+extern const struct ctl_cmd ctl_cmd_lease; /* cmd_lease.c */
+extern const struct ctl_cmd ctl_cmd_auth, ctl_cmd_role, ctl_cmd_user; /* cmd_auth.c */
+extern const struct ctl_cmd ctl_cmd_elect, ctl_cmd_lock; /* cmd_lock.c */
+extern const struct ctl_cmd ctl_cmd_make_mirror; /* cmd_mirror.c */
+extern const struct ctl_cmd ctl_cmd_watch; /* cmd_watch.c */
 
 /* Sets the defaults of every global flag (streams: stdout, stderr,
  * stdin). */

@@ -287,6 +287,7 @@ int ctl_parse_args(struct ctl *c, const struct ctl_cmd *cmd, const char *path, i
         }
         if (!strcmp(s, "--")) {
             dash = true;
+            a->dashed = true;
             a->dash_at = a->n_pos;
             continue;
         }

@@ -79,7 +79,7 @@ void ctl_print_bytes(struct ctl *c, const void *s, size_t len)
 {
     if (c->hex)
         ctl_hex_bytes(c->out, s, len);
-    else
+    else if (len) /* an empty protobuf-c bytes field has data NULL */
         fwrite(s, 1, len, c->out);
 }
 
@@ -96,6 +96,10 @@ static const char *oneof_go_name(const ProtobufCMessageDescriptor *d, const char
         {"etcdserverpb.RequestOp", "Request"},
         {"etcdserverpb.ResponseOp", "Response"},
         {"etcdserverpb.Compare", "TargetUnion"},
+        {"grpc.channelz.v1.Address", "Address"},
+        {"grpc.channelz.v1.Security", "Model"},
+        {"grpc.channelz.v1.Security.Tls", "CipherSuite"},
+        {"grpc.channelz.v1.ChannelTraceEvent", "ChildRef"},
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (!strcmp(d->name, known[i].msg))

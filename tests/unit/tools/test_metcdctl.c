@@ -214,6 +214,55 @@ START_TEST(test_output)
 }
 END_TEST
 
+/* txn inputs on which etcdctl panics (exit 2, Go's panic line): the
+ * golden test cannot compare a Go stack trace. Parsing ends before any
+ * call, so no server is needed. */
+static int run_txn(struct cap *k, const char *input)
+{
+    char buf[] = "metcdctl --endpoints 127.0.0.1:1 --dial-timeout 300ms txn";
+    char *argv[8];
+    int argc = 0;
+    for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    cap_close(k);
+    cap_open(k);
+    FILE *in = fmemopen((void *)input, strlen(input), "r");
+    ck_assert_ptr_nonnull(in);
+    k->c.in = in;
+    int rc = ctl_main(&k->c, argc, argv);
+    fclose(in);
+    fflush(k->c.out);
+    fflush(k->c.err);
+    return rc;
+}
+
+START_TEST(test_txn_panics)
+{
+    struct cap k;
+    cap_open(&k);
+    /* clientv3.Compare knows = != < > only */
+    ck_assert_int_eq(run_txn(&k, "val(\"k\") >= \"1\"\n\n\n\n"), 2);
+    ck_assert_ptr_nonnull(strstr(k.err, "panic: Unknown result op\n"));
+    /* a number target checks the number first */
+    ck_assert_int_eq(run_txn(&k, "ver(\"k\") >= \"x\"\n\n\n\n"), CTL_EXIT_INVALID_INPUT);
+    ck_assert_ptr_nonnull(strstr(k.err, "Error: invalid txn compare request: ver(\"k\")"));
+    /* txn passes a lease compare's value as a string: clientv3 panics */
+    ck_assert_int_eq(run_txn(&k, "lease(\"k\") = \"1\"\n\n\n\n"), 2);
+    ck_assert_ptr_nonnull(strstr(k.err, "panic: bad value\n"));
+    /* argify slices a 'quoted' word to [1, words - 1): out of range here */
+    ck_assert_int_eq(run_txn(&k, "\nput a 'b'\n\n"), CTL_EXIT_INVALID_INPUT);
+    ck_assert_ptr_nonnull(strstr(k.err, "Error: EOF")); /* "b" parsed; then no failure block */
+    ck_assert_int_eq(run_txn(&k, "\n'x'\n\n\n"), 2);
+    ck_assert_ptr_nonnull(strstr(k.err, "panic: runtime error: slice bounds out of range"));
+    ck_assert_int_eq(run_txn(&k, "\nput a b c 'd'\n\n\n"), 2);
+    /* help is cobra's command: etcdctl never gets a request */
+    ck_assert_int_eq(run_txn(&k, "\nhelp get\n\n\n"), CTL_EXIT_INVALID_INPUT);
+    ck_assert_int_eq(run_txn(&k, "\nget -h\n\n\n"), CTL_EXIT_INVALID_INPUT);
+    cap_close(&k);
+}
+END_TEST
+
 START_TEST(test_id_arguments)
 {
     struct cap k;
@@ -249,6 +298,7 @@ int main(void)
     tcase_add_test(tc, test_go_parsers);
     tcase_add_test(tc, test_output);
     tcase_add_test(tc, test_id_arguments);
+    tcase_add_test(tc, test_txn_panics);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

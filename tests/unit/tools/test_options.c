@@ -169,6 +169,63 @@ START_TEST(test_key_size_boundaries)
 }
 END_TEST
 
+START_TEST(test_txn_mixed_compare_flags)
+{
+    struct bench_options o;
+    ck_assert_int_eq(PARSE(&o, "txn"), 0);
+    ck_assert_int_eq(o.mode, BENCH_TXN);
+    ck_assert_uint_eq(o.txn_ops, 1);
+    ck_assert(!o.txn_compare);
+    ck_assert_uint_eq(o.n_compare, 0);
+    ck_assert_int_eq(PARSE(&o, "mixed"), 0);
+    ck_assert_int_eq(o.mode, BENCH_MIXED);
+    ck_assert_double_eq(o.read_ratio, 0.9);
+    ck_assert_int_eq(PARSE(&o, "txn", "--txn-ops=128", "--txn-compare", "--key-space", "1000",
+                           "--compare", "127.0.0.1:3,http://h:4"),
+                     0);
+    ck_assert_uint_eq(o.txn_ops, 128);
+    ck_assert(o.txn_compare);
+    ck_assert_uint_eq(o.n_compare, 2);
+    ck_assert_str_eq(o.compare[0], "127.0.0.1:3");
+    ck_assert_str_eq(o.compare[1], "http://h:4");
+    ck_assert_str_eq(o.endpoints[0], "127.0.0.1:2379"); /* --compare leaves --endpoints */
+    ck_assert_int_eq(PARSE(&o, "mixed", "--read-ratio", "0", "--consistency=s", "--compare=a:1"),
+                     0);
+    ck_assert_double_eq(o.read_ratio, 0);
+    ck_assert(o.serializable);
+    ck_assert_int_eq(PARSE(&o, "mixed", "--read-ratio=1"), 0);
+    ck_assert_double_eq(o.read_ratio, 1);
+    /* A txn's key numbers run to total * txn-ops - 1 when sequential. */
+    ck_assert_int_eq(PARSE(&o, "txn", "--total", "100", "--txn-ops", "10", "--key-size", "3"), 0);
+    ck_assert_int_eq(PARSE(&o, "txn", "--total", "100", "--txn-ops", "11", "--key-size", "3"), 2);
+    ck_assert_ptr_nonnull(strstr(errbuf, "--key-size"));
+    /* Random keys: the key space must hold one txn's distinct keys. */
+    ck_assert_int_eq(PARSE(&o, "txn", "--txn-ops", "4", "--key-space", "4"), 0);
+    static const struct {
+        const char *args[5];
+        const char *names;
+    } cases[] = {
+        {{"txn", "--txn-ops", "0"}, "--txn-ops"},
+        {{"txn", "--txn-ops", "129"}, "--txn-ops"},
+        {{"txn", "--txn-ops", "4", "--key-space=3"}, "--key-space"},
+        {{"txn", "--txn-compare=yes"}, "--txn-compare"},
+        {{"mixed", "--read-ratio", "1.5"}, "--read-ratio"},
+        {{"mixed", "--read-ratio", "-0.1"}, "--read-ratio"},
+        {{"mixed", "--read-ratio", "nan"}, "--read-ratio"},
+        {{"mixed", "--read-ratio", ""}, "--read-ratio"},
+        {{"put", "--compare", "a:1,,b:2"}, "--compare"},
+        {{"put", "--compare", "nohost"}, "--compare"},
+        {{"put", "--compare"}, "--compare"},
+        {{"watch", "--compare", "a:1"}, "--compare"},
+        {{"lease", "--compare", "a:1"}, "--compare"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_msg(parse(&o, cases[i].args) == 2, "case %zu", i);
+        ck_assert_msg(strstr(errbuf, cases[i].names) != NULL, "case %zu: %s", i, errbuf);
+    }
+}
+END_TEST
+
 START_TEST(test_help)
 {
     struct bench_options o;
@@ -203,6 +260,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, test_bad_input_names_the_flag);
     tcase_add_test(tc, test_watch_flags);
     tcase_add_test(tc, test_key_size_boundaries);
+    tcase_add_test(tc, test_txn_mixed_compare_flags);
     tcase_add_test(tc, test_help);
     tcase_add_test(tc, test_format_key);
     suite_add_tcase(s, tc);

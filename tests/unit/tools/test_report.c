@@ -383,6 +383,160 @@ START_TEST(test_json_extra_must_be_an_object)
 }
 END_TEST
 
+/* Two runs: `fast` has 1..4 ms latencies and 4 requests/s, `slow` 2..8 ms,
+ * 2 requests/s and one error. */
+static void two_runs(struct bench_report **rf, struct bench_report **rs, struct bench_summary *f,
+                     struct bench_summary *sl)
+{
+    const uint64_t fast[] = {1000000, 2000000, 3000000, 4000000};
+    const uint64_t slow[] = {2000000, 4000000, 6000000, 8000000};
+    *rf = report_of(fast, 4, 4);
+    *rs = report_of(slow, 4, 4);
+    bench_report_error(*rs, "UNAVAILABLE: x");
+    bench_report_summarize(*rf, 1000000000, f);
+    bench_report_summarize(*rs, 2000000000, sl);
+}
+
+static char *print_compare(const struct bench_summary *a, const struct bench_summary *b)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(bench_compare_print(a, b, f), 0);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(test_compare_table_rows_and_ratios)
+{
+    struct bench_report *rf, *rs;
+    struct bench_summary f, sl;
+    two_runs(&rf, &rs, &f, &sl);
+    char *t = print_compare(&f, &sl);
+    ck_assert_msg(strstr(t, "\nComparison") != NULL, "%s", t);
+    ck_assert_msg(strstr(t, "                          first         second   first/second  "
+                            "better\n") != NULL,
+                  "%s", t);
+    /* rps 4 vs 2: first better; latencies half: ratio 0.50, first better */
+    ck_assert_msg(strstr(t, "  Requests/sec              4.0            2.0           2.00"
+                            "  first\n") != NULL,
+                  "%s", t);
+    ck_assert_msg(strstr(t, "  Average (ms)            2.500          5.000           0.50"
+                            "  first\n") != NULL,
+                  "%s", t);
+    ck_assert_msg(strstr(t, "  p50 (ms)                2.000          4.000           0.50"
+                            "  first\n") != NULL,
+                  "%s", t);
+    ck_assert_msg(strstr(t, "  p90 (ms)                4.000          8.000") != NULL, "%s", t);
+    ck_assert_msg(strstr(t, "  p99 (ms) ") != NULL, "%s", t);
+    ck_assert_msg(strstr(t, "  p99.9 (ms) ") != NULL, "%s", t);
+    /* errors 0 vs 1: ratio 0.00, first better */
+    ck_assert_msg(strstr(t, "  errors                      0              1           0.00"
+                            "  first\n") != NULL,
+                  "%s", t);
+    free(t);
+    /* The other way round: second better, ratios inverted, errors 1/0 has no ratio. */
+    t = print_compare(&sl, &f);
+    ck_assert_msg(strstr(t, "  Requests/sec              2.0            4.0           0.50"
+                            "  second\n") != NULL,
+                  "%s", t);
+    ck_assert_msg(strstr(t, "  p50 (ms)                4.000          2.000           2.00"
+                            "  second\n") != NULL,
+                  "%s", t);
+    ck_assert_msg(strstr(t, "  errors                      1              0              -"
+                            "  second\n") != NULL,
+                  "%s", t);
+    free(t);
+    /* Equal runs: "same"; errors 0/0 has no ratio. */
+    t = print_compare(&f, &f);
+    ck_assert_msg(strstr(t, "           1.00  same\n") != NULL, "%s", t);
+    ck_assert_msg(strstr(t, "  errors                      0              0              -"
+                            "  same\n") != NULL,
+                  "%s", t);
+    free(t);
+    bench_report_free(rf);
+    bench_report_free(rs);
+}
+END_TEST
+
+START_TEST(test_compare_without_successes_has_no_latency_ratio)
+{
+    struct bench_report *rf, *rs, *none = NULL;
+    struct bench_summary f, sl, n;
+    two_runs(&rf, &rs, &f, &sl);
+    ck_assert_int_eq(bench_report_new(&none, 4), 0);
+    bench_report_error(none, "UNAVAILABLE: refused");
+    bench_report_summarize(none, 1000, &n);
+    char *t = print_compare(&f, &n);
+    ck_assert_msg(strstr(t, "  Requests/sec              4.0            0.0              -"
+                            "  first\n") != NULL,
+                  "%s", t);
+    ck_assert_msg(strstr(t, "  p99 (ms)                    -              -              -"
+                            "  -\n") != NULL,
+                  "%s", t);
+    free(t);
+    bench_report_free(none);
+    bench_report_free(rf);
+    bench_report_free(rs);
+}
+END_TEST
+
+START_TEST(test_compare_json_holds_both_runs_and_ratios)
+{
+    struct bench_report *rf, *rs;
+    struct bench_summary f, sl;
+    two_runs(&rf, &rs, &f, &sl);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    ck_assert_int_eq(bench_compare_print_json(&f, "{\"endpoints\":[\"a:1\"]}", &sl,
+                                              "{\"endpoints\":[\"b:2\"]}", out),
+                     0);
+    fclose(out);
+    ck_assert_int_eq(buf[len - 1], '\n');
+    ck_assert_ptr_null(memchr(buf, '\n', len - 1)); /* one line */
+    json_error_t jerr;
+    json_t *j = json_loads(buf, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s", jerr.text);
+    json_t *a = json_object_get(j, "first"), *b = json_object_get(j, "second");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(a, "endpoints"), 0)), "a:1");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(b, "endpoints"), 0)), "b:2");
+    ck_assert_int_eq(json_integer_value(json_object_get(a, "ok")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(b, "failed")), 1);
+    ck_assert_uint_eq(json_array_size(json_object_get(b, "percentiles")), BENCH_N_PCTS);
+    json_t *q = json_object_get(j, "ratios"), *w = json_object_get(j, "better");
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "requests_per_sec")), 2, 1e-9);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "average")), 0.5, 1e-9);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "p50")), 0.5, 1e-9);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "p90")), 0.5, 1e-9);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "p99")), 0.5, 1e-9);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "p99.9")), 0.5, 1e-9);
+    ck_assert_double_eq_tol(json_real_value(json_object_get(q, "errors")), 0, 1e-9);
+    ck_assert_str_eq(json_string_value(json_object_get(w, "requests_per_sec")), "first");
+    ck_assert_str_eq(json_string_value(json_object_get(w, "p99")), "first");
+    json_decref(j);
+    free(buf);
+    /* errors 1/0: null ratio; a bad extra is refused. */
+    out = open_memstream(&buf, &len);
+    ck_assert_int_eq(bench_compare_print_json(&sl, NULL, &f, NULL, out), 0);
+    fclose(out);
+    j = json_loads(buf, 0, &jerr);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(json_is_null(json_object_get(json_object_get(j, "ratios"), "errors")));
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "better"), "errors")),
+                     "second");
+    json_decref(j);
+    free(buf);
+    out = fopen("/dev/null", "w");
+    ck_assert_int_eq(bench_compare_print_json(&f, NULL, &sl, "[1]", out), BENCH_ERR_INVAL);
+    ck_assert_int_eq(bench_compare_print_json(&f, "{x", &sl, NULL, out), BENCH_ERR_INVAL);
+    fclose(out);
+    bench_report_free(rf);
+    bench_report_free(rs);
+}
+END_TEST
+
 START_TEST(test_strerror_names_every_code)
 {
     ck_assert_str_eq(bench_strerror(BENCH_ERR_FULL), "sample capacity reached");
@@ -412,6 +566,9 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_text_output_without_successes);
     tcase_add_test(tc, test_json_output_round_trips);
     tcase_add_test(tc, test_json_extra_must_be_an_object);
+    tcase_add_test(tc, test_compare_table_rows_and_ratios);
+    tcase_add_test(tc, test_compare_without_successes_has_no_latency_ratio);
+    tcase_add_test(tc, test_compare_json_holds_both_runs_and_ratios);
     tcase_add_test(tc, test_strerror_names_every_code);
     suite_add_tcase(s, tc);
     return s;
