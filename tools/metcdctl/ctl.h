@@ -168,6 +168,16 @@ int ctl_apply_global(struct ctl *c, const struct ctl_flag *f, const char *value)
 
 /* The root's commands, NULL-terminated (commands.c). */
 extern const struct ctl_cmd *const ctl_commands[];
+extern const struct ctl_cmd ctl_cmd_alarm;       /* cmd_maint.c */
+extern const struct ctl_cmd ctl_cmd_check;       /* cmd_check.c */
+extern const struct ctl_cmd ctl_cmd_defrag;      /* cmd_maint.c */
+extern const struct ctl_cmd ctl_cmd_endpoint;    /* cmd_endpoint.c */
+extern const struct ctl_cmd ctl_cmd_member;      /* cmd_member.c */
+extern const struct ctl_cmd ctl_cmd_move_leader; /* cmd_maint.c */
+extern const struct ctl_cmd ctl_cmd_snapshot;    /* cmd_maint.c */
+extern const struct ctl_cmd ctl_cmd_snapshot_status;  /* cmd_snapshot.c */
+extern const struct ctl_cmd ctl_cmd_snapshot_restore; /* cmd_snapshot.c */
+extern const struct ctl_cmd ctl_cmd_version;     /* cmd_maint.c */
 extern const struct ctl_cmd ctl_cmd_channelz;   /* cmd_channelz.c */
 extern const struct ctl_cmd ctl_cmd_completion; /* cmd_completion.c */
 extern const struct ctl_cmd ctl_cmd_id; /* cmd_id.c */
@@ -224,6 +234,28 @@ int ctl_fail(struct ctl *c, int code, const char *fmt, ...) __attribute__((forma
 /* Closes the connection (idempotent). */
 void ctl_close(struct ctl *c);
 
+/* The endpoints a per-endpoint command (endpoint, defrag) asks: --endpoints
+ * as given, or with cluster every client URL of the member list (etcdctl's
+ * endpointsFromCluster). Free with ctl_endpoint_list_free. 0 or the exit
+ * status (error printed). */
+struct ctl_endpoint_list {
+    char *eps[CTL_MAX_ENDPOINTS * 4];
+    size_t n;
+};
+int ctl_target_endpoints(struct ctl *c, bool cluster, struct ctl_endpoint_list *l);
+void ctl_endpoint_list_free(struct ctl_endpoint_list *l);
+/* A connection to the one endpoint ep (borrowed) with c's settings, in
+ * *sub; close it with ctl_close(sub) whatever this returns. 0 or the exit
+ * status (error printed to c->err). */
+int ctl_open_endpoint(struct ctl *c, const char *ep, struct ctl *sub);
+/* A unary call on such a connection that prints nothing: 0 with *resp;
+ * otherwise the error text (etcdctl's) in err and 1 when the server said
+ * permission denied, -2 when the endpoint could not be reached, -1 for
+ * anything else. */
+int ctl_endpoint_call(struct ctl *sub, const char *path, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                      char *err, size_t errlen);
+
 /* ------------------------------------------------------------------------ */
 /* Output                                                                   */
 
@@ -261,6 +293,14 @@ struct ctl_table *ctl_table_new(size_t n_cols, const char *const *headers);
 int ctl_table_row(struct ctl_table *t, const char *const *cells);
 void ctl_table_render(struct ctl_table *t, FILE *out);
 void ctl_table_free(struct ctl_table *t);
+
+/* go-humanize's Bytes (SI units: "20 kB", "1.2 MB"), as etcdctl's tables
+ * print sizes. */
+void ctl_humanize_bytes(uint64_t n, char *buf, size_t len);
+
+/* Go's text of an errno (syscall.Errno.Error): strerror's with a
+ * lower-case first letter ("no such file or directory"). */
+void ctl_go_errno(int e, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Small parsers                                                            */
