@@ -133,6 +133,7 @@ def compare(metcd, metcdctl, script, members=1, extra=None):
     line per step and a count. Returns the exit status (0: all equal)."""
     runs = []
     ports = None
+    metcdctl = os.path.abspath(metcdctl)  # steps run in a work dir
     for tool, binary in (("etcdctl", harness.ETCDCTL), ("metcdctl", metcdctl)):
         cl = _start(metcd, members, extra, ports)
         ports = (cl.cports, cl.pports)

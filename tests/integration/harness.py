@@ -25,7 +25,7 @@ class Server:
     """One member (metcd or etcd) with its own data dir and ports."""
 
     def __init__(self, binary, name="n0", extra=None, data_dir=None):
-        self.binary = binary
+        self.binary = os.path.abspath(binary)  # the server runs in its own dir
         self.name = name
         self.cport = free_port()
         self.pport = free_port()

@@ -24,7 +24,7 @@ import harness  # noqa: E402
 
 class Cluster:
     def __init__(self, binary, n=3, extra=None):
-        self.binary = binary
+        self.binary = os.path.abspath(binary)  # members run in their own dirs
         self.tmp = tempfile.mkdtemp(prefix="metcd-cluster-")
         self.names = ["m%d" % i for i in range(n)]
         self.cports = [harness.free_port() for _ in range(n)]
