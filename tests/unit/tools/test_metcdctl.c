@@ -3,7 +3,7 @@
  * prefix matching of commands, help, the output helpers (Go JSON of a
  * message, %q, --hex, tables), the id commands' argument errors, and a
  * command against an endpoint nobody listens on. */
-#include "tools/metcdctl/ctl.h"
+#include "tests/unit/tools/ctl_capture.h"
 
 #include "server/etcdserverpb/rpc.pb-c.h"
 
@@ -11,53 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct cap {
-    struct ctl c;
-    char *out, *err;
-    size_t outlen, errlen;
-};
-
-static void cap_open(struct cap *k)
-{
-    memset(k, 0, sizeof(*k));
-    ctl_defaults(&k->c);
-    k->c.out = open_memstream(&k->out, &k->outlen);
-    k->c.err = open_memstream(&k->err, &k->errlen);
-    ck_assert_ptr_nonnull(k->c.out);
-    ck_assert_ptr_nonnull(k->c.err);
-}
-
-static void cap_close(struct cap *k)
-{
-    ctl_close(&k->c);
-    fclose(k->c.out);
-    fclose(k->c.err);
-    free(k->out);
-    free(k->err);
-}
-
 /* Runs one command line in a fresh ctl; out/err captured. */
 static int run(struct cap *k, const char *line)
 {
-    char buf[512];
-    char *argv[64];
-    int argc = 0;
-    snprintf(buf, sizeof(buf), "metcdctl %s", line);
-    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    cap_close(k);
-    cap_open(k);
-    int rc = ctl_main(&k->c, argc, argv);
-    fflush(k->c.out);
-    fflush(k->c.err);
-    return rc;
+    return cap_run(k, line, NULL);
 }
 
 START_TEST(test_flag_errors)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     ck_assert_int_eq(run(&k, "id next --bogus 1"), CTL_EXIT_ERROR);
     ck_assert_ptr_nonnull(strstr(k.err, "Error: unknown flag: --bogus\n"));
     ck_assert_ptr_nonnull(strstr(k.out, "USAGE:\n\tmetcdctl id next")); /* usage on stdout */
@@ -84,8 +46,7 @@ END_TEST
 
 START_TEST(test_help_and_prefix)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     ck_assert_int_eq(run(&k, "--help"), 0);
     ck_assert_ptr_nonnull(strstr(k.out, "\tid next\t"));
     ck_assert_int_eq(run(&k, "i n -h"), 0); /* unique prefixes */
@@ -219,28 +180,12 @@ END_TEST
  * call, so no server is needed. */
 static int run_txn(struct cap *k, const char *input)
 {
-    char buf[] = "metcdctl --endpoints 127.0.0.1:1 --dial-timeout 300ms txn";
-    char *argv[8];
-    int argc = 0;
-    for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    cap_close(k);
-    cap_open(k);
-    FILE *in = fmemopen((void *)input, strlen(input), "r");
-    ck_assert_ptr_nonnull(in);
-    k->c.in = in;
-    int rc = ctl_main(&k->c, argc, argv);
-    fclose(in);
-    fflush(k->c.out);
-    fflush(k->c.err);
-    return rc;
+    return cap_run(k, "--endpoints 127.0.0.1:1 --dial-timeout 300ms txn", input);
 }
 
 START_TEST(test_txn_panics)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     /* clientv3.Compare knows = != < > only */
     ck_assert_int_eq(run_txn(&k, "val(\"k\") >= \"1\"\n\n\n\n"), 2);
     ck_assert_ptr_nonnull(strstr(k.err, "panic: Unknown result op\n"));
@@ -265,8 +210,7 @@ END_TEST
 
 START_TEST(test_id_arguments)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     ck_assert_int_eq(run(&k, "id next"), CTL_EXIT_BAD_ARGS);
     ck_assert_ptr_nonnull(strstr(k.err, "Error: id next needs a tag"));
     ck_assert_int_eq(run(&k, "id next t --count 0"), CTL_EXIT_BAD_ARGS);

@@ -3,55 +3,20 @@
  * dials (texts and exit codes), and hex lease IDs. The answers themselves
  * are compared with etcdctl's in
  * tests/integration/test_metcdctl_ctllease.py. */
-#include "tools/metcdctl/ctl.h"
+#include "tests/unit/tools/ctl_capture.h"
 #include "tools/metcdctl/ctl_session.h"
 
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct cap {
-    struct ctl c;
-    char *out, *err;
-    size_t outlen, errlen;
-};
-
-static void cap_open(struct cap *k)
-{
-    memset(k, 0, sizeof(*k));
-    ctl_defaults(&k->c);
-    k->c.out = open_memstream(&k->out, &k->outlen);
-    k->c.err = open_memstream(&k->err, &k->errlen);
-    ck_assert_ptr_nonnull(k->c.out);
-    ck_assert_ptr_nonnull(k->c.err);
-}
-
-static void cap_close(struct cap *k)
-{
-    ctl_close(&k->c);
-    fclose(k->c.out);
-    fclose(k->c.err);
-    free(k->out);
-    free(k->err);
-}
-
 /* Runs one command line (words split on spaces) against a port nobody
  * listens on; returns the exit status with out/err captured. */
 static int run(struct cap *k, const char *line)
 {
-    char buf[512];
-    char *argv[64];
-    int argc = 0;
-    snprintf(buf, sizeof(buf), "metcdctl --endpoints 127.0.0.1:1 --dial-timeout=200ms %s", line);
-    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    cap_close(k);
-    cap_open(k);
-    int rc = ctl_main(&k->c, argc, argv);
-    fflush(k->c.out);
-    fflush(k->c.err);
-    return rc;
+    char buf[600];
+    snprintf(buf, sizeof(buf), "--endpoints 127.0.0.1:1 --dial-timeout=200ms %s", line);
+    return cap_run(k, buf, NULL);
 }
 
 static void expect(struct cap *k, const char *line, int rc, const char *err)
@@ -63,8 +28,7 @@ static void expect(struct cap *k, const char *line, int rc, const char *err)
 
 START_TEST(test_lease_args)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     expect(&k, "lease grant", 128, "Error: lease grant command needs TTL argument\n");
     expect(&k, "lease grant 0x10", 128,
            "Error: bad TTL (strconv.ParseInt: parsing \"0x10\": invalid syntax)\n");
@@ -83,8 +47,8 @@ END_TEST
 
 START_TEST(test_lease_id_hex)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
+    cap_open(&k, NULL);
     int64_t id;
     ck_assert_int_eq(ctl_lease_parse_id(&k.c, "694d7a3b1c2e0f10", &id), 0);
     ck_assert_int_eq(id, 0x694d7a3b1c2e0f10LL);
@@ -100,8 +64,7 @@ END_TEST
 
 START_TEST(test_auth_args)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     expect(&k, "user add", 128, "Error: user add command requires user name as its argument\n");
     expect(&k, "user add :pw", 128, "Error: empty user name is not allowed\n");
     expect(&k, "user grant-role u", 128,
@@ -123,8 +86,7 @@ END_TEST
 
 START_TEST(test_lock_elect_mirror_args)
 {
-    struct cap k;
-    cap_open(&k);
+    struct cap k = {0};
     expect(&k, "lock", 128,
            "Error: lock takes a lock name argument and an optional command to execute\n");
     expect(&k, "elect e", 128, "Error: no proposal argument but -l not set\n");

@@ -2,46 +2,20 @@
  * subcommand in ctl_commands answers "<path> --help" with exit 0, the
  * NAME/USAGE help naming it and each of its flags; the bash completion
  * script lists every group's subcommands and every command's flags. */
-#include "tools/metcdctl/ctl.h"
+#include "tests/unit/tools/ctl_capture.h"
 
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct cap {
-    struct ctl c;
-    char *out, *err;
-    size_t outlen, errlen;
-};
-
 /* Runs `metcdctl <path words> <extra>` in a fresh ctl; out/err captured
- * (free with cap_free). */
+ * (free with cap_close). */
 static int run(struct cap *k, const char *path, const char *extra)
 {
-    char buf[512];
-    char *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof(buf), "metcdctl %s %s", path, extra);
-    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
+    char buf[600];
+    snprintf(buf, sizeof(buf), "%s %s", path, extra);
     memset(k, 0, sizeof(*k));
-    ctl_defaults(&k->c);
-    k->c.out = open_memstream(&k->out, &k->outlen);
-    k->c.err = open_memstream(&k->err, &k->errlen);
-    ck_assert_ptr_nonnull(k->c.out);
-    ck_assert_ptr_nonnull(k->c.err);
-    int rc = ctl_main(&k->c, argc, argv);
-    ctl_close(&k->c);
-    fclose(k->c.out);
-    fclose(k->c.err);
-    return rc;
-}
-
-static void cap_free(struct cap *k)
-{
-    free(k->out);
-    free(k->err);
+    return cap_run(k, buf, NULL);
 }
 
 static size_t walked;
@@ -53,7 +27,7 @@ static void walk_help(const struct ctl_cmd *const *list, const char *parent)
         char path[256];
         snprintf(path, sizeof(path), "%s%s%s", parent, parent[0] ? " " : "", cmd->name);
         for (int h = 0; h < 2; h++) {
-            struct cap k;
+            struct cap k = {0};
             int rc = run(&k, path, h ? "-h" : "--help");
             ck_assert_msg(rc == 0, "%s --help: exit %d", path, rc);
             char want[300];
@@ -66,7 +40,7 @@ static void walk_help(const struct ctl_cmd *const *list, const char *parent)
                 snprintf(fl, sizeof(fl), "--%s", cmd->flags[i].name);
                 ck_assert_msg(strstr(k.out, fl) != NULL, "%s --help lacks %s", path, fl);
             }
-            cap_free(&k);
+            cap_close(&k);
         }
         walked++;
         walk_help(cmd->subs, path);
@@ -106,7 +80,7 @@ static void walk_completion(const char *script, const struct ctl_cmd *const *lis
 
 START_TEST(test_completion_lists_the_table)
 {
-    struct cap k;
+    struct cap k = {0};
     ck_assert_int_eq(run(&k, "completion bash", ""), 0);
     walk_completion(k.out, ctl_commands, "");
     const char *g = strstr(k.out, "\n__metcdctl_global_flags=\"");
@@ -125,11 +99,11 @@ START_TEST(test_completion_lists_the_table)
         }
         ck_assert_msg(found, "global %s missing", fl);
     }
-    cap_free(&k);
+    cap_close(&k);
     ck_assert_int_eq(run(&k, "completion zsh", ""), 0);
     ck_assert_ptr_nonnull(strstr(k.out, "#compdef metcdctl\n"));
     walk_completion(k.out, ctl_commands, "");
-    cap_free(&k);
+    cap_close(&k);
 }
 END_TEST
 

@@ -5,67 +5,25 @@
  * watch prints is compared with etcdctl's in
  * tests/integration/test_metcdctl_watch.py; failover is
  * tests/integration/test_metcdctl_watch_failover.py. */
-#include "tools/metcdctl/ctl.h"
+#include "tests/unit/tools/ctl_capture.h"
 
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct cap {
-    struct ctl c;
-    char *out, *err;
-    size_t outlen, errlen;
-    FILE *in;
-};
-
-static void cap_open(struct cap *k, const char *stdin_text)
-{
-    memset(k, 0, sizeof(*k));
-    ctl_defaults(&k->c);
-    k->c.out = open_memstream(&k->out, &k->outlen);
-    k->c.err = open_memstream(&k->err, &k->errlen);
-    ck_assert_ptr_nonnull(k->c.out);
-    ck_assert_ptr_nonnull(k->c.err);
-    if (stdin_text) {
-        k->in = fmemopen((void *)stdin_text, strlen(stdin_text), "r");
-        ck_assert_ptr_nonnull(k->in);
-        k->c.in = k->in;
-    }
-}
-
-static void cap_close(struct cap *k)
-{
-    ctl_close(&k->c);
-    fclose(k->c.out);
-    fclose(k->c.err);
-    if (k->in)
-        fclose(k->in);
-    free(k->out);
-    free(k->err);
-}
 
 /* Runs "metcdctl <line>" (words split on spaces) against a port nobody
  * listens on, stdin_text as stdin (NULL: none); the exit status, with
  * stdout and stderr in k. */
 static int run(struct cap *k, const char *line, const char *stdin_text)
 {
-    char buf[512];
-    char *argv[64];
-    int argc = 0;
-    snprintf(buf, sizeof(buf), "metcdctl --endpoints 127.0.0.1:1 --dial-timeout=200ms %s", line);
-    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    cap_open(k, stdin_text);
-    int rc = ctl_main(&k->c, argc, argv);
-    fflush(k->c.out);
-    fflush(k->c.err);
-    return rc;
+    char buf[600];
+    snprintf(buf, sizeof(buf), "--endpoints 127.0.0.1:1 --dial-timeout=200ms %s", line);
+    return cap_run(k, buf, stdin_text);
 }
 
 static void expect(const char *line, const char *stdin_text, int rc, const char *err)
 {
-    struct cap k;
+    struct cap k = {0};
     int got = run(&k, line, stdin_text);
     if (got != rc || !strstr(k.err, err))
         ck_abort_msg("%s: status %d (want %d), stderr %s (want %s)", line, got, rc, k.err, err);
