@@ -293,38 +293,16 @@ int kv_del_op(struct ctl *c, struct kv_mem *m, const struct ctl_args *a,
 /* ------------------------------------------------------------------------ */
 /* Printing                                                                 */
 
-static void simple_kv(struct ctl *c, const Mvccpb__KeyValue *kv, bool value_only)
-{
-    if (!value_only) {
-        ctl_print_bytes(c, kv->key.data, kv->key.len);
-        fputc('\n', c->out);
-    }
-    ctl_print_bytes(c, kv->value.data, kv->value.len);
-    fputc('\n', c->out);
-}
-
-static void fields_kv(struct ctl *c, const char *pfx, const Mvccpb__KeyValue *kv)
-{
-    fprintf(c->out, "\"%sKey\" : ", pfx);
-    ctl_go_quote(c->out, kv->key.data, kv->key.len);
-    fprintf(c->out,
-            "\n\"%sCreateRevision\" : %" PRId64 "\n\"%sModRevision\" : %" PRId64
-            "\n\"%sVersion\" : %" PRId64 "\n\"%sValue\" : ",
-            pfx, kv->create_revision, pfx, kv->mod_revision, pfx, kv->version, pfx);
-    ctl_go_quote(c->out, kv->value.data, kv->value.len);
-    fprintf(c->out, "\n\"%sLease\" : %" PRId64 "\n", pfx, kv->lease);
-}
-
 static void print_range(struct ctl *c, const Etcdserverpb__RangeResponse *r, bool value_only)
 {
     if (c->format == CTL_FORMAT_SIMPLE) {
         for (size_t i = 0; i < r->n_kvs; i++)
-            simple_kv(c, r->kvs[i], value_only);
+            ctl_simple_kv(c, r->kvs[i], value_only);
         return;
     }
     ctl_fields_header(c, &r->header->base);
     for (size_t i = 0; i < r->n_kvs; i++)
-        fields_kv(c, "", r->kvs[i]);
+        ctl_fields_kv(c, "", r->kvs[i]);
     fprintf(c->out, "\"More\" : %s\n\"Count\" : %" PRId64 "\n", r->more ? "true" : "false",
             r->count);
 }
@@ -334,12 +312,12 @@ static void print_put(struct ctl *c, const Etcdserverpb__PutResponse *r)
     if (c->format == CTL_FORMAT_SIMPLE) {
         fputs("OK\n", c->out);
         if (r->prev_kv)
-            simple_kv(c, r->prev_kv, false);
+            ctl_simple_kv(c, r->prev_kv, false);
         return;
     }
     ctl_fields_header(c, &r->header->base);
     if (r->prev_kv)
-        fields_kv(c, "Prev", r->prev_kv);
+        ctl_fields_kv(c, "Prev", r->prev_kv);
 }
 
 static void print_del(struct ctl *c, const Etcdserverpb__DeleteRangeResponse *r)
@@ -352,9 +330,9 @@ static void print_del(struct ctl *c, const Etcdserverpb__DeleteRangeResponse *r)
     }
     for (size_t i = 0; i < r->n_prev_kvs; i++) {
         if (c->format == CTL_FORMAT_SIMPLE)
-            simple_kv(c, r->prev_kvs[i], false);
+            ctl_simple_kv(c, r->prev_kvs[i], false);
         else
-            fields_kv(c, "Prev", r->prev_kvs[i]);
+            ctl_fields_kv(c, "Prev", r->prev_kvs[i]);
     }
 }
 

@@ -161,27 +161,14 @@ static int print_range(struct ctl *c, const Etcdserverpb__RangeResponse *r)
         return ctl_fail(c, CTL_EXIT_BAD_FEATURE, "table not supported as output format");
     case CTL_FORMAT_FIELDS:
         ctl_fields_header(c, r->header ? &r->header->base : NULL);
-        for (size_t i = 0; i < r->n_kvs; i++) {
-            const Mvccpb__KeyValue *kv = r->kvs[i];
-            fputs("\"Key\" : ", c->out);
-            ctl_go_quote(c->out, kv->key.data, kv->key.len);
-            fprintf(c->out,
-                    "\n\"CreateRevision\" : %" PRId64 "\n\"ModRevision\" : %" PRId64
-                    "\n\"Version\" : %" PRId64 "\n\"Value\" : ",
-                    kv->create_revision, kv->mod_revision, kv->version);
-            ctl_go_quote(c->out, kv->value.data, kv->value.len);
-            fprintf(c->out, "\n\"Lease\" : %" PRId64 "\n", kv->lease);
-        }
+        for (size_t i = 0; i < r->n_kvs; i++)
+            ctl_fields_kv(c, "", r->kvs[i]);
         fprintf(c->out, "\"More\" : %s\n\"Count\" : %" PRId64 "\n", r->more ? "true" : "false",
                 r->count);
         break;
     default:
-        for (size_t i = 0; i < r->n_kvs; i++) {
-            ctl_print_bytes(c, r->kvs[i]->key.data, r->kvs[i]->key.len);
-            fputc('\n', c->out);
-            ctl_print_bytes(c, r->kvs[i]->value.data, r->kvs[i]->value.len);
-            fputc('\n', c->out);
-        }
+        for (size_t i = 0; i < r->n_kvs; i++)
+            ctl_simple_kv(c, r->kvs[i], false);
         break;
     }
     fflush(c->out);

@@ -190,26 +190,6 @@ static void print_json(struct ctl *c, const Etcdserverpb__WatchResponse *r)
             r->compact_revision, r->canceled ? "true" : "false", r->created ? "true" : "false");
 }
 
-static void fields_kv(struct ctl *c, const char *pfx, const Mvccpb__KeyValue *kv)
-{
-    fprintf(c->out, "\"%sKey\" : ", pfx);
-    ctl_go_quote(c->out, kv->key.data, kv->key.len);
-    fprintf(c->out,
-            "\n\"%sCreateRevision\" : %" PRId64 "\n\"%sModRevision\" : %" PRId64
-            "\n\"%sVersion\" : %" PRId64 "\n\"%sValue\" : ",
-            pfx, kv->create_revision, pfx, kv->mod_revision, pfx, kv->version, pfx);
-    ctl_go_quote(c->out, kv->value.data, kv->value.len);
-    fprintf(c->out, "\n\"%sLease\" : %" PRId64 "\n", pfx, kv->lease);
-}
-
-static void simple_kv(struct ctl *c, const Mvccpb__KeyValue *kv)
-{
-    ctl_print_bytes(c, kv->key.data, kv->key.len);
-    fputc('\n', c->out);
-    ctl_print_bytes(c, kv->value.data, kv->value.len);
-    fputc('\n', c->out);
-}
-
 /* A byte string on a terminal line: raw when printable, else Go-quoted. */
 static size_t tty_bytes(struct ctl *c, const ProtobufCBinaryData *b)
 {
@@ -294,9 +274,9 @@ static int display(struct wsession *s, const Etcdserverpb__WatchResponse *r, Mvc
             }
             fprintf(c->out, "%s\n", type_name(evs[i]->type));
             if (evs[i]->prev_kv)
-                simple_kv(c, evs[i]->prev_kv);
+                ctl_simple_kv(c, evs[i]->prev_kv, false);
             if (evs[i]->kv)
-                simple_kv(c, evs[i]->kv);
+                ctl_simple_kv(c, evs[i]->kv, false);
         }
         return 0;
     case CTL_FORMAT_JSON:
@@ -307,9 +287,9 @@ static int display(struct wsession *s, const Etcdserverpb__WatchResponse *r, Mvc
         for (size_t i = 0; i < n; i++) {
             fprintf(c->out, "\"Type\" : %s\n", type_name(evs[i]->type));
             if (evs[i]->prev_kv)
-                fields_kv(c, "Prev", evs[i]->prev_kv);
+                ctl_fields_kv(c, "Prev", evs[i]->prev_kv);
             if (evs[i]->kv)
-                fields_kv(c, "", evs[i]->kv);
+                ctl_fields_kv(c, "", evs[i]->kv);
         }
         return 0;
     case CTL_FORMAT_PROTOBUF:

@@ -282,6 +282,14 @@ void ctl_hex_bytes(FILE *out, const void *s, size_t len);
 /* A byte string as simple output prints it: raw, or --hex. */
 void ctl_print_bytes(struct ctl *c, const void *s, size_t len);
 
+struct Mvccpb__KeyValue;
+/* A key-value as etcdctl's simple printer shows it: the key and the value
+ * on lines of their own (the value alone with value_only; --hex applies). */
+void ctl_simple_kv(struct ctl *c, const struct Mvccpb__KeyValue *kv, bool value_only);
+/* A key-value's -w fields lines ("Key" : "foo" ... "Lease" : 0), each
+ * name prefixed with pfx ("" or "Prev"). */
+void ctl_fields_kv(struct ctl *c, const char *pfx, const struct Mvccpb__KeyValue *kv);
+
 /* -w fields' header lines ("ClusterID" : 1 ...) from an
  * etcdserverpb.ResponseHeader (NULL prints nothing). */
 void ctl_fields_header(struct ctl *c, const ProtobufCMessage *hdr);

@@ -5,6 +5,7 @@
 #include "tools/metcdctl/ctl.h"
 
 #include "common/mem.h"
+#include "mvcc/mvccpb/kv.pb-c.h"
 #include "server/pbjson/pbjson.h"
 
 #include <inttypes.h>
@@ -316,8 +317,30 @@ int ctl_print_protobuf(struct ctl *c, const ProtobufCMessage *msg)
     return 0;
 }
 
+void ctl_simple_kv(struct ctl *c, const Mvccpb__KeyValue *kv, bool value_only)
+{
+    if (!value_only) {
+        ctl_print_bytes(c, kv->key.data, kv->key.len);
+        fputc('\n', c->out);
+    }
+    ctl_print_bytes(c, kv->value.data, kv->value.len);
+    fputc('\n', c->out);
+}
+
 /* ------------------------------------------------------------------------ */
 /* -w fields                                                                */
+
+void ctl_fields_kv(struct ctl *c, const char *pfx, const Mvccpb__KeyValue *kv)
+{
+    fprintf(c->out, "\"%sKey\" : ", pfx);
+    ctl_go_quote(c->out, kv->key.data, kv->key.len);
+    fprintf(c->out,
+            "\n\"%sCreateRevision\" : %" PRId64 "\n\"%sModRevision\" : %" PRId64
+            "\n\"%sVersion\" : %" PRId64 "\n\"%sValue\" : ",
+            pfx, kv->create_revision, pfx, kv->mod_revision, pfx, kv->version, pfx);
+    ctl_go_quote(c->out, kv->value.data, kv->value.len);
+    fprintf(c->out, "\n\"%sLease\" : %" PRId64 "\n", pfx, kv->lease);
+}
 
 static uint64_t field_u64(const ProtobufCMessage *m, const char *name)
 {
