@@ -59,6 +59,9 @@ struct rpc_cconn {
     nghttp2_session *h2;
     struct event *flush_ev;
     struct event *dial_ev;
+    struct event *ka_ev;             /* keepalive: idle check, then PING deadline */
+    uint64_t last_read_ms;           /* when the server last sent anything */
+    uint64_t ping_sent_ms;           /* 0: no PING outstanding */
     bool connected, dead, draining;
     size_t n_streams;
     struct channelz_node *cz;
@@ -476,6 +479,8 @@ static void cconn_free(struct rpc_cconn *cc)
         nghttp2_session_del(cc->h2);
     if (cc->dial_ev)
         event_free(cc->dial_ev);
+    if (cc->ka_ev)
+        event_free(cc->ka_ev);
     if (cc->flush_ev)
         event_free(cc->flush_ev);
     if (cc->bev)
@@ -576,6 +581,8 @@ static void on_cconn_read(struct bufferevent *bev, void *arg)
         return; /* readable before the CONNECTED event ran: taken up there */
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len;
+    if (evbuffer_get_length(in))
+        cc->last_read_ms = rpc_now_ms(); /* anything from the server shows it alive */
     while (!cc->dead && (len = evbuffer_get_contiguous_space(in)) > 0) {
         const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
         ssize_t n = nghttp2_session_mem_recv(cc->h2, data, len);
@@ -609,6 +616,56 @@ static int cconn_start_h2(struct rpc_cconn *cc)
     return 0;
 }
 
+/* ---- keepalive (grpc-go's client keepalive: PING after keepalive_time of
+ * silence while calls are open; no answer within keepalive_timeout kills
+ * the connection, so its calls end and new ones fail over) ---- */
+
+static void keepalive_arm(struct rpc_cconn *cc, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(cc->ka_ev, &tv);
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct rpc_cconn *cc = arg;
+    struct rpc_client *cl = cc->cl;
+    if (cc->dead || !cc->h2)
+        return;
+    uint64_t now = rpc_now_ms(), time_ms = cl->cfg.keepalive_time_ms;
+    uint64_t timeout_ms = cl->cfg.keepalive_timeout_ms ? cl->cfg.keepalive_timeout_ms : 20000;
+    if (cc->ping_sent_ms) {
+        if (cc->last_read_ms >= cc->ping_sent_ms) {
+            cc->ping_sent_ms = 0; /* answered (or other frames came) */
+        } else if (now - cc->ping_sent_ms >= timeout_ms) {
+            cconn_kill(cc, "keepalive ping failed to receive ACK within timeout");
+            return;
+        } else {
+            keepalive_arm(cc, timeout_ms - (now - cc->ping_sent_ms));
+            return;
+        }
+    }
+    uint64_t quiet = now - cc->last_read_ms;
+    if (quiet < time_ms) {
+        keepalive_arm(cc, time_ms - quiet);
+        return;
+    }
+    if (cc->n_streams == 0 && !cl->cfg.keepalive_idle) {
+        keepalive_arm(cc, time_ms);
+        return;
+    }
+    if (nghttp2_submit_ping(cc->h2, NGHTTP2_FLAG_NONE, NULL) != 0) {
+        cconn_kill(cc, "connection error: out of memory");
+        return;
+    }
+    cc->ping_sent_ms = now;
+    cconn_flush(cc);
+    if (!cc->dead)
+        keepalive_arm(cc, timeout_ms);
+}
+
 static void on_cconn_event(struct bufferevent *bev, short what, void *arg)
 {
     struct rpc_cconn *cc = arg;
@@ -623,6 +680,9 @@ static void on_cconn_event(struct bufferevent *bev, short what, void *arg)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         cc->connected = true;
         cl->failures = 0;
+        cc->last_read_ms = rpc_now_ms();
+        if (cc->ka_ev)
+            keepalive_arm(cc, cl->cfg.keepalive_time_ms);
         struct endpoint *ep = &cl->eps[cc->ep];
         if (cl->cfg.channelz && ep->cz) {
             channelz_set_state(ep->cz, CHANNELZ_STATE_READY);
@@ -695,6 +755,11 @@ static void cconn_dial(struct rpc_client *cl)
         cl->conns = cc;
         cc->flush_ev = event_new(cl->base, -1, 0, on_cconn_flush, cc);
         cc->dial_ev = evtimer_new(cl->base, on_dial_timeout, cc);
+        if (cl->cfg.keepalive_time_ms && !(cc->ka_ev = evtimer_new(cl->base, on_keepalive, cc))) {
+            cc->dead = true;
+            cconn_free(cc);
+            break;
+        }
         if (ep->tls) {
             SSL *ssl = tls_client_ssl_new(cl->cfg.tls, ep->host);
             cc->bev = ssl ? bufferevent_openssl_socket_new(cl->base, -1, ssl,

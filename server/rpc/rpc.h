@@ -40,6 +40,7 @@
 #ifndef METCD_SERVER_RPC_H
 #define METCD_SERVER_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
@@ -417,6 +418,16 @@ struct rpc_client_config {
      * context skips verification); "http://" stays plaintext. Without it,
      * "https://" endpoints are refused (RPC_ERR_INVAL). */
     struct ssl_ctx_st *tls;
+    /* Keepalive (grpc-go's ClientParameters): when a connection with calls
+     * open has received nothing for keepalive_time_ms, a PING goes out;
+     * if nothing arrives within keepalive_timeout_ms (0: 20000) after it,
+     * the connection is closed (its calls end UNAVAILABLE "keepalive ping
+     * failed to receive ACK within timeout") and new calls fail over. 0:
+     * off. keepalive_idle also pings connections without calls. Mind the
+     * server's minimum (etcd: --grpc-keepalive-min-time, 5 s). */
+    uint32_t keepalive_time_ms;
+    uint32_t keepalive_timeout_ms;
+    bool keepalive_idle;
 };
 
 /* Callbacks of a client call, run on the loop. on_message gets each

@@ -3,9 +3,12 @@
 `metcdctl watch --prefix w/` is given all three endpoints with the leader
 first, so it attaches to the leader; etcdctl keeps writing w/NNNN keys
 through another member; the leader is killed (SIGKILL) mid-stream, a new
-one is elected, writes go on. The watch must print exactly the write
-history (every committed write, read back from the cluster, in revision
-order): no gap, no duplicate.
+one is elected, writes go on. Then the member it is attached to hangs
+(SIGSTOP: the connection stays open, nothing answers): metcdctl's
+keepalive (--keepalive-time, raised to 10 s as grpc-go does, and
+--keepalive-timeout 6 s) must give up on it and resume elsewhere. The
+watch must print exactly the write history (every committed write, read
+back from the cluster, in revision order): no gap, no duplicate.
 
 usage: test_metcdctl_watch_failover.py METCD_BINARY METCDCTL_BINARY
 """
@@ -95,11 +98,12 @@ def main():
 
         acked = [0]
         stop = threading.Event()
+        target = [writer_at]  # the member the writes go through
 
         def writer():
             n = 0
             while not stop.is_set():
-                r = subprocess.run([harness.ETCDCTL, "--endpoints", c.endpoint(writer_at),
+                r = subprocess.run([harness.ETCDCTL, "--endpoints", c.endpoint(target[0]),
                                     "--dial-timeout=2s", "--command-timeout=3s", "put",
                                     "w/%05d" % n, "v%d" % n], capture_output=True,
                                    env=dict(os.environ, ETCDCTL_API="3"), timeout=30)
@@ -134,6 +138,30 @@ def main():
         c.start(follower)
         c.wait_ready(follower)
         kill_under(leader, "leader")
+        # all three up again, then the watch's member hangs
+        c.start(leader)
+        c.wait_ready(leader)
+
+        def attached():
+            return next((i for i in range(3) if attached_to(watch.pid, c.cports[i])), None)
+        hung = wait_for(attached, timeout=10)
+        if check(hung is not None, "the watch is attached to a member before the hang"):
+            if hung == target[0]:
+                target[0] = next(i for i in range(3) if i != hung)
+            c.procs[hung].send_signal(signal.SIGSTOP)
+            try:
+                base = acked[0]
+                check(wait_for(lambda: acked[0] >= base + AFTER, timeout=40) is not None,
+                      "%d writes while member %d hangs" % (AFTER, hung))
+                moved = wait_for(lambda: attached() not in (None, hung), timeout=30)
+                check(moved is not None,
+                      "keepalive: the watch left the hung member %d (now on member %s)"
+                      % (hung, attached()))
+                base = acked[0]
+                check(wait_for(lambda: acked[0] >= base + AFTER // 2, timeout=40) is not None,
+                      "%d writes after the watch moved" % (AFTER // 2))
+            finally:
+                c.procs[hung].send_signal(signal.SIGCONT)
         stop.set()
         wt.join(timeout=40)
 
@@ -151,7 +179,7 @@ def main():
         rt.join(timeout=10)
         err = watch.stderr.read().decode(errors="replace")
         got = bytes(out)
-        check(seen_before > 0 and len(kvs) >= BEFORE + 2 * AFTER,
+        check(seen_before > 0 and len(kvs) >= BEFORE + 3 * AFTER,
               "events before the first kill (%d) and a history of %d writes"
               % (seen_before, len(kvs)))
         if not check(got == want, "the watch printed exactly the write history "

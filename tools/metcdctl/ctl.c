@@ -137,6 +137,14 @@ int ctl_connect(struct ctl *c)
         .dial_timeout_ms = c->dial_timeout_ms,
         .max_recv_msg_size = (size_t)INT32_MAX, /* etcdctl: math.MaxInt32 */
         .tls = c->tls,
+        /* --keepalive-time/--keepalive-timeout; grpc-go raises a time
+         * under 10 s to 10 s (and etcd's servers refuse pings closer than
+         * 5 s), so a watch on a member that hangs ends within ~16 s and
+         * resumes on another endpoint */
+        .keepalive_time_ms = c->keepalive_time_ms && c->keepalive_time_ms < 10000
+                                 ? 10000
+                                 : c->keepalive_time_ms,
+        .keepalive_timeout_ms = c->keepalive_timeout_ms,
     };
     rc = rpc_client_new(&c->client, c->base, &cfg);
     if (rc != 0) {

@@ -342,6 +342,49 @@ START_TEST(all_endpoints_down)
 }
 END_TEST
 
+/* Keepalive: a server that accepted the connection and then went silent
+ * (a hung or partitioned member) ends the open call UNAVAILABLE once a
+ * PING goes unanswered, and the next call fails over to the live
+ * endpoint, whose connection then stays up while idle. */
+START_TEST(keepalive_ends_calls_on_a_silent_server)
+{
+    int silent = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(silent, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(silent, 4), 0); /* the kernel accepts; nobody answers */
+    socklen_t l = sizeof a;
+    getsockname(silent, (struct sockaddr *)&a, &l);
+    char hung[64];
+    snprintf(hung, sizeof hung, "127.0.0.1:%u", ntohs(a.sin_port));
+    const char *eps[] = {hung, ep};
+    struct rpc_client *c2;
+    struct rpc_client_config cfg = {.endpoints = eps, .n_endpoints = 2, .channelz = f.cz,
+                                    .keepalive_time_ms = 100, .keepalive_timeout_ms = 200};
+    ck_assert_int_eq(rpc_client_new(&c2, f.base, &cfg), 0);
+    Metcd__Test__EchoRequest req = METCD__TEST__ECHO_REQUEST__INIT;
+    req.count = 1;
+    struct result r = {0};
+    struct rpc_ccall *c;
+    ck_assert_int_eq(rpc_ccall_start(c2, "/metcd.test.Echo/ServerStream",
+                                     &metcd__test__echo_response__descriptor, NULL, 0, 0,
+                                     &stream_ops, &r, &c), 0);
+    ck_assert_int_eq(rpc_ccall_send(c, &req.base), 0);
+    ck_assert(run_until(f.base, &r.done, 3000));
+    ck_assert_int_eq(r.code, RPC_CODE_UNAVAILABLE);
+    ck_assert_str_eq(r.msg, "keepalive ping failed to receive ACK within timeout");
+    struct result u;
+    ck_assert_int_eq(unary(c2, "after", 0, 0, 2000, &u), 0);
+    ck_assert(run_until(f.base, &u.done, 2000));
+    ck_assert_int_eq(u.code, RPC_CODE_OK);
+    ck_assert_int_eq(rpc_client_endpoint(c2), 1);
+    /* idle now (no call open): several intervals pass without a PING */
+    run_for(f.base, 400);
+    ck_assert_int_eq(rpc_client_endpoint(c2), 1);
+    rpc_client_free(c2);
+    close(silent);
+}
+END_TEST
+
 START_TEST(server_goaway_then_reconnect)
 {
     struct result r;
@@ -515,6 +558,7 @@ int main(void)
     tcase_add_test(tc, client_channelz_nodes);
     tcase_add_test(tc, new_call_from_on_close);
     tcase_add_test(tc, free_refuses_new_calls);
+    tcase_add_test(tc, keepalive_ends_calls_on_a_silent_server);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, allocation_failures_unwind);
     suite_add_tcase(s, tc);
