@@ -552,6 +552,13 @@ static int in_hello(struct peer_conn *c)
                   "established a TCP streaming connection with peer %016llx (stream Message "
                   "reader)",
                   (unsigned long long)p->id);
+        /* The peer is up (it just dialed us): if our own stream to it is
+         * down and waiting out its backoff (up to 5 s after a restart),
+         * dial now, so a restarted member hears from the leader at once. */
+        if (!p->out && evtimer_pending(p->redial, NULL)) {
+            p->backoff_ms = 0;
+            peer_stream_start(p);
+        }
     } else {
         struct timeval tv = ms_tv(t->cfg.snap_timeout_ms);
         bufferevent_set_timeouts(c->bev, &tv, &tv);

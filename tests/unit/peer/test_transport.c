@@ -143,6 +143,28 @@ START_TEST(reconnects_after_peer_restart)
 }
 END_TEST
 
+/* A peer back from a restart dials us first: our own stream to it, in a
+ * backoff of seconds by then, is dialed at once instead of when the
+ * backoff ends (a restarted member hears from the leader at once). */
+START_TEST(a_peer_that_dials_us_is_redialed_at_once)
+{
+    node_start(&na, base, 1, CLUSTER, LOOPBACK, NULL);
+    node_start(&nb, base, 2, CLUSTER, LOOPBACK, NULL);
+    node_link(&na, &nb);
+    WAIT_UNTIL(base, node_active(&na, 2), 5000);
+    char url[128];
+    strcpy(url, nb.url);
+    node_stop(&nb);
+    WAIT_UNTIL(base, !node_active(&na, 2), 2000);
+    run_for(base, 3500); /* redials at 0.1, 0.3, 0.7, 1.5, 3.1 s: the next at 6.3 s */
+    node_start(&nb, base, 2, CLUSTER, url, NULL);
+    const char *ua = na.url;
+    ck_assert_int_eq(peer_add(nb.t, 1, &ua, 1), 0);
+    WAIT_UNTIL(base, node_active(&na, 2), 1000);
+    ck_assert_msg(node_active(&na, 2), "our stream to the restarted peer waited out its backoff");
+}
+END_TEST
+
 START_TEST(full_queue_drops_and_reports_unreachable)
 {
     peer_config cfg = {.queue_bytes = 1 << 20};
@@ -701,6 +723,7 @@ static Suite *suite(void)
     tcase_add_test(tc, two_members_exchange_messages_both_ways_in_order);
     tcase_add_test(tc, three_members_all_pairs);
     tcase_add_test(tc, reconnects_after_peer_restart);
+    tcase_add_test(tc, a_peer_that_dials_us_is_redialed_at_once);
     tcase_add_test(tc, full_queue_drops_and_reports_unreachable);
     tcase_add_test(tc, unknown_peer_and_bad_arguments);
     tcase_add_test(tc, wrong_cluster_id_is_refused);
