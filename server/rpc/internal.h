@@ -215,7 +215,7 @@ void rpc_server_warnf(const struct rpc_server *srv, const char *fmt, ...)
 
 struct rpc_tls_conn;
 /* Takes an accepted socket of a TLS listener (fd owned, closed on error). */
-void rpc_tls_accept(struct rpc_listener *li, int fd);
+void rpc_tls_accept(struct rpc_server *srv, struct ssl_ctx_st *ctx, int fd);
 /* Shutdown: drop the connections still in their handshake. */
 void rpc_tls_shutdown(struct rpc_server *srv);
 /* Frees every TLS connection (handshaking or relaying). */

@@ -227,6 +227,11 @@ int rpc_server_listen_tls(struct rpc_server *srv, const char *host, uint16_t por
  * tests and fuzzers (a socketpair end) and by future TLS front ends. */
 int rpc_server_adopt(struct rpc_server *srv, int fd);
 
+/* rpc_server_adopt for a socket to serve over TLS with `ctx` (a server
+ * context; borrowed: each connection keeps its own reference): the TLS
+ * front end's handshake, then the same serving (tests and fuzzers). */
+int rpc_server_adopt_tls(struct rpc_server *srv, int fd, struct ssl_ctx_st *ctx);
+
 /* Graceful shutdown (grpc-go GracefulStop with a deadline): stop
  * listening, send GOAWAY, let in-flight calls finish for up to grace_ms,
  * then cancel what remains (on_cancel with UNAVAILABLE) and close every

@@ -428,6 +428,21 @@ int rpc_server_adopt(struct rpc_server *srv, int fd)
     return conn_new(srv, fd, NULL);
 }
 
+int rpc_server_adopt_tls(struct rpc_server *srv, int fd, struct ssl_ctx_st *ctx)
+{
+    if (!srv || fd < 0 || !ctx) {
+        if (fd >= 0)
+            close(fd);
+        return RPC_ERR_INVAL;
+    }
+    if (srv->shutting_down) {
+        close(fd);
+        return RPC_ERR_STATE;
+    }
+    rpc_tls_accept(srv, ctx, fd);
+    return 0;
+}
+
 int rpc_server_adopt_peer(struct rpc_server *srv, int fd, const struct rpc_adopt_info *info)
 {
     return conn_new(srv, fd, info);
@@ -453,7 +468,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)salen;
     struct rpc_listener *li = arg;
     if (li->tls)
-        rpc_tls_accept(li, fd);
+        rpc_tls_accept(li->srv, li->tls, fd);
     else
         conn_new(li->srv, fd, NULL);
 }

@@ -240,15 +240,14 @@ static void on_tls_event(struct bufferevent *bev, short what, void *arg)
     tconn_free(t);
 }
 
-void rpc_tls_accept(struct rpc_listener *li, int fd)
+void rpc_tls_accept(struct rpc_server *srv, SSL_CTX *ctx, int fd)
 {
-    struct rpc_server *srv = li->srv;
     if (srv->shutting_down) {
         close(fd);
         return;
     }
     struct rpc_tls_conn *t = metcd_calloc(1, sizeof *t);
-    SSL *ssl = t ? SSL_new(li->tls) : NULL;
+    SSL *ssl = t ? SSL_new(ctx) : NULL; /* the SSL holds its own reference to ctx */
     if (!ssl) {
         metcd_free(t);
         close(fd);
