@@ -63,6 +63,42 @@ def make_certs(d):
     return p
 
 
+def make_bad_certs(d, p):
+    """Client certificates a server must refuse: expired (signed by the
+    right CA, valid in 2020 only), revoked (listed in crl.pem), and one
+    from another CA (rogue.crt); plus good2.crt, valid, to show the server
+    still serves."""
+    db = os.path.join(d, "cadb")
+    os.makedirs(os.path.join(db, "new"), exist_ok=True)
+    open(os.path.join(db, "index.txt"), "w").close()
+    with open(os.path.join(db, "serial"), "w") as f:
+        f.write("1000\n")
+    with open(p("ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\nnew_certs_dir = %s/new\n"
+                "serial = %s/serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n"
+                "default_crl_days = 2\n[any]\ncommonName = supplied\n" % (db, db, db))
+    ca = ["-batch", "-config", p("ca.cnf"), "-cert", p("ca.crt"), "-keyfile", p("ca.key"),
+          "-extfile", p("ext.cnf")]
+    for name in ("expired", "revoked", "good2"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(name + ".key"),
+                "-out", p(name + ".csr"), "-subj", "/CN=" + name)
+    openssl("ca", *ca, "-in", p("expired.csr"), "-out", p("expired.crt"),
+            "-startdate", "20200101000000Z", "-enddate", "20200102000000Z")
+    for name in ("revoked", "good2"):
+        openssl("ca", *ca, "-in", p(name + ".csr"), "-out", p(name + ".crt"), "-days", "2")
+    openssl("ca", "-batch", "-config", p("ca.cnf"), "-cert", p("ca.crt"), "-keyfile",
+            p("ca.key"), "-revoke", p("revoked.crt"))
+    openssl("ca", "-batch", "-config", p("ca.cnf"), "-cert", p("ca.crt"), "-keyfile",
+            p("ca.key"), "-gencrl", "-out", p("crl.pem"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("rogueca.key"),
+            "-out", p("rogueca.crt"), "-days", "2", "-subj", "/CN=rogue CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("rogue.key"),
+            "-out", p("rogue.csr"), "-subj", "/CN=client")
+    openssl("x509", "-req", "-in", p("rogue.csr"), "-CA", p("rogueca.crt"), "-CAkey",
+            p("rogueca.key"), "-CAcreateserial", "-out", p("rogue.crt"), "-days", "2",
+            "-extfile", p("ext.cnf"))
+
+
 class TLSServer(harness.Server):
     """A member whose client URL is https (and, optionally, a second plain
     http client listener)."""
@@ -162,6 +198,38 @@ def scenario_client_cert_auth(binary, p):
     return res, log
 
 
+def scenario_bad_client_certs(binary, p):
+    """--client-cert-auth with a CRL: expired, revoked and foreign client
+    certificates are refused, TLS to the plaintext listener fails, and
+    the server serves a good client after each."""
+    s = TLSServer(binary, ["--cert-file", p("server.crt"), "--key-file", p("server.key"),
+                           "--trusted-ca-file", p("ca.crt"), "--client-cert-auth",
+                           "--client-crl-file", p("crl.pem")], plain_too=True)
+    res = {}
+    log = ""
+    try:
+        s.start()
+        ca = ["--cacert", p("ca.crt")]
+        for name in ("expired", "revoked", "rogue", "good2"):
+            r = s.tctl(ca + ["--cert", p(name + ".crt"), "--key", p(name + ".key")],
+                       "put", "k-" + name, "v")
+            res[name] = (r.returncode, r.stdout.strip())
+        r = s.tctl(ca + ["--cert", p("good2.crt"), "--key", p("good2.key")], "get", "k-good2",
+                   "--print-value-only")
+        res["still serving"] = r.stdout.strip()
+        r = s.tctl(ca + ["--cert", p("good2.crt"), "--key", p("good2.key")], "get", "k",
+                   endpoint="https://127.0.0.1:%d" % s.plain_port)
+        res["tls to the http listener"] = r.returncode
+        r = s.tctl([], "get", "k-good2", "--print-value-only",
+                   endpoint="http://127.0.0.1:%d" % s.plain_port)
+        res["http listener after it"] = r.stdout.strip()
+        res["alive"] = s.proc.poll() is None
+        log = s.read_log()
+    finally:
+        s.cleanup()
+    return res, log
+
+
 def scenario_auto_tls(binary, p):
     s = TLSServer(binary, ["--auto-tls"])
     res = {}
@@ -230,6 +298,19 @@ def main():
                   "socketpair's: %r" % ips)
         e, _ = scenario_client_cert_auth(harness.ETCD, p)
         compare("client-cert-auth", m, e)
+
+        make_bad_certs(d, p)
+        m, log = scenario_bad_client_certs(metcd, p)
+        check(all(m[n][0] != 0 for n in ("expired", "revoked", "rogue")),
+              "expired, revoked and foreign client certificates are refused: %r" % m)
+        check(m["good2"] == (0, "OK") and m["still serving"] == "v" and m["alive"],
+              "a good certificate is served after the refusals")
+        check(m["tls to the http listener"] != 0 and m["http listener after it"] == "v",
+              "TLS to the plaintext listener fails; the listener still serves")
+        for why in ("certificate has expired", "certificate revoked", "unable to get local issuer"):
+            check(why in log, "the refusal is logged with its reason (%s)" % why)
+        e, _ = scenario_bad_client_certs(harness.ETCD, p)
+        compare("bad client certificates", m, e)
 
         m = scenario_auto_tls(metcd, p)
         check(m["put"] == "OK" and m["get"] == "k\nv", "auto TLS with skip-verify: %r" % m)
