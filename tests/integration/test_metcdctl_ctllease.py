@@ -17,8 +17,9 @@ import harness  # noqa: E402
 FMTS = ("simple", "json", "fields", "protobuf", "table")
 
 # a lease ID as the simple and fields/json printers show it, the remaining TTL
-LEASE_MASK = golden.mask_regex(r"lease [0-9a-f]{16}", r'"ID" ?: ?(-?\d+|<LEASE_DEC>)',
-                               r'"id":(-?\d+|<LEASE_DEC>)', r"(?m)^([0-9a-f]{16}|<LEASE>)$",
+# (lease IDs print in hex without leading zeros: up to 16 digits)
+LEASE_MASK = golden.mask_regex(r"lease [0-9a-f]{1,16}", r'"ID" ?: ?(-?\d+|<LEASE_DEC>)',
+                               r'"id":(-?\d+|<LEASE_DEC>)', r"(?m)^([0-9a-f]{1,16}|<LEASE>)$",
                                r"remaining\(\d+s\)", r'"ttl":-?\d+', r'"TTL" : -?\d+')
 TTL_MASK = golden.mask_regex(r"remaining\(\d+s\)", r'"ttl":-?\d+', r'"TTL" : -?\d+')
 
@@ -144,8 +145,9 @@ def auth_script(g):
     g.step("user", "list")
 
 
+# a lock's or election's key is NAME/<its session lease ID in hex>
 HOLD_MASK = golden.mask_regex(r'"key":"[^"]*"', r'"lease":\d+', r'"Lease" : \d+',
-                              r"[0-9a-f]{16}")
+                              r"/[0-9a-f]{1,16}\b", r"[0-9a-f]{16}")
 
 
 def start_bg(g, *args):
