@@ -67,7 +67,13 @@ def stop(g, p, name):
 
 
 def writes(g, ops):
-    for op in ops:
+    """The writes, spaced out: two events the server has at the same moment
+    travel in one WatchResponse (one header in -w fields, one -- command
+    run after both), so back-to-back writes would make the output depend
+    on timing."""
+    for k, op in enumerate(ops):
+        if k:
+            time.sleep(0.25)
         rc, out, err = ctl(g, op)
         if rc != 0:
             raise RuntimeError("%s: %s %s" % (op, out, err))
