@@ -51,14 +51,21 @@ def parse(readme):
     steps = []  # dicts: cmd, expect[], background, block
     block = 0
     prev_indented = False
+    blanks = 0  # empty lines inside a block: expected blank output lines
     for line in m.group(1).splitlines():
         indented = line.startswith("    ")
         if indented and not prev_indented:
             block += 1
+            blanks = 0
         prev_indented = indented or (prev_indented and not line.strip())
         if not indented:
+            if prev_indented:
+                blanks += 1
             continue
         body = line[4:]
+        if blanks and steps and not body.startswith("$ "):
+            steps[-1]["expect"].extend([""] * blanks)
+        blanks = 0
         if body.startswith("$ "):
             cmd = body[2:]
             bg = False
@@ -111,6 +118,10 @@ def main():
                 pending.append((n, st["block"]))
             else:
                 script.append("%s 2>&1" % cmd)
+                if pending:
+                    # as a person types: the background command sees one
+                    # change at a time
+                    script.append("sleep 0.3")
         for k, _ in pending:
             script.append("sleep 1; kill -TERM $BG%d 2>/dev/null; wait $BG%d 2>/dev/null" % (k, k))
         script.append("echo '@@END'")
