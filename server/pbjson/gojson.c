@@ -217,33 +217,30 @@ static void copy_out(struct gj_buf *b, char *buf, size_t bufsize)
     metcd_free(b->p);
 }
 
-void gj_quote(const char *s, size_t n, char *buf, size_t bufsize)
+/* strconv.Quote of s[0..n) appended to b. */
+static void put_quoted(struct gj_buf *b, const unsigned char *u, size_t n)
 {
-    struct gj_buf b = {0};
-    put_c(&b, '"');
-    const unsigned char *u = (const unsigned char *)s;
+    put_c(b, '"');
     for (size_t i = 0; i < n;) {
         uint32_t r = 0;
         int w = utf8_decode(u + i, n - i, &r);
-        quote_rune(&b, r, w > 0, u[i], '"');
+        quote_rune(b, r, w > 0, u[i], '"');
         i += w > 0 ? (size_t)w : 1;
     }
-    put_c(&b, '"');
+    put_c(b, '"');
+}
+
+void gj_quote(const char *s, size_t n, char *buf, size_t bufsize)
+{
+    struct gj_buf b = {0};
+    put_quoted(&b, (const unsigned char *)s, n);
     copy_out(&b, buf, bufsize);
 }
 
 int pbjson_go_quote(const void *s, size_t n, char **out, size_t *len)
 {
     struct gj_buf b = {0};
-    put_c(&b, '"');
-    const unsigned char *u = s;
-    for (size_t i = 0; i < n;) {
-        uint32_t r = 0;
-        int w = utf8_decode(u + i, n - i, &r);
-        quote_rune(&b, r, w > 0, u[i], '"');
-        i += w > 0 ? (size_t)w : 1;
-    }
-    put_c(&b, '"');
+    put_quoted(&b, s, n);
     put_c(&b, 0);
     if (b.nomem) {
         metcd_free(b.p);

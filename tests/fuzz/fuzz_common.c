@@ -41,6 +41,17 @@ static void write_all(int fd, const uint8_t *p, size_t len)
     }
 }
 
+/* sv[0] the client's end (non-blocking, a large send buffer), sv[1] the
+ * server's. */
+static void socket_pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        abort();
+    int bufsz = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+}
+
 struct fuzz_server {
     struct event_base *base;
     struct channelz *cz;
@@ -83,11 +94,7 @@ void fuzz_one_connection(const uint8_t *prefix, size_t prefix_len, const uint8_t
     struct event_base *base = fs.base;
     struct rpc_server *srv = fs.srv;
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        abort();
-    int bufsz = 1 << 20;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    socket_pair(sv);
     if (rpc_server_adopt(srv, sv[1]) != 0)
         abort();
     if (prefix)
@@ -167,11 +174,7 @@ void fuzz_one_tls_connection(int mode, const uint8_t *data, size_t len)
     struct fuzz_server fs;
     server_new(&fs);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        abort();
-    int bufsz = 1 << 20;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    socket_pair(sv);
     if (rpc_server_adopt_tls(fs.srv, sv[1], tls_ctx(true)) != 0)
         abort();
     if (mode == 0) {
