@@ -255,22 +255,11 @@ static int cmd_timetolive(struct ctl *c, const struct ctl_args *a)
     if ((rc = ctl_connect(c)) != 0)
         return rc;
     ProtobufCMessage *m;
-    int code;
-    char *msg;
-    rc =
-        ctl_unary_quiet(c, "/etcdserverpb.Lease/LeaseTimeToLive", &req.base,
-                        &etcdserverpb__lease_time_to_live_response__descriptor, 0, &m, &code, &msg);
-    if (rc != 0 || code != RPC_CODE_OK) {
-        rc = ctl_fail(c, CTL_EXIT_BAD_CONNECTION, "%s",
-                      rc != 0         ? rpc_strerror(rc)
-                      : msg && msg[0] ? msg
-                                      : rpc_code_name(code));
-        metcd_free(msg);
-        if (m)
-            protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+    rc = ctl_unary_exit(c, "/etcdserverpb.Lease/LeaseTimeToLive", &req.base,
+                        &etcdserverpb__lease_time_to_live_response__descriptor, 0, CTL_EXIT_BAD_CONNECTION,
+                        &m);
+    if (rc != 0)
         return rc;
-    }
-    metcd_free(msg);
     Etcdserverpb__LeaseTimeToLiveResponse *r = (Etcdserverpb__LeaseTimeToLiveResponse *)m;
     bool first = true;
     switch (c->format) {
@@ -339,21 +328,11 @@ static int cmd_list(struct ctl *c, const struct ctl_args *a)
     if (rc != 0)
         return rc;
     ProtobufCMessage *m;
-    int code;
-    char *msg;
-    rc = ctl_unary_quiet(c, "/etcdserverpb.Lease/LeaseLeases", &req.base,
-                         &etcdserverpb__lease_leases_response__descriptor, 0, &m, &code, &msg);
-    if (rc != 0 || code != RPC_CODE_OK) {
-        rc = ctl_fail(c, CTL_EXIT_BAD_CONNECTION, "%s",
-                      rc != 0         ? rpc_strerror(rc)
-                      : msg && msg[0] ? msg
-                                      : rpc_code_name(code));
-        metcd_free(msg);
-        if (m)
-            protobuf_c_message_free_unpacked(m, &metcd_pb_allocator);
+    rc = ctl_unary_exit(c, "/etcdserverpb.Lease/LeaseLeases", &req.base,
+                        &etcdserverpb__lease_leases_response__descriptor, 0, CTL_EXIT_BAD_CONNECTION,
+                        &m);
+    if (rc != 0)
         return rc;
-    }
-    metcd_free(msg);
     Etcdserverpb__LeaseLeasesResponse *r = (Etcdserverpb__LeaseLeasesResponse *)m;
     bool first = true;
     switch (c->format) {

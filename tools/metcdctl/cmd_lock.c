@@ -130,22 +130,7 @@ static void session_wait(struct session *s)
 static int call_unbounded(struct ctl *c, const char *path, const ProtobufCMessage *req,
                           const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
 {
-    int code;
-    char *msg;
-    int rc = ctl_unary_quiet(c, path, req, desc, 0, resp, &code, &msg);
-    if (rc != 0 || code != RPC_CODE_OK) {
-        rc = ctl_fail(c, CTL_EXIT_ERROR, "%s",
-                      rc != 0         ? rpc_strerror(rc)
-                      : msg && msg[0] ? msg
-                                      : rpc_code_name(code));
-        metcd_free(msg);
-        if (*resp)
-            protobuf_c_message_free_unpacked(*resp, &metcd_pb_allocator);
-        *resp = NULL;
-        return rc;
-    }
-    metcd_free(msg);
-    return 0;
+    return ctl_unary_exit(c, path, req, desc, 0, CTL_EXIT_ERROR, resp);
 }
 
 /* display.Get of a range answer, in the formats etcdctl's get has. */

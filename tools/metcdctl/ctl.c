@@ -185,6 +185,28 @@ int ctl_unary_quiet(struct ctl *c, const char *path, const ProtobufCMessage *req
     return rc;
 }
 
+int ctl_unary_exit(struct ctl *c, const char *path, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, uint32_t timeout_ms,
+                   int exit_code, ProtobufCMessage **resp)
+{
+    int code;
+    char *msg;
+    int rc = ctl_unary_quiet(c, path, req, resp_desc, timeout_ms, resp, &code, &msg);
+    if (rc != 0 || code != RPC_CODE_OK) {
+        rc = ctl_fail(c, exit_code, "%s",
+                      rc != 0         ? rpc_strerror(rc)
+                      : msg && msg[0] ? msg
+                                      : rpc_code_name(code));
+        metcd_free(msg);
+        if (*resp)
+            protobuf_c_message_free_unpacked(*resp, &metcd_pb_allocator);
+        *resp = NULL;
+        return rc;
+    }
+    metcd_free(msg);
+    return 0;
+}
+
 int ctl_unary(struct ctl *c, const char *path, const ProtobufCMessage *req,
               const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp)
 {

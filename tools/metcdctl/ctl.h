@@ -228,6 +228,14 @@ int ctl_unary_quiet(struct ctl *c, const char *path, const ProtobufCMessage *req
                     const ProtobufCMessageDescriptor *resp_desc, uint32_t timeout_ms,
                     ProtobufCMessage **resp, int *code, char **msg);
 
+/* ctl_unary_quiet that prints a failure as "Error: <server text>" (or the
+ * connection error) and returns exit_code for it; 0 and *resp on success
+ * (etcdctl's commands that exit with their own code, without the
+ * command timeout mapping of ctl_unary). */
+int ctl_unary_exit(struct ctl *c, const char *path, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *resp_desc, uint32_t timeout_ms,
+                   int exit_code, ProtobufCMessage **resp);
+
 /* Prints "Error: <text>" to c->err and returns code. */
 int ctl_fail(struct ctl *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
