@@ -4,6 +4,7 @@
  * v3rpc/member.go, etcdhttp). */
 #include "server/member/internal.h"
 
+#include "backend/bbolt.h"
 #include "common/mem.h"
 
 #include <errno.h>
@@ -274,14 +275,23 @@ static void on_snapshot(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     }
     unlink(path); /* only the descriptor keeps it */
-    int rc = backend_copy_fd(m->be, s->fd);
-    struct stat st;
-    if (rc || fstat(s->fd, &st) || lseek(s->fd, 0, SEEK_SET) != 0) {
+    /* etcd streams its bbolt file, and etcdctl's snapshot status and
+     * restore read what it saved with bbolt: write the buckets as one */
+    int64_t size = 0;
+    int rc = bbolt_export(m->be, s->fd, &size);
+    if (rc) {
+        member_logf(m, MLOG_WARN, "etcdserver/api/v3rpc", "failed to write the snapshot: %s",
+                    bbolt_strerror(rc));
         snap_free(s);
-        member_fail_call(call, rc ? rc : MERR_INTERNAL);
+        rpc_call_finish(call, RPC_CODE_UNKNOWN, bbolt_strerror(rc));
         return;
     }
-    s->total = st.st_size;
+    if (lseek(s->fd, 0, SEEK_SET) != 0) {
+        snap_free(s);
+        member_fail_call(call, MERR_INTERNAL);
+        return;
+    }
+    s->total = size;
     s->sha = EVP_MD_CTX_new();
     if (!s->sha || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
         snap_free(s);

@@ -1,18 +1,21 @@
 /* server/member/restore.c - `metcd-restore`: a data dir from a `snapshot
- * save` file, as `etcdctl snapshot restore` makes one for etcd (which needs
- * etcd's bbolt format; metcd's snapshots are LMDB databases).
+ * save` file, as `etcdctl snapshot restore` makes one for etcd.
  *
  *   metcd-restore FILE --name NAME --data-dir DIR --initial-cluster C
  *                 --initial-cluster-token T --initial-advertise-peer-urls U
  *                 [--skip-hash-check]
  *
- * The file is the database followed by its SHA-256 (as the Snapshot RPC
- * sends it); the hash is checked unless --skip-hash-check. The database
- * becomes DIR/member/db with its membership replaced by --initial-cluster
- * (members, removed members, alarms, configuration and consistent index are
- * reset), so `metcd` with the same flags starts a new cluster over the
- * restored keys. Run it once per member with that member's name and URLs. */
+ * The file is a bbolt database (backend/bbolt.h), metcd's or etcd 3.4's
+ * own, followed by its SHA-256 as the Snapshot RPC sends it; as etcdctl,
+ * a file whose size is 32 past a multiple of 512 carries the hash, which is
+ * checked unless --skip-hash-check, and one without it (a db copied from a
+ * data dir) needs --skip-hash-check. Its buckets become DIR/member/db (LMDB)
+ * with the membership replaced by --initial-cluster (members, removed
+ * members, alarms, configuration and consistent index are reset), so `metcd`
+ * with the same flags starts a new cluster over the restored keys. Run it
+ * once per member with that member's name and URLs. */
 #include "backend/backend.h"
+#include "backend/bbolt.h"
 #include "common/mem.h"
 #include "server/config/ids.h"
 #include "server/etcdserverpb/rpc.pb-c.h"
@@ -67,43 +70,48 @@ static uint8_t *read_file(const char *path, size_t *len)
     return buf;
 }
 
-struct keys {
-    char **k;
-    size_t *l;
-    size_t n, cap;
-};
-
-static int collect(void *arg, backend_val k, backend_val v)
+/* Go's %v of a []byte: [1 2 3] */
+static void go_bytes(FILE *f, const uint8_t *b, size_t n)
 {
-    (void)v;
-    struct keys *ks = arg;
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 16;
-        char **nk = metcd_realloc(ks->k, cap * sizeof(*nk));
-        size_t *nl = metcd_realloc(ks->l, cap * sizeof(*nl));
-        if (!nk || !nl)
-            return -1;
-        ks->k = nk;
-        ks->l = nl;
-        ks->cap = cap;
-    }
-    ks->k[ks->n] = metcd_memdup(k.data, k.len);
-    ks->l[ks->n++] = k.len;
-    return 0;
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, i ? " %u" : "%u", b[i]);
+    fputc(']', f);
 }
 
-static int clear_bucket(backend *be, int bucket)
+/* Copies the snapshot's buckets into the new database, leaving out what a
+ * new cluster must not inherit: its membership, alarms, configuration and
+ * consistent index. */
+struct load {
+    backend *be;
+    int bucket; /* the current bucket's index, -1 to skip it */
+    int rc;
+};
+
+static int load_one(void *arg, const uint8_t *b, size_t bl, const uint8_t *k, size_t kl,
+                    const uint8_t *v, size_t vl)
 {
-    struct keys ks = {0};
-    int rc = backend_range(be, bucket, NULL, 0, NULL, 0, 0, collect, &ks);
-    for (size_t i = 0; i < ks.n; i++) {
-        if (rc == 0)
-            rc = backend_del(be, bucket, ks.k[i], ks.l[i]);
-        metcd_free(ks.k[i]);
+    struct load *ld = arg;
+    if (!k) {
+        ld->bucket = -1;
+        for (int i = 0; i < BACKEND_NBUCKETS; i++) {
+            const char *name = backend_bucket_name(i);
+            if (strlen(name) == bl && !memcmp(name, b, bl))
+                ld->bucket = i;
+        }
+        if (ld->bucket == BACKEND_MEMBERS || ld->bucket == BACKEND_MEMBERS_REMOVED ||
+            ld->bucket == BACKEND_ALARM)
+            ld->bucket = -1;
+        return 0;
     }
-    metcd_free(ks.k);
-    metcd_free(ks.l);
-    return rc;
+    if (ld->bucket < 0)
+        return 0;
+    if (ld->bucket == BACKEND_META &&
+        ((kl == 9 && !memcmp(k, "confState", 9)) ||
+         (kl == 16 && !memcmp(k, "consistent_index", 16))))
+        return 0;
+    ld->rc = backend_put(ld->be, ld->bucket, k, kl, v, vl, BACKEND_PUT_APPEND);
+    return ld->rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -162,64 +170,66 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t len;
+    errno = 0;
     uint8_t *buf = read_file(file, &len);
-    if (!buf || len < 32) {
-        fprintf(stderr, "Error: cannot read snapshot %s: %s\n", file,
-                buf ? "too short" : strerror(errno));
-        metcd_free(buf);
+    if (!buf) {
+        fprintf(stderr, "Error: open %s: %s\n", file, errno ? strerror(errno) : "empty file");
         return 1;
     }
-    size_t dblen = len - 32;
-    if (!skip_hash) {
+    size_t dblen = len;
+    if (len % 512 == 32) { /* etcdctl's test for an appended hash */
+        dblen = len - 32;
         uint8_t sum[32];
         unsigned int sl = 0;
         EVP_Digest(buf, dblen, sum, &sl, EVP_sha256(), NULL);
-        if (memcmp(sum, buf + dblen, 32) != 0) {
-            fprintf(stderr, "Error: expected sha256 of the snapshot does not match its data "
-                            "(use --skip-hash-check for a database copied from a data dir)\n");
+        if (!skip_hash && memcmp(sum, buf + dblen, 32) != 0) {
+            fprintf(stderr, "Error: expected sha256 ");
+            go_bytes(stderr, buf + dblen, 32);
+            fprintf(stderr, ", got ");
+            go_bytes(stderr, sum, 32);
+            fprintf(stderr, "\n");
             metcd_free(buf);
             return 1;
         }
-    } else {
-        dblen = len;
+    } else if (!skip_hash) {
+        fprintf(stderr, "Error: snapshot missing hash but --skip-hash-check=false\n");
+        metcd_free(buf);
+        return 1;
+    }
+    char err[512];
+    bbolt_info info;
+    int brc = bbolt_read(buf, dblen, &info, NULL, NULL, err, sizeof(err));
+    if (brc) {
+        fprintf(stderr, "Error: %s is not a snapshot: %s\n", file,
+                brc == BBOLT_ECORRUPT ? err : bbolt_strerror(brc));
+        metcd_free(buf);
+        return 1;
     }
     struct ids_cluster cl = {0};
-    char err[512];
     if (ids_cluster_parse(&cl, initial, token, err, sizeof(err)) != 0) {
         fprintf(stderr, "Error: %s\n", err);
         metcd_free(buf);
         return 1;
     }
     snprintf(path, sizeof(path), "%s/member/db", dir);
-    char db[4200];
-    snprintf(db, sizeof(db), "%s/data.mdb", path);
-    int fd = -1;
-    if (mkdirs(path) != 0 || (fd = open(db, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
-        write(fd, buf, dblen) != (ssize_t)dblen || fsync(fd) != 0) {
-        fprintf(stderr, "Error: cannot write %s: %s\n", db, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    backend *be = NULL;
+    if (mkdirs(path) != 0 || backend_open(&be, path, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "Error: cannot create %s: %s\n", path, be ? err : strerror(errno));
         metcd_free(buf);
         ids_cluster_free(&cl);
         return 1;
     }
-    close(fd);
+    struct load ld = {.be = be};
+    brc = bbolt_read(buf, dblen, NULL, load_one, &ld, err, sizeof(err));
     metcd_free(buf);
-    backend *be;
-    if (backend_open(&be, path, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "Error: the snapshot is not a metcd database: %s\n", err);
+    if (brc) {
+        fprintf(stderr, "Error: cannot restore %s: %s\n", file,
+                brc == BBOLT_ECORRUPT ? err : ld.rc ? backend_strerror(ld.rc) : bbolt_strerror(brc));
+        backend_close(be);
         ids_cluster_free(&cl);
         return 1;
     }
-    int rc = clear_bucket(be, BACKEND_MEMBERS);
-    if (rc == 0)
-        rc = clear_bucket(be, BACKEND_MEMBERS_REMOVED);
-    if (rc == 0)
-        rc = clear_bucket(be, BACKEND_ALARM);
-    if (rc == 0)
-        rc = backend_del(be, BACKEND_META, "confState", 9);
-    if (rc == 0)
-        rc = backend_del(be, BACKEND_META, "consistent_index", 16);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < cl.n; i++) {
         Etcdserverpb__Member pm = ETCDSERVERPB__MEMBER__INIT;
         pm.id = cl.members[i].id;

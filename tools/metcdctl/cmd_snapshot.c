@@ -1,5 +1,5 @@
 /* tools/metcdctl/cmd_snapshot.c - `snapshot status <file>` and `snapshot
- * restore <file>` for the files `snapshot save` writes from metcd.
+ * restore <file>` for the files `snapshot save` writes, from metcd or etcd.
  *
  * restore takes etcdctl's flags and runs metcd-restore
  * (server/member/restore.c, linked in): the database becomes
@@ -8,29 +8,26 @@
  * As etcdctl, it prints nothing on stdout (metcd-restore's progress lines
  * go to stderr, where etcdctl logs).
  *
- * etcd's snapshot is a bbolt file and etcdctl's status reads it with bbolt;
- * metcd's is its LMDB database followed by the database's SHA-256 (the
- * Snapshot stream, server/member/maintenance.c). So the status here is
- * metcd's own, computed the way etcdctl computes it over a bolt file: a
- * CRC-32C over every bucket in name order (bucket name, then each key and
- * value), the main revision of the last key of the "key" bucket, the number
- * of keys in all buckets, the database's size. Printed in etcdctl's shapes:
- * simple "hash, revision, keys, size", -w json {"hash","revision",
+ * A snapshot is a bbolt file (backend/bbolt.h), as etcd's; the status is
+ * computed as etcdctl computes it: a CRC-32C over every bucket in name
+ * order (bucket name, then each key and value), the main revision of the
+ * last key of the "key" bucket, the number of keys in all buckets, and
+ * bbolt's size (high-water page times page size). Printed in etcdctl's
+ * shapes: simple "hash, revision, keys, size", -w json {"hash","revision",
  * "totalKey","totalSize"}, -w fields, -w table; -w protobuf refused as
- * etcdctl refuses it. A plain data.mdb copied from a data dir (no SHA-256
- * after it) is read too. */
+ * etcdctl refuses it. */
 #include "tools/metcdctl/ctl.h"
 
 #include "backend/backend.h"
+#include "backend/bbolt.h"
 #include "common/mem.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +45,8 @@ struct db_status {
     int64_t total_size;
 };
 
+/* etcdctl's walk: a CRC-32C over each bucket's name, then its keys and
+ * values; the main revision of the last key of "key"; every key counted */
 struct walk {
     uint32_t crc;
     int64_t keys;
@@ -55,47 +54,29 @@ struct walk {
     bool is_key;
 };
 
-static int visit(void *arg, backend_val k, backend_val v)
+static int visit(void *arg, const uint8_t *b, size_t bl, const uint8_t *k, size_t kl,
+                 const uint8_t *v, size_t vl)
 {
     struct walk *w = arg;
-    w->crc = backend_crc32c(w->crc, k.data, k.len);
-    w->crc = backend_crc32c(w->crc, v.data, v.len);
-    if (w->is_key && k.len >= 8) {
-        const uint8_t *p = k.data;
+    if (!k) {
+        w->crc = backend_crc32c(w->crc, b, bl);
+        w->is_key = bl == 3 && !memcmp(b, "key", 3);
+        return 0;
+    }
+    w->crc = backend_crc32c(w->crc, k, kl);
+    w->crc = backend_crc32c(w->crc, v, vl);
+    if (w->is_key && kl >= 8) {
         uint64_t main = 0;
         for (int i = 0; i < 8; i++)
-            main = main << 8 | p[i];
+            main = main << 8 | k[i];
         w->rev = (int64_t)main;
     }
     w->keys++;
     return 0;
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(backend_bucket_name(*(const int *)a), backend_bucket_name(*(const int *)b));
-}
-
-/* Removes the files of dir (flat) and dir. */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char p[4200];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
-/* Reads the database of the snapshot file into a temporary directory and
- * computes its status. 0, or the error (etcdctl-style text) in err. */
+/* Reads the snapshot file (a bbolt database, a SHA-256 after it or not)
+ * and computes its status. 0, or the error (etcdctl-style text) in err. */
 static int db_status(const char *file, struct db_status *st, char *err, size_t errlen)
 {
     struct stat sb;
@@ -105,79 +86,39 @@ static int db_status(const char *file, struct db_status *st, char *err, size_t e
         snprintf(err, errlen, "stat %s: %s", file, e);
         return -1;
     }
-    FILE *f = fopen(file, "rb");
-    if (!f) {
+    int fd = open(file, O_RDONLY);
+    if (fd < 0) {
         ctl_go_errno(errno, e, sizeof(e));
         snprintf(err, errlen, "open %s: %s", file, e);
         return -1;
     }
     size_t len = (size_t)sb.st_size;
-    uint8_t *buf = metcd_malloc(len ? len : 1);
-    if (!buf || fread(buf, 1, len, f) != len) {
-        snprintf(err, errlen, "read %s: %s", file, buf ? "short read" : "out of memory");
-        fclose(f);
-        metcd_free(buf);
-        return -1;
-    }
-    fclose(f);
-    /* the database, without the SHA-256 that follows it in a saved snapshot */
-    size_t dblen = len;
-    if (len > 32) {
-        uint8_t sum[32];
-        unsigned int sl = 0;
-        if (EVP_Digest(buf, len - 32, sum, &sl, EVP_sha256(), NULL) == 1 &&
-            !memcmp(sum, buf + len - 32, 32))
-            dblen = len - 32;
-    }
-    char tmpl[] = "/tmp/metcdctl-snapshot-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    int rc = -1;
-    if (!dir) {
-        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
-        metcd_free(buf);
-        return -1;
-    }
-    char db[sizeof(tmpl) + 16];
-    snprintf(db, sizeof(db), "%s/data.mdb", dir);
-    int fd = open(db, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || write(fd, buf, dblen) != (ssize_t)dblen) {
-        snprintf(err, errlen, "write %s: %s", db, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        metcd_free(buf);
-        remove_dir(dir);
-        return -1;
-    }
+    void *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
     close(fd);
-    metcd_free(buf);
-    backend *be = NULL;
-    char berr[256] = "";
-    if (backend_open(&be, dir, NULL, berr, sizeof(berr)) != 0) {
-        snprintf(err, errlen, "%s is not a metcd snapshot: %s", file, berr);
-        remove_dir(dir);
+    if (map == MAP_FAILED) {
+        if (len) {
+            snprintf(err, errlen, "mmap %s: %s", file, strerror(errno));
+        } else {
+            /* what etcdctl says: bbolt tries to initialise the empty file
+             * it opened read-only */
+            snprintf(err, errlen, "write %s: bad file descriptor", file);
+        }
         return -1;
     }
-    int order[BACKEND_NBUCKETS];
-    for (int i = 0; i < BACKEND_NBUCKETS; i++)
-        order[i] = i;
-    qsort(order, BACKEND_NBUCKETS, sizeof(order[0]), by_name);
     struct walk w = {0};
-    rc = 0;
-    for (int i = 0; i < BACKEND_NBUCKETS && rc == 0; i++) {
-        const char *name = backend_bucket_name(order[i]);
-        w.crc = backend_crc32c(w.crc, name, strlen(name));
-        w.is_key = order[i] == BACKEND_KEY;
-        rc = backend_range(be, order[i], NULL, 0, NULL, 0, 0, visit, &w);
+    bbolt_info info;
+    char berr[256] = "";
+    int rc = bbolt_read(map, len, &info, visit, &w, berr, sizeof(berr));
+    munmap(map, len);
+    if (rc) {
+        snprintf(err, errlen, "%s", rc == BBOLT_ECORRUPT ? berr : bbolt_strerror(rc));
+        return -1;
     }
-    if (rc != 0)
-        snprintf(err, errlen, "%s", backend_strerror(rc));
     st->hash = w.crc;
     st->revision = w.rev;
     st->total_key = w.keys;
-    st->total_size = (int64_t)dblen;
-    backend_close(be);
-    remove_dir(dir);
-    return rc == 0 ? 0 : -1;
+    st->total_size = (int64_t)(info.high_water * info.page_size); /* bbolt's Tx.Size */
+    return 0;
 }
 
 static int cmd_status(struct ctl *c, const struct ctl_args *a)
