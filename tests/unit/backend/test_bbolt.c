@@ -82,6 +82,18 @@ static int collect(void *arg, const uint8_t *b, size_t bl, const uint8_t *k, siz
     return s->stop_at && (int)s->n == s->stop_at ? 7 : 0;
 }
 
+/* Reads back the file the test wrote to fd (and closes it): every key
+ * through collect, which must find nothing wrong. Returns the bytes. */
+static uint8_t *read_back(int fd, struct seen *s, size_t *len)
+{
+    uint8_t *buf = slurp(fd, len);
+    close(fd);
+    char err[256] = "";
+    ck_assert_msg(bbolt_read(buf, *len, NULL, collect, s, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(s->bad, 0);
+    return buf;
+}
+
 /* the key of entry i: an etcd revision (8 bytes big-endian main, '_', sub) */
 static void rev_key(uint8_t k[17], uint64_t i)
 {
@@ -164,10 +176,8 @@ START_TEST(test_empty_database)
     /* meta, meta, freelist, the root's empty leaf: bbolt's own fresh file */
     ck_assert_int_eq(size, 4 * BBOLT_PAGE_SIZE);
     size_t len;
-    uint8_t *buf = slurp(fd, &len);
-    close(fd);
     struct seen s = {0};
-    ck_assert_int_eq(bbolt_read(buf, len, NULL, collect, &s, NULL, 0), 0);
+    uint8_t *buf = read_back(fd, &s, &len);
     ck_assert_uint_eq(s.n, 0);
     /* the meta page as bbolt's init writes it */
     ck_assert_uint_eq(buf[16] | buf[17] << 8 | buf[18] << 16 | (uint32_t)buf[19] << 24,
@@ -204,12 +214,8 @@ START_TEST(test_many_buckets_and_stop)
     ck_assert_int_eq(bbolt_writer_finish(w, NULL), 0);
     bbolt_writer_free(w);
     size_t len;
-    uint8_t *buf = slurp(fd, &len);
-    close(fd);
     struct seen s = {0};
-    char err[256];
-    ck_assert_msg(bbolt_read(buf, len, NULL, collect, &s, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(s.bad, 0);
+    uint8_t *buf = read_back(fd, &s, &len);
     ck_assert_uint_eq(s.n, 40);
     ck_assert_uint_eq(s.nbuckets, 40);
     struct seen s2 = {.stop_at = 5};
@@ -244,10 +250,8 @@ START_TEST(test_refusals)
     ck_assert_int_eq(bbolt_writer_bucket(w, "z", 1), BBOLT_EIO);
     bbolt_writer_free(w);
     size_t len;
-    uint8_t *buf = slurp(fd, &len);
-    close(fd);
     struct seen s = {0};
-    ck_assert_int_eq(bbolt_read(buf, len, NULL, collect, &s, NULL, 0), 0);
+    uint8_t *buf = read_back(fd, &s, &len);
     ck_assert_uint_eq(s.n, 3);
     free(buf);
     bbolt_writer_free(NULL);
