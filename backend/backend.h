@@ -135,6 +135,10 @@ int backend_defrag(backend *be);
  * open batch first). Usable for raft snapshots and `snapshot save`. */
 int backend_copy_fd(backend *be, int fd);
 
+/* Whether buf (a file's first bytes) starts like an LMDB database file (the
+ * meta page's magic): metcd's live database rather than a snapshot. */
+int backend_looks_like_lmdb(const void *buf, size_t len);
+
 /* CRC-32C over every bucket (bucket name, then each key and value in
  * order), seeing the open batch. skip(arg, bucket, key) returning nonzero
  * leaves a key out (e.g. meta keys that differ between members). */

@@ -858,3 +858,11 @@ void backend_get_stats(const backend *be, backend_stats *out)
 {
     *out = be->stats;
 }
+
+int backend_looks_like_lmdb(const void *buf, size_t len)
+{
+    /* the first page's header (16 bytes on 64-bit), then MDB_meta's
+     * mm_magic, 0xBEEFC0DE in the host's order */
+    const uint32_t magic = 0xBEEFC0DEu;
+    return len >= 20 && memcmp((const uint8_t *)buf + 16, &magic, 4) == 0;
+}

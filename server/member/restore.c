@@ -200,6 +200,9 @@ int main(int argc, char **argv)
     bbolt_info info;
     int brc = bbolt_read(buf, dblen, &info, NULL, NULL, err, sizeof(err));
     if (brc) {
+        if (backend_looks_like_lmdb(buf, len))
+            snprintf(err, sizeof(err), "it is a metcd data dir's LMDB database; "
+                                       "take a snapshot with `etcdctl snapshot save`");
         fprintf(stderr, "Error: %s is not a snapshot: %s\n", file,
                 brc == BBOLT_ECORRUPT ? err : bbolt_strerror(brc));
         metcd_free(buf);

@@ -125,6 +125,14 @@ def main():
                             "--initial-cluster-token", "t"], capture_output=True, text=True)
         check(r.returncode != 0 and "expected sha256" in r.stderr,
               "a snapshot whose bytes changed is refused (%s)" % r.stderr.strip())
+        # a live data dir's database is not a snapshot: said so, nothing made
+        mdb = os.path.join(src.data_dir, "member", "db", "data.mdb")
+        r = subprocess.run([restore, mdb, "--skip-hash-check", "--name", "m0", "--data-dir",
+                            os.path.join(c.tmp, "mdb"), "--initial-cluster", c.initial],
+                           capture_output=True, text=True)
+        check(r.returncode == 1 and "LMDB database" in r.stderr
+              and not os.path.exists(os.path.join(c.tmp, "mdb")),
+              "a data dir's LMDB file is refused as a snapshot (%s)" % r.stderr.strip())
         for i, name in enumerate(c.names):
             r = subprocess.run([restore, snap, "--name", name, "--data-dir",
                                 os.path.join(c.tmp, name), "--initial-cluster", c.initial,

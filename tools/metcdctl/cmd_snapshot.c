@@ -109,6 +109,9 @@ static int db_status(const char *file, struct db_status *st, char *err, size_t e
     bbolt_info info;
     char berr[256] = "";
     int rc = bbolt_read(map, len, &info, visit, &w, berr, sizeof(berr));
+    if (rc == BBOLT_ECORRUPT && backend_looks_like_lmdb(map, len))
+        snprintf(berr, sizeof(berr), "%s is a metcd data dir's LMDB database, not a snapshot "
+                 "(take one with `snapshot save`)", file);
     munmap(map, len);
     if (rc) {
         snprintf(err, errlen, "%s", rc == BBOLT_ECORRUPT ? berr : bbolt_strerror(rc));

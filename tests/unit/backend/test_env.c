@@ -275,6 +275,15 @@ START_TEST(test_sizes_defrag_and_copy)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(backend_copy_fd(be, fd), 0);
     close(fd);
+    /* and is known for an LMDB file (restore and status say so) */
+    unsigned char head[64];
+    fd = open(path, O_RDONLY);
+    ck_assert_int_eq(read(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+    close(fd);
+    ck_assert(backend_looks_like_lmdb(head, sizeof(head)));
+    ck_assert(!backend_looks_like_lmdb(head, 19));
+    head[17] ^= 1;
+    ck_assert(!backend_looks_like_lmdb(head, sizeof(head)));
     backend *copy = open_be(dir2, &o);
     ck_assert(has(copy, BACKEND_KEY, "zz-after-defrag", "1"));
     uint32_t h1, h2;
