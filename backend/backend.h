@@ -135,6 +135,19 @@ int backend_defrag(backend *be);
  * open batch first). Usable for raft snapshots and `snapshot save`. */
 int backend_copy_fd(backend *be, int fd);
 
+/* A read-only view of the committed database (the open batch is committed
+ * first): an LMDB read transaction of its own, so another thread may read
+ * it while the owner goes on writing. Open and close it anywhere; use it
+ * from one thread at a time. While views are open, growing the map,
+ * backend_defrag and backend_close wait for them to close (LMDB allows
+ * neither a map resize nor closing the environment under a reader), so a
+ * view must not wait on the owner's thread. */
+typedef struct backend_view backend_view;
+int backend_view_open(backend *be, backend_view **out);
+/* Every key of the bucket in order, as backend_range (no bounds, no limit). */
+int backend_view_range(backend_view *v, int bucket, backend_visit_fn fn, void *arg);
+void backend_view_close(backend_view *v);
+
 /* Whether buf (a file's first bytes) starts like an LMDB database file (the
  * meta page's magic): metcd's live database rather than a snapshot. */
 int backend_looks_like_lmdb(const void *buf, size_t len);

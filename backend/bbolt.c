@@ -477,7 +477,7 @@ static int by_name(const void *a, const void *b)
     return strcmp(backend_bucket_name(*(const int *)a), backend_bucket_name(*(const int *)b));
 }
 
-int bbolt_export(struct backend *be, int fd, int64_t *size)
+int bbolt_export(struct backend_view *view, int fd, int64_t *size)
 {
     int order[BACKEND_NBUCKETS];
     for (int i = 0; i < BACKEND_NBUCKETS; i++)
@@ -489,7 +489,7 @@ int bbolt_export(struct backend *be, int fd, int64_t *size)
         const char *name = backend_bucket_name(order[i]);
         rc = bbolt_writer_bucket(w, name, strlen(name));
         if (rc == 0)
-            rc = backend_range(be, order[i], NULL, 0, NULL, 0, 0, export_put, w);
+            rc = backend_view_range(view, order[i], export_put, w);
     }
     if (rc == 0)
         rc = bbolt_writer_finish(w, size);

@@ -68,12 +68,12 @@ void bbolt_writer_free(bbolt_writer *w);
 
 /* ---- from the LMDB backend ---------------------------------------------------- */
 
-struct backend;
+struct backend_view;
 
-/* Writes every bucket of be (as it is now, the open batch included) to fd
- * as a bbolt file: the `snapshot save` image. *size (optional) is its size.
- * Runs on the backend's thread. */
-int bbolt_export(struct backend *be, int fd, int64_t *size);
+/* Writes every bucket of a backend read view (backend_view_open) to fd as
+ * a bbolt file: the `snapshot save` image. *size (optional) is its size.
+ * May run on any thread: the view is an LMDB read transaction. */
+int bbolt_export(struct backend_view *view, int fd, int64_t *size);
 
 /* ---- reader ---------------------------------------------------------------- */
 

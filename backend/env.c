@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,7 +58,22 @@ struct backend {
     struct event *timer;
     backend_stats stats;
     char errmsg[ERRMSG_LEN];
+    /* read views open (backend_view_open), maybe read on other threads:
+     * growing the map, defrag and close wait until there are none */
+    pthread_mutex_t view_mu;
+    pthread_cond_t view_cv;
+    int views;
 };
+
+/* LMDB allows mdb_env_set_mapsize and mdb_env_close only when no
+ * transaction is active in the process: wait for the views to close. */
+static void wait_views(backend *be)
+{
+    pthread_mutex_lock(&be->view_mu);
+    while (be->views)
+        pthread_cond_wait(&be->view_cv, &be->view_mu);
+    pthread_mutex_unlock(&be->view_mu);
+}
 
 static int set_err(backend *be, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -280,6 +296,7 @@ static int grow_and_replay(backend *be, size_t upto, size_t limit)
         size_t next = be->map_size * 2;
         if (next > limit)
             next = limit;
+        wait_views(be);
         int rc = mdb_env_set_mapsize(be->env, next);
         if (rc)
             return rc;
@@ -642,6 +659,8 @@ int backend_open(backend **out, const char *dir, const backend_options *opt, cha
     if (!be->opt.batch_limit)
         be->opt.batch_limit = DEFAULT_LIMIT;
     be->map_size = be->opt.initial_map_size;
+    pthread_mutex_init(&be->view_mu, NULL);
+    pthread_cond_init(&be->view_cv, NULL);
 
     be->dir = metcd_strdup(dir);
     if (!be->dir) {
@@ -675,6 +694,8 @@ err_dir:
 err_be:
     if (errbuf)
         snprintf(errbuf, errlen, "%s", be->errmsg[0] ? be->errmsg : "out of memory");
+    pthread_cond_destroy(&be->view_cv);
+    pthread_mutex_destroy(&be->view_mu);
     metcd_free(be);
     return code;
 }
@@ -689,7 +710,10 @@ void backend_close(backend *be)
         fprintf(stderr, "backend: final commit failed: %s\n", be->errmsg);
     if (be->txn)
         mdb_txn_abort(be->txn);
+    wait_views(be);
     mdb_env_close(be->env);
+    pthread_cond_destroy(&be->view_cv);
+    pthread_mutex_destroy(&be->view_mu);
     metcd_free(be->redo.buf);
     metcd_free(be->dir);
     metcd_free(be);
@@ -761,6 +785,7 @@ int backend_defrag(backend *be)
     int rc = commit_batch(be);
     if (rc)
         return rc;
+    wait_views(be); /* the environment is closed and reopened below */
     size_t dl = strlen(be->dir);
     char *tmpdir = metcd_malloc(dl + 16);
     char *src = metcd_malloc(dl + 32);
@@ -819,6 +844,72 @@ out:
     metcd_free(src);
     metcd_free(dst);
     return rc;
+}
+
+/* ---- read views ------------------------------------------------------------ */
+
+struct backend_view {
+    backend *be;
+    MDB_txn *txn;
+};
+
+int backend_view_open(backend *be, backend_view **out)
+{
+    *out = NULL;
+    int rc = commit_batch(be);
+    if (rc)
+        return rc;
+    backend_view *v = metcd_calloc(1, sizeof(*v));
+    if (!v)
+        return set_err(be, BACKEND_ENOMEM, "out of memory");
+    int mrc = mdb_txn_begin(be->env, NULL, MDB_RDONLY, &v->txn);
+    if (mrc) {
+        metcd_free(v);
+        return lmdb_err(be, mrc, "read view");
+    }
+    v->be = be;
+    pthread_mutex_lock(&be->view_mu);
+    be->views++;
+    pthread_mutex_unlock(&be->view_mu);
+    *out = v;
+    return 0;
+}
+
+int backend_view_range(backend_view *v, int bucket, backend_visit_fn fn, void *arg)
+{
+    if (bucket < 0 || bucket >= BACKEND_NBUCKETS)
+        return BACKEND_EINVAL;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(v->txn, v->be->dbi[bucket], &cur))
+        return BACKEND_EIO;
+    MDB_val k, d;
+    int rc = 0;
+    int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    while (mrc == 0) {
+        rc = fn(arg, (backend_val){k.mv_data, k.mv_size}, (backend_val){d.mv_data, d.mv_size});
+        if (rc)
+            break;
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc > 0)
+        rc = 0;
+    else if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = map_rc(mrc);
+    return rc;
+}
+
+void backend_view_close(backend_view *v)
+{
+    if (!v)
+        return;
+    backend *be = v->be;
+    mdb_txn_abort(v->txn);
+    metcd_free(v);
+    pthread_mutex_lock(&be->view_mu);
+    be->views--;
+    pthread_cond_broadcast(&be->view_cv);
+    pthread_mutex_unlock(&be->view_mu);
 }
 
 /* ---- hash and stats ----------------------------------------------------------- */

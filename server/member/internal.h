@@ -197,6 +197,7 @@ struct member {
     /* peers (peers.c) */
     struct peer_transport *peers;
     int snap_fd;         /* a received database waiting for raft's Ready */
+    struct snap_stream *snap_exports; /* Snapshot RPC exports running (maintenance.c) */
     uint64_t snap_index;
     bool removed;
 
@@ -386,6 +387,7 @@ int metrics_register(member *m, struct rpc_server *srv);
 /* observe.c: /health on srv, and /debug/channelz when debug */
 int observe_register(member *m, struct rpc_server *srv, bool debug);
 void observe_stop(member *m); /* answers health checks in flight */
+void snapshot_stop(member *m); /* joins Snapshot exports still running */
 /* maintenance.c: a MoveLeader waiting for the transfer */
 void move_leader_check(member *m, int64_t now_ms);
 bool member_has_leader(const member *m);

@@ -8,10 +8,13 @@
 #include "common/mem.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,7 +147,13 @@ static void on_defragment(struct rpc_call *call, const ProtobufCMessage *msg)
     rpc_call_reply(call, &resp.base);
 }
 
-/* ---- Snapshot: the database stream, then its SHA-256 (as etcd) ---------------------- */
+/* ---- Snapshot: the database stream, then its SHA-256 (as etcd) ----------------------
+ *
+ * The bbolt image is written by a thread of its own from an LMDB read view,
+ * so the member goes on serving (and heartbeating) while a large database
+ * is exported; the loop learns of the end through an eventfd and streams
+ * the file. A call that goes away meanwhile only marks the stream; the end
+ * of the export frees it. member_stop joins exports still running. */
 
 struct snap_stream {
     member *m;
@@ -153,12 +162,28 @@ struct snap_stream {
     EVP_MD_CTX *sha;
     uint8_t *buf;
     size_t pending_len; /* a chunk read but refused by a full queue */
+    /* the export, while its thread runs */
+    bool exporting;
+    bool cancelled; /* the call ended while exporting */
+    struct rpc_call *call;
+    backend_view *view;
+    pthread_t thread;
+    int efd;
+    struct event *done_ev;
+    int export_rc;
+    int64_t export_size;
+    struct snap_stream *next; /* m->snap_exports */
 };
 
 static void snap_free(struct snap_stream *s)
 {
     if (s->fd >= 0)
         close(s->fd);
+    if (s->done_ev)
+        event_free(s->done_ev);
+    if (s->efd >= 0)
+        close(s->efd);
+    backend_view_close(s->view);
     EVP_MD_CTX_free(s->sha);
     metcd_free(s->buf);
     metcd_free(s);
@@ -229,7 +254,7 @@ static void snap_pump(struct rpc_call *call)
 static void snap_drain(struct rpc_call *call)
 {
     struct snap_stream *s = rpc_call_get_data(call);
-    if (!s)
+    if (!s || s->exporting)
         return;
     if (s->total == -1) {
         /* only the digest is left */
@@ -247,9 +272,84 @@ static void snap_cancel(struct rpc_call *call, enum rpc_code code)
 {
     (void)code;
     struct snap_stream *s = rpc_call_get_data(call);
-    if (s)
-        snap_free(s);
     rpc_call_set_data(call, NULL);
+    if (!s)
+        return;
+    if (s->exporting) {
+        s->cancelled = true; /* snap_export_done frees it */
+        s->call = NULL;
+        return;
+    }
+    snap_free(s);
+}
+
+static void *snap_export_main(void *arg)
+{
+    struct snap_stream *s = arg;
+    s->export_rc = bbolt_export(s->view, s->fd, &s->export_size);
+    backend_view_close(s->view);
+    s->view = NULL;
+    uint64_t one = 1;
+    while (write(s->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/* Takes s off the member's list of running exports and joins its thread. */
+static void snap_export_join(struct snap_stream *s)
+{
+    for (struct snap_stream **pp = &s->m->snap_exports; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_join(s->thread, NULL);
+    s->exporting = false;
+}
+
+static void snap_export_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct snap_stream *s = arg;
+    member *m = s->m;
+    snap_export_join(s);
+    struct rpc_call *call = s->call;
+    if (s->cancelled) {
+        snap_free(s);
+        return;
+    }
+    int rc = s->export_rc;
+    if (rc) {
+        member_logf(m, MLOG_WARN, "etcdserver/api/v3rpc", "failed to write the snapshot: %s",
+                    bbolt_strerror(rc));
+        rpc_call_set_data(call, NULL);
+        snap_free(s);
+        rpc_call_finish(call, RPC_CODE_UNKNOWN, bbolt_strerror(rc));
+        return;
+    }
+    s->total = s->export_size;
+    s->sha = EVP_MD_CTX_new();
+    if (lseek(s->fd, 0, SEEK_SET) != 0 || !s->sha ||
+        EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
+        rpc_call_set_data(call, NULL);
+        snap_free(s);
+        member_fail_call(call, MERR_INTERNAL);
+        return;
+    }
+    member_logf(m, MLOG_INFO, "etcdserver/api/v3rpc",
+                "sending database snapshot to client (%lld bytes)", (long long)s->total);
+    snap_pump(call);
+}
+
+void snapshot_stop(member *m)
+{
+    while (m->snap_exports) {
+        struct snap_stream *s = m->snap_exports;
+        snap_export_join(s); /* the export ends by itself: it waits on nothing */
+        snap_free(s);        /* its call was cancelled with the server */
+    }
 }
 
 static void on_snapshot(struct rpc_call *call, const ProtobufCMessage *msg)
@@ -259,49 +359,49 @@ static void on_snapshot(struct rpc_call *call, const ProtobufCMessage *msg)
     (void)msg;
     member *m = rpc_call_service_data(call);
     struct snap_stream *s = metcd_calloc(1, sizeof(*s));
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/snapshot.XXXXXX", m->db_path);
     if (!s || !(s->buf = metcd_malloc(SNAPSHOT_CHUNK))) {
         metcd_free(s);
         member_fail_call(call, MERR_INTERNAL);
         return;
     }
     s->m = m;
-    s->fd = -1;
+    s->call = call;
+    s->efd = -1;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/snapshot.XXXXXX", m->db_path);
     s->fd = mkstemp(path);
     if (s->fd < 0) {
+        int e = errno;
         snap_free(s);
-        rpc_call_finish(call, RPC_CODE_UNKNOWN, strerror(errno));
+        rpc_call_finish(call, RPC_CODE_UNKNOWN, strerror(e));
         return;
     }
     unlink(path); /* only the descriptor keeps it */
     /* etcd streams its bbolt file, and etcdctl's snapshot status and
-     * restore read what it saved with bbolt: write the buckets as one */
-    int64_t size = 0;
-    int rc = bbolt_export(m->be, s->fd, &size);
+     * restore read what it saved with bbolt: write the buckets as one,
+     * from a read view (what is applied now), on a thread of its own */
+    int rc = backend_view_open(m->be, &s->view);
+    if (rc == 0) {
+        s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        s->done_ev = s->efd >= 0 ? event_new(m->base, s->efd, EV_READ, snap_export_done, s) : NULL;
+        if (!s->done_ev || event_add(s->done_ev, NULL) != 0)
+            rc = MERR_INTERNAL;
+    }
+    if (rc == 0) {
+        s->exporting = true;
+        if (pthread_create(&s->thread, NULL, snap_export_main, s) != 0) {
+            s->exporting = false;
+            rc = MERR_INTERNAL;
+        }
+    }
     if (rc) {
-        member_logf(m, MLOG_WARN, "etcdserver/api/v3rpc", "failed to write the snapshot: %s",
-                    bbolt_strerror(rc));
         snap_free(s);
-        rpc_call_finish(call, RPC_CODE_UNKNOWN, bbolt_strerror(rc));
+        member_fail_call(call, rc);
         return;
     }
-    if (lseek(s->fd, 0, SEEK_SET) != 0) {
-        snap_free(s);
-        member_fail_call(call, MERR_INTERNAL);
-        return;
-    }
-    s->total = size;
-    s->sha = EVP_MD_CTX_new();
-    if (!s->sha || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
-        snap_free(s);
-        member_fail_call(call, MERR_INTERNAL);
-        return;
-    }
-    member_logf(m, MLOG_INFO, "etcdserver/api/v3rpc",
-                "sending database snapshot to client (%lld bytes)", (long long)s->total);
+    s->next = m->snap_exports;
+    m->snap_exports = s;
     rpc_call_set_data(call, s);
-    snap_pump(call);
 }
 
 /* ---- Alarm / MoveLeader -------------------------------------------------------------- */

@@ -460,6 +460,7 @@ void member_stop(member *m)
     m->metrics_rpc = NULL;
     rpc_server_free(m->rpc); /* cancels the watch streams too */
     m->rpc = NULL;
+    snapshot_stop(m); /* after the server: their calls are gone */
     SSL_CTX_free(m->client_tls);
     SSL_CTX_free(m->client_dial_tls);
     m->client_tls = m->client_dial_tls = NULL;

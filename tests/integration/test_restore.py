@@ -77,7 +77,7 @@ def cross_checks(metcd, metcdctl, restore, snap, rev, check):
         check(len(r.stdout.split()) == 50, "metcd restored from etcd's snapshot holds its keys")
         r = other.ctl("get", "leased", "-w", "json")
         kv = json.loads(r.stdout)
-        check(kv["header"]["revision"] == erev and "%x" % kv["kvs"][0]["lease"] == lease,
+        check(kv["header"]["revision"] == erev and kv["kvs"][0]["lease"] == int(lease, 16),
               "with its revision and the key's lease")
         r = other.ctl("lease", "timetolive", lease)
         check(r.returncode == 0 and "remaining" in r.stdout and "granted with TTL(300s)" in r.stdout,

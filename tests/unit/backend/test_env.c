@@ -1,12 +1,14 @@
 /* LMDB environment: batches and their visibility, durability across
  * reopen, batch limit and interval commits, map growth with replay, the
- * quota, sizes, defrag, consistent copies, bad input. */
+ * quota, sizes, defrag, consistent copies, read views on other threads,
+ * bad input. */
 #include "backend/backend.h"
 #include "common/mem.h"
 
 #include <check.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,82 @@ START_TEST(test_map_grows_and_keeps_batch)
 }
 END_TEST
 
+/* A read view is read on another thread while the owner writes; the map
+ * growth those writes need waits for the view to close (LMDB forbids a
+ * resize under a reader), and the view sees only what came before it. */
+struct view_reader {
+    backend_view *view;
+    size_t keys;
+    int rc;
+    int closed; /* set just before the view closes */
+};
+
+static int count_key(void *arg, backend_val k, backend_val v)
+{
+    (void)k;
+    (void)v;
+    ((struct view_reader *)arg)->keys++;
+    return 0;
+}
+
+static void *read_view(void *arg)
+{
+    struct view_reader *r = arg;
+    usleep(300 * 1000); /* the owner is growing the map meanwhile */
+    r->rc = backend_view_range(r->view, BACKEND_KEY, count_key, r);
+    __atomic_store_n(&r->closed, 1, __ATOMIC_SEQ_CST);
+    backend_view_close(r->view);
+    return NULL;
+}
+
+START_TEST(test_view_on_another_thread)
+{
+    char *dir = tmpdir_new();
+    backend_options o = {.initial_map_size = 1 << 20, .max_map_size = 64 << 20,
+                         .batch_limit = 100000, .no_sync = 1};
+    backend *be = open_be(dir, &o);
+    char val[1000];
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < 100; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "a%07d", i);
+        ck_assert_int_eq(backend_put(be, BACKEND_KEY, k, 8, val, sizeof(val), 0), 0);
+    }
+    struct view_reader r = {0};
+    ck_assert_int_eq(backend_view_open(be, &r.view), 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, read_view, &r), 0);
+    /* ~8 MiB more: the map must grow, which waits for the view */
+    for (int i = 0; i < 8000; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "b%07d", i);
+        ck_assert_int_eq(backend_put(be, BACKEND_KEY, k, 8, val, sizeof(val), 0), 0);
+    }
+    backend_stats st;
+    backend_get_stats(be, &st);
+    ck_assert_uint_ge(st.grows, 1);
+    ck_assert_int_eq(__atomic_load_n(&r.closed, __ATOMIC_SEQ_CST), 1);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_uint_eq(r.keys, 100);
+    backend_val v;
+    ck_assert_int_eq(backend_get(be, BACKEND_KEY, "b0007999", 8, &v), 0);
+    /* a view outlives nothing: close and defrag wait for open ones */
+    ck_assert_int_eq(backend_view_open(be, &r.view), 0);
+    r.keys = 0;
+    __atomic_store_n(&r.closed, 0, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(pthread_create(&th, NULL, read_view, &r), 0);
+    ck_assert_int_eq(backend_defrag(be), 0);
+    ck_assert_int_eq(__atomic_load_n(&r.closed, __ATOMIC_SEQ_CST), 1);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(r.keys, 8100);
+    ck_assert_int_eq(backend_view_range(NULL, -1, count_key, &r), BACKEND_EINVAL);
+    backend_view_close(NULL);
+    backend_close(be);
+    tmpdir_rm(dir);
+}
+END_TEST
+
 START_TEST(test_quota_refuses_and_keeps_batch)
 {
     char *dir = tmpdir_new();
@@ -363,6 +441,7 @@ int main(void)
     tcase_add_test(tc, test_batch_limit_commits);
     tcase_add_test(tc, test_interval_timer_commits);
     tcase_add_test(tc, test_map_grows_and_keeps_batch);
+    tcase_add_test(tc, test_view_on_another_thread);
     tcase_add_test(tc, test_quota_refuses_and_keeps_batch);
     tcase_add_test(tc, test_sizes_defrag_and_copy);
     tcase_add_test(tc, test_bad_input_and_corrupt_file);
