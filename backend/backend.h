@@ -137,8 +137,8 @@ int backend_copy_fd(backend *be, int fd);
 
 /* A read-only view of the committed database (the open batch is committed
  * first): an LMDB read transaction of its own, so another thread may read
- * it while the owner goes on writing. Open and close it anywhere; use it
- * from one thread at a time. While views are open, growing the map,
+ * it while the owner goes on writing. Open it on the owner's thread (as
+ * every other call); read and close it from any one thread at a time. While views are open, growing the map,
  * backend_defrag and backend_close wait for them to close (LMDB allows
  * neither a map resize nor closing the environment under a reader), so a
  * view must not wait on the owner's thread. */
