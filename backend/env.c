@@ -520,18 +520,19 @@ static int key_before(const MDB_val *k, const void *end, size_t elen)
     return c < 0 || (c == 0 && k->mv_size < elen);
 }
 
-int backend_range(backend *be, int bucket, const void *start, size_t slen, const void *end,
-                  size_t elen, size_t limit, backend_visit_fn fn, void *arg)
+/* Visits [start, end) of one bucket through txn's cursor (see
+ * backend_range). Returns the visitor's negative code, or 0 with the
+ * cursor's own failure (other than the end) in *mdb_rc. */
+static int cursor_walk(MDB_txn *txn, MDB_dbi dbi, const void *start, size_t slen,
+                       const void *end, size_t elen, size_t limit, backend_visit_fn fn, void *arg,
+                       int *mdb_rc)
 {
-    if (bucket < 0 || bucket >= BACKEND_NBUCKETS)
-        return set_err(be, BACKEND_EINVAL, "no bucket %d", bucket);
-    int rc = begin_batch(be);
-    if (rc)
-        return rc;
     MDB_cursor *c;
-    rc = mdb_cursor_open(be->txn, be->dbi[bucket], &c);
-    if (rc)
-        return lmdb_err(be, rc, "cursor");
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc) {
+        *mdb_rc = rc;
+        return 0;
+    }
     MDB_val k = {slen, (void *)start}, v;
     rc = mdb_cursor_get(c, &k, &v, (start && slen) ? MDB_SET_RANGE : MDB_FIRST);
     size_t n = 0;
@@ -547,11 +548,23 @@ int backend_range(backend *be, int bucket, const void *start, size_t slen, const
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
-    if (ret < 0)
-        return ret;
-    if (rc && rc != MDB_NOTFOUND)
-        return lmdb_err(be, rc, "range");
-    return 0;
+    *mdb_rc = rc == MDB_NOTFOUND ? 0 : rc;
+    return ret < 0 ? ret : 0;
+}
+
+int backend_range(backend *be, int bucket, const void *start, size_t slen, const void *end,
+                  size_t elen, size_t limit, backend_visit_fn fn, void *arg)
+{
+    if (bucket < 0 || bucket >= BACKEND_NBUCKETS)
+        return set_err(be, BACKEND_EINVAL, "no bucket %d", bucket);
+    int rc = begin_batch(be);
+    if (rc)
+        return rc;
+    int mrc = 0;
+    rc = cursor_walk(be->txn, be->dbi[bucket], start, slen, end, elen, limit, fn, arg, &mrc);
+    if (rc)
+        return rc;
+    return mrc ? lmdb_err(be, mrc, "range") : 0;
 }
 
 int backend_commit(backend *be)
@@ -879,24 +892,10 @@ int backend_view_range(backend_view *v, int bucket, backend_visit_fn fn, void *a
 {
     if (bucket < 0 || bucket >= BACKEND_NBUCKETS)
         return BACKEND_EINVAL;
-    MDB_cursor *cur;
-    if (mdb_cursor_open(v->txn, v->be->dbi[bucket], &cur))
-        return BACKEND_EIO;
-    MDB_val k, d;
-    int rc = 0;
-    int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
-    while (mrc == 0) {
-        rc = fn(arg, (backend_val){k.mv_data, k.mv_size}, (backend_val){d.mv_data, d.mv_size});
-        if (rc)
-            break;
-        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (rc > 0)
-        rc = 0;
-    else if (rc == 0 && mrc != MDB_NOTFOUND)
-        rc = map_rc(mrc);
-    return rc;
+    /* not lmdb_err: the error text belongs to the owner's thread */
+    int mrc = 0;
+    int rc = cursor_walk(v->txn, v->be->dbi[bucket], NULL, 0, NULL, 0, 0, fn, arg, &mrc);
+    return rc ? rc : map_rc(mrc);
 }
 
 void backend_view_close(backend_view *v)
