@@ -106,10 +106,10 @@ struct bbolt_writer {
     size_t nelem, elem_cap;
     uint8_t *data;
     size_t dlen, dcap;
-    /* the last key put in the current bucket (for the order check) */
+    /* the last key put in the current bucket (for the order check); keys
+     * are never empty, so last_len 0 means none yet */
     uint8_t *last;
     size_t last_len, last_cap;
-    bool have_last;
     struct refs level;   /* pages written for the tree being built */
     struct refs buckets; /* closed buckets: name -> root page */
     uint8_t *page;       /* scratch for one page run */
@@ -370,7 +370,7 @@ int bbolt_writer_bucket(bbolt_writer *w, const void *name, size_t len)
         rc = refs_add(&w->buckets, name, len, 0);
     if (rc == 0) {
         w->in_bucket = true;
-        w->have_last = false;
+        w->last_len = 0;
     }
     return fail(w, rc);
 }
@@ -383,7 +383,7 @@ int bbolt_writer_put(bbolt_writer *w, const void *key, size_t klen, const void *
         return BBOLT_EORDER;
     if (klen == 0 || klen > BBOLT_MAX_KEY || vlen > BBOLT_MAX_VALUE)
         return BBOLT_ESIZE;
-    if (w->have_last && cmp_bytes(w->last, w->last_len, key, klen) >= 0)
+    if (w->last_len && cmp_bytes(w->last, w->last_len, key, klen) >= 0)
         return BBOLT_EORDER;
     if (klen > w->last_cap) {
         uint8_t *l = metcd_realloc(w->last, klen);
@@ -397,7 +397,6 @@ int bbolt_writer_put(bbolt_writer *w, const void *key, size_t klen, const void *
         return fail(w, rc);
     memcpy(w->last, key, klen);
     w->last_len = klen;
-    w->have_last = true;
     return 0;
 }
 

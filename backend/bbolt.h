@@ -35,7 +35,8 @@
 enum bbolt_error {
     BBOLT_OK = 0,
     BBOLT_ENOMEM = -1070,  /* allocation failed */
-    BBOLT_EIO = -1071,     /* the file could not be written (errno kept) */
+    BBOLT_EIO = -1071,     /* the file could not be written, or the writer
+                              already failed or finished */
     BBOLT_EORDER = -1072,  /* a bucket or key not in ascending order */
     BBOLT_ESIZE = -1073,   /* an empty or too large key, or too large value */
     BBOLT_ECORRUPT = -1074 /* the reader met something that is not bbolt */

@@ -164,8 +164,7 @@ struct snap_stream {
     size_t pending_len; /* a chunk read but refused by a full queue */
     /* the export, while its thread runs */
     bool exporting;
-    bool cancelled; /* the call ended while exporting */
-    struct rpc_call *call;
+    struct rpc_call *call; /* NULL once the call ended during the export */
     backend_view *view;
     pthread_t thread;
     int efd;
@@ -276,8 +275,7 @@ static void snap_cancel(struct rpc_call *call, enum rpc_code code)
     if (!s)
         return;
     if (s->exporting) {
-        s->cancelled = true; /* snap_export_done frees it */
-        s->call = NULL;
+        s->call = NULL; /* snap_export_done frees it */
         return;
     }
     snap_free(s);
@@ -316,7 +314,7 @@ static void snap_export_done(evutil_socket_t fd, short what, void *arg)
     member *m = s->m;
     snap_export_join(s);
     struct rpc_call *call = s->call;
-    if (s->cancelled) {
+    if (!call) { /* the call went away meanwhile */
         snap_free(s);
         return;
     }
