@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,22 +53,27 @@ static int mkdirs(const char *path)
     return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
+/* Maps the snapshot file read-only (a large one is not copied into the
+ * heap); NULL with errno set, or EINVAL for an empty file. */
+static uint8_t *map_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 ? metcd_malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        metcd_free(buf);
-        buf = NULL;
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &st) == 0) {
+        errno = EINVAL;
+        if (st.st_size > 0)
+            p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     }
-    fclose(f);
-    *len = buf ? (size_t)n : 0;
-    return buf;
+    int e = errno;
+    close(fd);
+    errno = e;
+    if (p == MAP_FAILED)
+        return NULL;
+    *len = (size_t)st.st_size;
+    return p;
 }
 
 /* Go's %v of a []byte: [1 2 3] */
@@ -169,11 +175,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "Error: data-dir \"%s\" exists\n", dir);
         return 1;
     }
-    size_t len;
-    errno = 0;
-    uint8_t *buf = read_file(file, &len);
+    size_t len = 0;
+    uint8_t *buf = map_file(file, &len);
     if (!buf) {
-        fprintf(stderr, "Error: open %s: %s\n", file, errno ? strerror(errno) : "empty file");
+        fprintf(stderr, "Error: open %s: %s\n", file,
+                errno == EINVAL ? "empty file" : strerror(errno));
         return 1;
     }
     size_t dblen = len;
@@ -188,43 +194,46 @@ int main(int argc, char **argv)
             fprintf(stderr, ", got ");
             go_bytes(stderr, sum, 32);
             fprintf(stderr, "\n");
-            metcd_free(buf);
+            munmap(buf, len);
             return 1;
         }
     } else if (!skip_hash) {
         fprintf(stderr, "Error: snapshot missing hash but --skip-hash-check=false\n");
-        metcd_free(buf);
+        munmap(buf, len);
         return 1;
     }
     char err[512];
-    bbolt_info info;
-    int brc = bbolt_read(buf, dblen, &info, NULL, NULL, err, sizeof(err));
+    int brc = bbolt_read(buf, dblen, NULL, NULL, NULL, err, sizeof(err));
     if (brc) {
         if (backend_looks_like_lmdb(buf, len))
             snprintf(err, sizeof(err), "it is a metcd data dir's LMDB database; "
                                        "take a snapshot with `etcdctl snapshot save`");
         fprintf(stderr, "Error: %s is not a snapshot: %s\n", file,
                 brc == BBOLT_ECORRUPT ? err : bbolt_strerror(brc));
-        metcd_free(buf);
+        munmap(buf, len);
         return 1;
     }
     struct ids_cluster cl = {0};
     if (ids_cluster_parse(&cl, initial, token, err, sizeof(err)) != 0) {
         fprintf(stderr, "Error: %s\n", err);
-        metcd_free(buf);
+        munmap(buf, len);
         return 1;
     }
     snprintf(path, sizeof(path), "%s/member/db", dir);
     backend *be = NULL;
-    if (mkdirs(path) != 0 || backend_open(&be, path, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "Error: cannot create %s: %s\n", path, be ? err : strerror(errno));
-        metcd_free(buf);
+    if (mkdirs(path) != 0)
+        snprintf(err, sizeof(err), "%s", strerror(errno));
+    else
+        backend_open(&be, path, NULL, err, sizeof(err));
+    if (!be) {
+        fprintf(stderr, "Error: cannot create %s: %s\n", path, err);
+        munmap(buf, len);
         ids_cluster_free(&cl);
         return 1;
     }
     struct load ld = {.be = be};
     brc = bbolt_read(buf, dblen, NULL, load_one, &ld, err, sizeof(err));
-    metcd_free(buf);
+    munmap(buf, len);
     if (brc) {
         fprintf(stderr, "Error: cannot restore %s: %s\n", file,
                 brc == BBOLT_ECORRUPT ? err : ld.rc ? backend_strerror(ld.rc) : bbolt_strerror(brc));
