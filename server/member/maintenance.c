@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define SNAPSHOT_CHUNK (32 * 1024) /* etcd's snapshotSendBufferSize */
+#define SNAPSHOT_MAX_EXPORTS 4     /* threads writing snapshot images at once */
 
 bool member_has_leader(const member *m)
 {
@@ -356,6 +357,13 @@ static void on_snapshot(struct rpc_call *call, const ProtobufCMessage *msg)
         return;
     (void)msg;
     member *m = rpc_call_service_data(call);
+    size_t running = 0;
+    for (const struct snap_stream *e = m->snap_exports; e; e = e->next)
+        running++;
+    if (running >= SNAPSHOT_MAX_EXPORTS) { /* each is a thread and a database-sized file */
+        member_fail_call(call, MERR_TOO_MANY_REQUESTS);
+        return;
+    }
     struct snap_stream *s = metcd_calloc(1, sizeof(*s));
     if (!s || !(s->buf = metcd_malloc(SNAPSHOT_CHUNK))) {
         metcd_free(s);
